@@ -1,0 +1,140 @@
+"""Change capture: database triggers that append to ``change_events``.
+
+Installed by ``apptflow db init`` / ``db upgrade`` (and reinstalled every time,
+so a trigger change needs no migration). Every insert, delete and update of a
+watched column becomes one row in ``change_events`` inside the writer's own
+transaction: nothing is lost while the daemon is down, a rolled-back change
+leaves nothing behind, and every intermediate status is seen.
+
+On PostgreSQL the trigger also ``pg_notify``-s :data:`NOTIFY_CHANNEL` with the
+table name, so a listening daemon wakes at once. A ``set_status`` action marks
+its own writes with the chain depth (``SET LOCAL apptflow.depth`` on
+PostgreSQL; see :func:`db.queries.set_appointment_status` for SQLite).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy import text
+from sqlalchemy.engine import Connection
+
+NOTIFY_CHANNEL = "apptflow_events"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Watch:
+    """A captured table: which columns an update must touch to count, and which are recorded."""
+
+    table: str
+    watched: tuple[str, ...]
+    # SQLite only: columns whose values go into the event (JSON-valued
+    # columns are left out there: a malformed value written by hand would
+    # make the writer's own statement fail).
+    recorded_sqlite: tuple[str, ...] | None = None
+
+
+WATCHES = (
+    Watch(
+        table="appointments",
+        watched=(
+            "customer_id", "service_id", "staff_id", "location_id",
+            "starts_at", "ends_at", "status", "locale",
+        ),
+    ),
+    Watch(table="customers", watched=("locale", "timezone")),
+    Watch(
+        table="workflows",
+        watched=("name", "enabled", "trigger_type", "trigger", "filters"),
+        recorded_sqlite=("name", "enabled", "trigger_type"),
+    ),
+    Watch(
+        table="workflow_actions",
+        watched=("workflow_id", "position", "type", "config"),
+        recorded_sqlite=("workflow_id", "position", "type"),
+    ),
+)
+
+_PG_FUNCTION = f"""
+CREATE OR REPLACE FUNCTION apptflow_capture() RETURNS trigger
+LANGUAGE plpgsql AS $$
+DECLARE
+    old_doc jsonb;
+    new_doc jsonb;
+    chain_depth integer;
+BEGIN
+    IF TG_OP <> 'INSERT' THEN
+        SELECT jsonb_object_agg(key, value) INTO old_doc
+        FROM jsonb_each(to_jsonb(OLD)) WHERE key = ANY(TG_ARGV);
+    END IF;
+    IF TG_OP <> 'DELETE' THEN
+        SELECT jsonb_object_agg(key, value) INTO new_doc
+        FROM jsonb_each(to_jsonb(NEW)) WHERE key = ANY(TG_ARGV);
+    END IF;
+    IF TG_OP = 'UPDATE' AND old_doc IS NOT DISTINCT FROM new_doc THEN
+        RETURN NULL;
+    END IF;
+    chain_depth := coalesce(nullif(current_setting('apptflow.depth', true), ''), '0')::integer;
+    INSERT INTO change_events (table_name, row_id, op, old, new, depth)
+    VALUES (TG_TABLE_NAME,
+            CASE WHEN TG_OP = 'DELETE' THEN OLD.id ELSE NEW.id END,
+            TG_OP, old_doc, new_doc, chain_depth);
+    PERFORM pg_notify('{NOTIFY_CHANNEL}', TG_TABLE_NAME);
+    RETURN NULL;
+END;
+$$
+"""
+
+
+def _pg_statements(watch: Watch) -> list[str]:
+    args = ", ".join(f"'{column}'" for column in watch.watched)
+    name = f"apptflow_capture_{watch.table}"
+    return [
+        f"DROP TRIGGER IF EXISTS {name} ON {watch.table}",
+        f"CREATE TRIGGER {name} AFTER INSERT OR UPDATE OR DELETE ON {watch.table} "
+        f"FOR EACH ROW EXECUTE FUNCTION apptflow_capture({args})",
+    ]
+
+
+def _sqlite_doc(row: str, columns: tuple[str, ...]) -> str:
+    pairs = ", ".join(f"'{column}', {row}.{column}" for column in columns)
+    return f"json_object({pairs})"
+
+
+def _sqlite_statements(watch: Watch) -> list[str]:
+    recorded = watch.recorded_sqlite or watch.watched
+    table = watch.table
+    changed = " OR ".join(f"OLD.{c} IS NOT NEW.{c}" for c in watch.watched)
+    insert = (
+        "INSERT INTO change_events (table_name, row_id, op, old, new) "
+        f"VALUES ('{table}', {{row}}.id, '{{op}}', {{old}}, {{new}});"
+    )
+    bodies = {
+        "insert": ("AFTER INSERT", "", insert.format(
+            row="NEW", op="INSERT", old="NULL", new=_sqlite_doc("NEW", recorded))),
+        "update": (f"AFTER UPDATE OF {', '.join(watch.watched)}", f"WHEN {changed}", insert.format(
+            row="NEW", op="UPDATE", old=_sqlite_doc("OLD", recorded), new=_sqlite_doc("NEW", recorded))),
+        "delete": ("AFTER DELETE", "", insert.format(
+            row="OLD", op="DELETE", old=_sqlite_doc("OLD", recorded), new="NULL")),
+    }
+    statements = []
+    for op, (timing, when, body) in bodies.items():
+        name = f"apptflow_capture_{table}_{op}"
+        statements.append(f"DROP TRIGGER IF EXISTS {name}")
+        statements.append(
+            f"CREATE TRIGGER {name} {timing} ON {table} FOR EACH ROW {when} BEGIN {body} END"
+        )
+    return statements
+
+
+def install_triggers(conn: Connection) -> None:
+    """(Re)install the change-capture triggers for the connection's dialect."""
+    if conn.dialect.name == "postgresql":
+        conn.execute(text(_PG_FUNCTION))
+        statements = [s for w in WATCHES for s in _pg_statements(w)]
+    elif conn.dialect.name == "sqlite":
+        statements = [s for w in WATCHES for s in _sqlite_statements(w)]
+    else:
+        raise NotImplementedError(f"change capture is not available on {conn.dialect.name}")
+    for statement in statements:
+        conn.exec_driver_sql(statement)

@@ -1,0 +1,50 @@
+"""Engines from a database URL, set up the way apptflow needs them on each dialect."""
+
+from __future__ import annotations
+
+from sqlalchemy import create_engine, event
+from sqlalchemy.engine import Engine, URL, make_url
+
+DEFAULT_URL = "sqlite:///apptflow.db"
+
+
+def normalise_url(url: str | URL) -> URL:
+    """Use psycopg 3 for PostgreSQL whatever driver the URL names (or none)."""
+    url = make_url(url)
+    if url.get_backend_name() == "postgresql" and url.get_driver_name() != "psycopg":
+        url = url.set(drivername="postgresql+psycopg")
+    return url
+
+
+def connect(url: str | URL = DEFAULT_URL, **engine_options) -> Engine:
+    """An engine for *url*: psycopg 3 on PostgreSQL; WAL, foreign keys and write-locking transactions on SQLite."""
+    url = normalise_url(url)
+    if url.get_backend_name() == "sqlite":
+        return _sqlite_engine(url, **engine_options)
+    return create_engine(url, pool_pre_ping=True, **engine_options)
+
+
+def _sqlite_engine(url: URL, **engine_options) -> Engine:
+    engine = create_engine(
+        url, connect_args={"timeout": 30, "check_same_thread": False}, **engine_options
+    )
+
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection, _record):
+        # Take transaction control away from the sqlite3 module: SQLAlchemy's
+        # "begin" event below emits BEGIN IMMEDIATE, so a transaction that will
+        # write holds the write lock from its start and never fails on upgrading
+        # a read lock (which busy_timeout cannot wait out).
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA foreign_keys = ON")
+        cursor.execute("PRAGMA busy_timeout = 30000")
+        if url.database not in (None, "", ":memory:"):
+            cursor.execute("PRAGMA journal_mode = WAL")
+        cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(conn):
+        conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+    return engine

@@ -1,0 +1,210 @@
+"""Every table apptflow reads or writes, in one SQLAlchemy ``MetaData``.
+
+Three groups: the booking tables (the contract with the booking application),
+the workflow tables (what admins edit, by CLI or SQL) and the engine tables
+(change capture and the delivery outbox). APScheduler's ``apscheduler_jobs``
+is created by APScheduler itself.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Column,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    Numeric,
+    Table,
+    Text,
+    UniqueConstraint,
+    text,
+)
+from sqlalchemy.ext.compiler import compiles
+from sqlalchemy.sql.expression import FunctionElement
+
+from db.types import JSONDocument, UTCDateTime
+
+metadata = MetaData()
+
+# SQLite only auto-assigns INTEGER PRIMARY KEY, not BIGINT.
+BigId = BigInteger().with_variant(Integer(), "sqlite")
+
+
+class utcnow(FunctionElement):
+    """The current time as the column type stores it, usable as a server default."""
+
+    type = UTCDateTime()
+    inherit_cache = True
+
+
+@compiles(utcnow, "postgresql")
+def _utcnow_pg(element, compiler, **kw):
+    return "now()"
+
+
+@compiles(utcnow, "sqlite")
+def _utcnow_sqlite(element, compiler, **kw):
+    return "(strftime('%Y-%m-%dT%H:%M:%f+00:00', 'now'))"
+
+
+def _created_at() -> Column:
+    return Column("created_at", UTCDateTime(), nullable=False, server_default=utcnow())
+
+
+def _updated_at() -> Column:
+    return Column("updated_at", UTCDateTime(), nullable=False, server_default=utcnow())
+
+
+# --- booking tables ---------------------------------------------------------
+
+locations = Table(
+    "locations",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("name", Text, nullable=False),
+    Column("address", Text),
+    Column("timezone", Text, nullable=False, server_default="UTC"),
+)
+
+services = Table(
+    "services",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("name", Text, nullable=False),
+    Column("price", Numeric(12, 2)),
+    Column("duration_minutes", Integer),
+)
+
+staff = Table(
+    "staff",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("name", Text, nullable=False),
+    Column("email", Text),
+    Column("phone", Text),
+    Column("telegram_chat_id", Text),
+)
+
+customers = Table(
+    "customers",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("first_name", Text),
+    Column("last_name", Text),
+    Column("email", Text),
+    Column("phone", Text),
+    Column("locale", Text),
+    Column("timezone", Text),
+    Column("telegram_chat_id", Text),
+    Column("custom", JSONDocument),
+    _created_at(),
+)
+
+appointments = Table(
+    "appointments",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("customer_id", Integer, ForeignKey("customers.id")),
+    Column("service_id", Integer, ForeignKey("services.id")),
+    Column("staff_id", Integer, ForeignKey("staff.id")),
+    Column("location_id", Integer, ForeignKey("locations.id")),
+    Column("starts_at", UTCDateTime(), nullable=False),
+    Column("ends_at", UTCDateTime(), nullable=False),
+    Column("status", Text, nullable=False, server_default="pending"),
+    Column("started_by", Text, nullable=False, server_default="frontend"),
+    Column("locale", Text),
+    Column("custom", JSONDocument),
+    _created_at(),
+    _updated_at(),
+)
+
+# --- workflow tables --------------------------------------------------------
+
+workflows = Table(
+    "workflows",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("name", Text, nullable=False, unique=True),
+    Column("enabled", Boolean, nullable=False, server_default=text("true")),
+    Column("trigger_type", Text, nullable=False),
+    # trigger parameters: offset, grace, from, to
+    Column("trigger", JSONDocument, nullable=False, server_default=text("'{}'")),
+    Column("filters", JSONDocument, nullable=False, server_default=text("'{}'")),
+    # filled by apptflow when the row (or one of its actions) is invalid
+    Column("error", Text),
+    _created_at(),
+    _updated_at(),
+)
+
+workflow_actions = Table(
+    "workflow_actions",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column(
+        "workflow_id",
+        Integer,
+        ForeignKey("workflows.id", ondelete="CASCADE"),
+        nullable=False,
+    ),
+    Column("position", Integer, nullable=False),
+    Column("type", Text, nullable=False),
+    # every field of the action but its type: to, subject, body, url, ...
+    Column("config", JSONDocument, nullable=False, server_default=text("'{}'")),
+    UniqueConstraint("workflow_id", "position"),
+)
+
+# --- engine tables ----------------------------------------------------------
+
+change_events = Table(
+    "change_events",
+    metadata,
+    Column("id", BigId, primary_key=True),
+    Column("table_name", Text, nullable=False),
+    Column("row_id", BigInteger, nullable=False),
+    Column("op", Text, nullable=False),  # INSERT | UPDATE | DELETE
+    Column("old", JSONDocument),
+    Column("new", JSONDocument),
+    # set_status chain depth of the change that caused this event (0 = from outside)
+    Column("depth", Integer, nullable=False, server_default=text("0")),
+    _created_at(),
+    Column("processed_at", UTCDateTime()),
+)
+Index("change_events_pending", change_events.c.processed_at, change_events.c.id)
+
+deliveries = Table(
+    "deliveries",
+    metadata,
+    Column("id", BigId, primary_key=True),
+    # (workflow, action, subject, occurrence): a replay cannot insert twice
+    Column("idempotency_key", Text, nullable=False, unique=True),
+    Column("workflow_id", Integer, nullable=False),
+    Column("action_id", Integer),
+    Column("action_position", Integer, nullable=False),
+    Column("action_type", Text, nullable=False),
+    Column("subject_table", Text, nullable=False),  # appointments | customers
+    Column("subject_id", BigInteger, nullable=False),
+    Column("event_id", BigInteger),
+    Column("occurrence", Text, nullable=False),
+    # what the trigger adds to the template context: old/new status, fire time, ...
+    Column("context", JSONDocument, nullable=False, server_default=text("'{}'")),
+    Column("depth", Integer, nullable=False, server_default=text("0")),
+    # pending | sending | sent | dead | unknown | skipped | missed
+    Column("status", Text, nullable=False, server_default="pending"),
+    Column("attempts", Integer, nullable=False, server_default=text("0")),
+    Column("next_attempt_at", UTCDateTime(), nullable=False, server_default=utcnow()),
+    Column("lease_until", UTCDateTime()),
+    Column("recipients", Text),
+    Column("rendered", JSONDocument),
+    Column("provider_id", Text),
+    Column("error", Text),
+    _created_at(),
+    _updated_at(),
+    Column("sent_at", UTCDateTime()),
+)
+Index("deliveries_due", deliveries.c.status, deliveries.c.next_attempt_at)
+Index("deliveries_by_workflow", deliveries.c.workflow_id, deliveries.c.id)
+
+BOOKING_TABLES = (locations, services, staff, customers, appointments)

@@ -1,0 +1,57 @@
+"""Column types that behave the same on PostgreSQL and SQLite."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from sqlalchemy import JSON, DateTime, String
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.types import TypeDecorator
+
+UTC = dt.timezone.utc
+
+
+def to_utc(value: dt.datetime) -> dt.datetime:
+    """Return *value* in UTC; a naive datetime is taken to be UTC already."""
+    if value.tzinfo is None:
+        return value.replace(tzinfo=UTC)
+    return value.astimezone(UTC)
+
+
+def parse_timestamp(text: str) -> dt.datetime:
+    """Parse what a booking application may write into a SQLite time column."""
+    return to_utc(dt.datetime.fromisoformat(text.strip()))
+
+
+class UTCDateTime(TypeDecorator):
+    """Timezone-aware UTC time: ``timestamptz`` on PostgreSQL, ISO 8601 text with offset on SQLite.
+
+    Values read back are always aware and in UTC, whatever offset the writer used.
+    """
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def load_dialect_impl(self, dialect):
+        if dialect.name == "sqlite":
+            return dialect.type_descriptor(String(40))
+        return dialect.type_descriptor(DateTime(timezone=True))
+
+    def process_bind_param(self, value, dialect):
+        if value is None:
+            return None
+        if isinstance(value, str):
+            value = parse_timestamp(value)
+        value = to_utc(value)
+        return value.isoformat() if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value, dialect):
+        if value is None:
+            return None
+        if isinstance(value, str):
+            return parse_timestamp(value)
+        return to_utc(value)
+
+
+# JSONB on PostgreSQL (indexable, compact), JSON text elsewhere.
+JSONDocument = JSON().with_variant(JSONB(), "postgresql")

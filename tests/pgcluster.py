@@ -1,0 +1,100 @@
+"""A throwaway PostgreSQL cluster on loopback for the test session.
+
+Uses Debian's server binaries. ``initdb`` refuses to run as root, so as root
+the cluster belongs to the ``postgres`` user (or ``nobody``) and the commands
+run through ``runuser``.
+"""
+
+from __future__ import annotations
+
+import glob
+import os
+import pwd
+import shutil
+import socket
+import subprocess
+import tempfile
+from pathlib import Path
+
+
+class ClusterError(RuntimeError):
+    """The PostgreSQL test cluster could not be started."""
+
+
+def find_bindir() -> Path:
+    explicit = os.environ.get("APPTFLOW_TEST_PG_BINDIR")
+    candidates = [explicit] if explicit else sorted(
+        glob.glob("/usr/lib/postgresql/*/bin"), key=lambda p: int(Path(p).parent.name), reverse=True
+    )
+    for candidate in candidates:
+        if candidate and (Path(candidate) / "initdb").exists():
+            return Path(candidate)
+    found = shutil.which("initdb")
+    if found:
+        return Path(found).resolve().parent
+    raise ClusterError("no PostgreSQL server binaries (initdb) found; install Debian's postgresql package")
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+class Cluster:
+    """initdb + pg_ctl start on a free loopback port; stop() removes everything."""
+
+    def __init__(self):
+        self.bindir = find_bindir()
+        self.port = _free_port()
+        self.root = Path(tempfile.mkdtemp(prefix="apptflow-pg-"))
+        self.datadir = self.root / "data"
+        self.user = None
+        if os.geteuid() == 0:
+            self.user = self._unprivileged_user()
+            os.chmod(self.root, 0o755)
+            shutil.chown(self.root, self.user, None)
+
+    @staticmethod
+    def _unprivileged_user() -> str:
+        for name in ("postgres", "nobody"):
+            try:
+                pwd.getpwnam(name)
+                return name
+            except KeyError:
+                continue
+        raise ClusterError("running as root and no unprivileged user (postgres, nobody) exists")
+
+    def _run(self, *args: str, check: bool = True) -> subprocess.CompletedProcess:
+        command = [str(self.bindir / args[0]), *args[1:]]
+        if self.user:
+            command = ["runuser", "-u", self.user, "--", *command]
+        result = subprocess.run(command, capture_output=True, text=True, cwd=self.root)
+        if check and result.returncode != 0:
+            raise ClusterError(f"{args[0]} failed ({result.returncode}): {result.stderr or result.stdout}")
+        return result
+
+    def start(self) -> None:
+        """Create the cluster and start it."""
+        self._run("initdb", "-D", str(self.datadir), "-U", "apptflow", "-A", "trust",
+                  "-E", "UTF8", "--locale=C", "--no-sync")
+        self.resume()
+
+    def resume(self) -> None:
+        """Start the (already created) server."""
+        options = (f"-c listen_addresses=127.0.0.1 -c port={self.port} "
+                   f"-c unix_socket_directories={self.root} -c fsync=off "
+                   "-c synchronous_commit=off -c full_page_writes=off -c max_connections=300")
+        self._run("pg_ctl", "-D", str(self.datadir), "-l", str(self.root / "log"),
+                  "-o", options, "-w", "-t", "60", "start")
+
+    def stop(self) -> None:
+        """Stop the server (fast) and keep its data."""
+        self._run("pg_ctl", "-D", str(self.datadir), "-m", "fast", "-w", "stop", check=False)
+
+    def destroy(self) -> None:
+        self.stop()
+        shutil.rmtree(self.root, ignore_errors=True)
+
+    def url(self, database: str = "postgres") -> str:
+        return f"postgresql+psycopg://apptflow@127.0.0.1:{self.port}/{database}"
