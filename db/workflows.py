@@ -1,0 +1,113 @@
+"""Queries on the workflow tables."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import Text, cast, delete, insert, select, update
+from sqlalchemy.engine import Connection
+from sqlalchemy.exc import IntegrityError
+
+from db.errors import Conflict, NotFound
+from db.records import ActionRow, KnownIds, WorkflowRow
+from db.tables import locations, services, staff, utcnow, workflow_actions, workflows
+
+_WORKFLOW_COLUMNS = (
+    workflows.c.id, workflows.c.name, workflows.c.enabled, workflows.c.trigger_type,
+    cast(workflows.c.trigger, Text).label("trigger"), cast(workflows.c.filters, Text).label("filters"),
+    workflows.c.error, workflows.c.created_at, workflows.c.updated_at,
+)
+
+
+def _actions_by_workflow(conn: Connection, ids: list[int]) -> dict[int, list[ActionRow]]:
+    query = (
+        select(workflow_actions.c.workflow_id, workflow_actions.c.id, workflow_actions.c.position,
+               workflow_actions.c.type, cast(workflow_actions.c.config, Text).label("config"))
+        .where(workflow_actions.c.workflow_id.in_(ids))
+        .order_by(workflow_actions.c.workflow_id, workflow_actions.c.position)
+    )
+    grouped: dict[int, list[ActionRow]] = {}
+    for row in conn.execute(query):
+        grouped.setdefault(row.workflow_id, []).append(
+            ActionRow(id=row.id, position=row.position, type=row.type, config=row.config)
+        )
+    return grouped
+
+
+def _with_actions(conn: Connection, rows) -> list[WorkflowRow]:
+    rows = list(rows)
+    actions = _actions_by_workflow(conn, [row.id for row in rows])
+    return [
+        WorkflowRow(**row._mapping, actions=tuple(actions.get(row.id, ())))
+        for row in rows
+    ]
+
+
+def list_workflows(conn: Connection) -> list[WorkflowRow]:
+    """Every workflow, by id."""
+    return _with_actions(conn, conn.execute(select(*_WORKFLOW_COLUMNS).order_by(workflows.c.id)))
+
+
+def get_workflow(conn: Connection, workflow_id: int) -> WorkflowRow:
+    """One workflow; NotFound if there is none with that id."""
+    rows = _with_actions(conn, conn.execute(select(*_WORKFLOW_COLUMNS).where(workflows.c.id == workflow_id)))
+    if not rows:
+        raise NotFound(f"no workflow with id {workflow_id}")
+    return rows[0]
+
+
+def workflow_id_by_name(conn: Connection, name: str) -> int | None:
+    """The id of the workflow called *name*, if any."""
+    return conn.execute(select(workflows.c.id).where(workflows.c.name == name)).scalar_one_or_none()
+
+
+def insert_workflow(conn: Connection, parts: dict[str, Any]) -> int:
+    """Insert a workflow and its actions from their column values; Conflict on a duplicate name."""
+    values = {k: parts[k] for k in ("name", "enabled", "trigger_type", "trigger", "filters")}
+    try:
+        with conn.begin_nested():
+            workflow_id = conn.execute(insert(workflows).values(values).returning(workflows.c.id)).scalar_one()
+    except IntegrityError:
+        raise Conflict(f"a workflow named {parts['name']!r} already exists") from None
+    _insert_actions(conn, workflow_id, parts["actions"])
+    return workflow_id
+
+
+def _insert_actions(conn: Connection, workflow_id: int, actions: list[dict[str, Any]]) -> None:
+    if actions:
+        conn.execute(insert(workflow_actions), [
+            {"workflow_id": workflow_id, "position": position, "type": a["type"], "config": a["config"]}
+            for position, a in enumerate(actions)
+        ])
+
+
+def set_enabled(conn: Connection, workflow_id: int, enabled: bool) -> None:
+    """Enable or disable a workflow; NotFound if it does not exist."""
+    _update(conn, workflow_id, enabled=enabled)
+
+
+def set_error(conn: Connection, workflow_id: int, error: str | None) -> None:
+    """Record (or clear, with None) why a workflow row is invalid."""
+    conn.execute(update(workflows).where(workflows.c.id == workflow_id).values(error=error))
+
+
+def _update(conn: Connection, workflow_id: int, **values: Any) -> None:
+    result = conn.execute(
+        update(workflows).where(workflows.c.id == workflow_id).values(**values, updated_at=utcnow())
+    )
+    if result.rowcount == 0:
+        raise NotFound(f"no workflow with id {workflow_id}")
+
+
+def delete_workflow(conn: Connection, workflow_id: int) -> None:
+    """Delete a workflow and its actions; NotFound if it does not exist."""
+    conn.execute(delete(workflow_actions).where(workflow_actions.c.workflow_id == workflow_id))
+    if conn.execute(delete(workflows).where(workflows.c.id == workflow_id)).rowcount == 0:
+        raise NotFound(f"no workflow with id {workflow_id}")
+
+
+def known_ids(conn: Connection) -> KnownIds:
+    """The location, service and staff ids that exist."""
+    def ids(table) -> frozenset[int]:
+        return frozenset(conn.execute(select(table.c.id)).scalars())
+    return KnownIds(locations=ids(locations), services=ids(services), staff=ids(staff))

@@ -1,0 +1,1 @@
+"""Workflow logic on plain data: the model and its validation, matching, planning, rendering."""

@@ -1,0 +1,271 @@
+"""The ``apptflow`` command line."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+from sqlalchemy.engine import Engine
+from sqlalchemy.exc import OperationalError
+
+from db import NotFound, schema
+from db import workflows as store
+from db.connect import connect
+from engine.document import dump_yaml, load_yaml, split_document, to_document, workflow_from_row
+from engine.errors import InvalidWorkflow, Problem
+from engine.validation import parse_workflow
+from scheduler.config import Config, ConfigError, load_config
+
+
+class App:
+    """What every command needs: the configuration and, on demand, the database."""
+
+    def __init__(self, config: Config):
+        self.config = config
+        self._engine: Engine | None = None
+
+    @property
+    def engine(self) -> Engine:
+        if self._engine is None:
+            self._engine = connect(self.config.database_url)
+        return self._engine
+
+    def ready_engine(self) -> Engine:
+        """The engine of a database whose schema is installed; a clear error otherwise."""
+        try:
+            with self.engine.connect() as conn:
+                revision = schema.current_revision(conn)
+        except OperationalError as error:
+            raise click.ClickException(f"cannot reach the database: {error.orig}") from None
+        if revision is None:
+            raise click.ClickException("the database has no apptflow schema yet: run `apptflow db init`")
+        return self.engine
+
+
+pass_app = click.make_pass_decorator(App)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("--config", "config_file", type=click.Path(dir_okay=False),
+              help="TOML configuration file (default: $APPTFLOW_CONFIG, then /etc/apptflow/apptflow.toml).")
+@click.pass_context
+def main(ctx: click.Context, config_file: str | None) -> None:
+    """apptflow: workflow automation for appointment-booking databases."""
+    try:
+        ctx.obj = App(load_config(config_file))
+    except ConfigError as error:
+        raise click.ClickException(str(error)) from None
+    ctx.call_on_close(lambda: ctx.obj._engine and ctx.obj._engine.dispose())
+
+
+# --- db ---------------------------------------------------------------------
+
+@main.group()
+def db() -> None:
+    """Create or migrate the schema and the change-capture triggers."""
+
+
+def _install(app: App) -> None:
+    try:
+        before, after = schema.upgrade(app.engine)
+    except OperationalError as error:
+        raise click.ClickException(f"cannot reach the database: {error.orig}") from None
+    if before is None:
+        click.echo(f"schema created at revision {after}; change capture installed")
+    elif before == after:
+        click.echo(f"schema already at revision {after}; change capture reinstalled")
+    else:
+        click.echo(f"schema migrated from revision {before} to {after}; change capture reinstalled")
+
+
+@db.command("init")
+@pass_app
+def db_init(app: App) -> None:
+    """Create the tables that do not exist and install change capture (idempotent)."""
+    _install(app)
+
+
+@db.command("upgrade")
+@pass_app
+def db_upgrade(app: App) -> None:
+    """Migrate an older schema to this version's and reinstall change capture (idempotent)."""
+    _install(app)
+
+
+# --- workflow ---------------------------------------------------------------
+
+@main.group()
+def workflow() -> None:
+    """Add, inspect, enable, disable and delete workflows."""
+
+
+def _report(source: str, problems) -> None:
+    for problem in problems:
+        click.echo(f"{source}: {problem}", err=True)
+
+
+def _read_file(path: str) -> str:
+    try:
+        return Path(path).read_text(encoding="utf-8")
+    except OSError as error:
+        raise click.ClickException(f"{path}: {error.strerror}") from None
+
+
+def _check_file(conn, path: str, known, pending_names: set[str]):
+    """Parse and validate one file; return (workflow, problems)."""
+    try:
+        parsed = parse_workflow(load_yaml(_read_file(path)), known=known)
+    except InvalidWorkflow as error:
+        return None, list(error.problems)
+    problems = []
+    existing = store.workflow_id_by_name(conn, parsed.name) if conn is not None else None
+    if existing is not None or parsed.name in pending_names:
+        where = f" (workflow {existing})" if existing is not None else " (earlier in this command)"
+        problems.append(Problem(place="name", message=f"a workflow named {parsed.name!r} already exists{where}"))
+    pending_names.add(parsed.name)
+    return parsed, problems
+
+
+@workflow.command("validate")
+@click.argument("files", nargs=-1, required=True, type=click.Path(dir_okay=False))
+@pass_app
+def workflow_validate(app: App, files: tuple[str, ...]) -> None:
+    """Check workflow files without saving: every error, with its place."""
+    engine = app.ready_engine()
+    failed = False
+    with engine.connect() as conn:
+        known = store.known_ids(conn)
+        for path in files:
+            parsed, problems = _check_file(conn, path, known, set())
+            _report(path, problems)
+            failed |= bool(problems)
+            if not problems:
+                click.echo(f"{path}: ok ({parsed.name})")
+    if failed:
+        sys.exit(1)
+
+
+@workflow.command("add")
+@click.argument("files", nargs=-1, required=True, type=click.Path(dir_okay=False))
+@pass_app
+def workflow_add(app: App, files: tuple[str, ...]) -> None:
+    """Add workflows from YAML files; if any file is invalid, none is added."""
+    engine = app.ready_engine()
+    with engine.begin() as conn:
+        known = store.known_ids(conn)
+        names: set[str] = set()
+        checked = [(path, *_check_file(conn, path, known, names)) for path in files]
+        failed = [(path, problems) for path, _, problems in checked if problems]
+        for path, problems in failed:
+            _report(path, problems)
+        if failed:
+            conn.rollback()
+            raise click.ClickException(f"nothing added: {len(failed)} of {len(files)} file(s) invalid")
+        for path, parsed, _ in checked:
+            workflow_id = store.insert_workflow(conn, split_document(to_document(parsed)))
+            click.echo(f"added workflow {workflow_id}: {parsed.name}")
+
+
+def _load(app: App, workflow_id: int):
+    engine = app.ready_engine()
+    with engine.connect() as conn:
+        try:
+            row = store.get_workflow(conn, workflow_id)
+        except NotFound as error:
+            raise click.ClickException(str(error)) from None
+        known = store.known_ids(conn)
+    try:
+        return row, workflow_from_row(row, known=known), None
+    except InvalidWorkflow as error:
+        return row, None, error
+
+
+@workflow.command("list")
+@pass_app
+def workflow_list(app: App) -> None:
+    """Every workflow with its state; invalid rows show their errors."""
+    engine = app.ready_engine()
+    with engine.connect() as conn:
+        rows = store.list_workflows(conn)
+        known = store.known_ids(conn)
+    if not rows:
+        click.echo("no workflows")
+        return
+    click.echo(f"{'ID':>4}  {'STATE':<8}  {'TRIGGER':<27}  {'ACTIONS':<24}  NAME")
+    for row in rows:
+        try:
+            workflow_from_row(row, known=known)
+            error = None
+        except InvalidWorkflow as invalid:
+            error = invalid
+        state = "invalid" if error else ("enabled" if row.enabled else "disabled")
+        actions = ",".join(a.type for a in row.actions) or "-"
+        click.echo(f"{row.id:>4}  {state:<8}  {row.trigger_type:<27}  {actions:<24}  {row.name}")
+        for problem in error.problems if error else ():
+            click.echo(f"{'':>6}error: {problem}")
+
+
+@workflow.command("show")
+@click.argument("workflow_id", type=int)
+@pass_app
+def workflow_show(app: App, workflow_id: int) -> None:
+    """One workflow: its state, its errors if any, and its definition."""
+    row, parsed, error = _load(app, workflow_id)
+    state = "invalid" if error else ("enabled" if row.enabled else "disabled")
+    click.echo(f"workflow {row.id}: {row.name}")
+    click.echo(f"state:    {state}")
+    click.echo(f"created:  {row.created_at.isoformat()}")
+    click.echo(f"updated:  {row.updated_at.isoformat()}")
+    if error:
+        for problem in error.problems:
+            click.echo(f"error:    {problem}")
+        return
+    click.echo("")
+    click.echo(dump_yaml(to_document(parsed)), nl=False)
+
+
+@workflow.command("export")
+@click.argument("workflow_id", type=int)
+@pass_app
+def workflow_export(app: App, workflow_id: int) -> None:
+    """Print the workflow as YAML that `workflow add` accepts back."""
+    row, parsed, error = _load(app, workflow_id)
+    if error:
+        _report(f"workflow {workflow_id}", error.problems)
+        raise click.ClickException("cannot export an invalid workflow: fix it first")
+    click.echo(dump_yaml(to_document(parsed)), nl=False)
+
+
+def _change(app: App, workflow_id: int, change, done: str) -> None:
+    engine = app.ready_engine()
+    try:
+        with engine.begin() as conn:
+            change(conn, workflow_id)
+    except NotFound as error:
+        raise click.ClickException(str(error)) from None
+    click.echo(f"workflow {workflow_id} {done}")
+
+
+@workflow.command("enable")
+@click.argument("workflow_id", type=int)
+@pass_app
+def workflow_enable(app: App, workflow_id: int) -> None:
+    """Enable a workflow."""
+    _change(app, workflow_id, lambda conn, i: store.set_enabled(conn, i, True), "enabled")
+
+
+@workflow.command("disable")
+@click.argument("workflow_id", type=int)
+@pass_app
+def workflow_disable(app: App, workflow_id: int) -> None:
+    """Disable a workflow (it keeps its definition and history)."""
+    _change(app, workflow_id, lambda conn, i: store.set_enabled(conn, i, False), "disabled")
+
+
+@workflow.command("delete")
+@click.argument("workflow_id", type=int)
+@pass_app
+def workflow_delete(app: App, workflow_id: int) -> None:
+    """Delete a workflow and its actions (its delivery history stays)."""
+    _change(app, workflow_id, store.delete_workflow, "deleted")
