@@ -103,12 +103,12 @@ def _json(value: str, place: str, problems: list[Problem]) -> Any:
         return None
 
 
-def join_rows(row: WorkflowRow) -> dict[str, Any]:
+def join_rows(row: WorkflowRow, problems: list[Problem]) -> dict[str, Any]:
     """Rebuild a document from a ``workflows`` row and its action rows.
 
-    Raises InvalidWorkflow when a JSON column holds malformed JSON or not an object.
+    A JSON column holding malformed JSON, or not an object, adds to *problems*
+    and reads as empty, so the rest of the row is still checked.
     """
-    problems: list[Problem] = []
     trigger = _object(row.trigger, "trigger", problems)
     document: dict[str, Any] = {
         "name": row.name,
@@ -122,8 +122,6 @@ def join_rows(row: WorkflowRow) -> dict[str, Any]:
         {"type": action.type, **_object(action.config, f"actions[{index}]", problems)}
         for index, action in enumerate(row.actions)
     ]
-    if problems:
-        raise InvalidWorkflow(problems)
     return document
 
 
@@ -136,6 +134,13 @@ def _object(text: str, place: str, problems: list[Problem]) -> dict[str, Any]:
 
 def workflow_from_row(row: WorkflowRow, *, known: KnownIds | None = None) -> Workflow:
     """The validated workflow stored in *row*; InvalidWorkflow with every problem otherwise."""
-    workflow = parse_workflow(join_rows(row), known=known)
+    problems: list[Problem] = []
+    document = join_rows(row, problems)
+    try:
+        workflow = parse_workflow(document, known=known)
+    except InvalidWorkflow as invalid:
+        raise InvalidWorkflow(problems + list(invalid.problems)) from None
+    if problems:
+        raise InvalidWorkflow(problems)
     actions = tuple(replace(a, id=r.id) for a, r in zip(workflow.actions, row.actions))
     return replace(workflow, id=row.id, actions=actions)

@@ -40,3 +40,6 @@ def available(trigger_type: str) -> frozenset[str]:
     if trigger_type in ("appointment_starts", "appointment_ends"):
         names |= TIME_OFFSET
     return names
+
+
+EVERY = CUSTOMER | COMPANY | APPOINTMENT | STATUS_CHANGE | TIME_OFFSET

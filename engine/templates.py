@@ -15,6 +15,8 @@ from babel import dates as babel_dates
 from jinja2 import StrictUndefined, TemplateSyntaxError, meta, pass_context
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
+from engine.keywords import EVERY as EVERY_KEYWORD
+
 
 def is_template(text: str) -> bool:
     """Whether *text* contains Jinja2 markup."""
@@ -66,8 +68,12 @@ def make_environment() -> ImmutableSandboxedEnvironment:
 ENVIRONMENT = make_environment()
 
 
-def check(source: str, keywords: frozenset[str]) -> list[str]:
-    """Every problem with *source* as a template offered *keywords*: syntax, unknown filters, unknown names."""
+def check(source: str, keywords: frozenset[str], context: str = "") -> list[str]:
+    """Every problem with *source* as a template offered *keywords*: syntax, unknown filters, unknown names.
+
+    *context* names what offers the keywords (a trigger type), for names that
+    exist elsewhere but not there.
+    """
     try:
         parsed = ENVIRONMENT.parse(source)
         ENVIRONMENT.from_string(source)  # also catches unknown filters and tests
@@ -75,6 +81,9 @@ def check(source: str, keywords: frozenset[str]) -> list[str]:
         return [f"template error on line {error.lineno}: {error.message}"]
     problems = []
     for name in sorted(meta.find_undeclared_variables(parsed) - keywords):
+        if name in EVERY_KEYWORD:
+            problems.append(f"keyword '{name}' is not available for {context or 'this trigger'}")
+            continue
         close = difflib.get_close_matches(name, keywords, n=1)
         hint = f" (did you mean '{close[0]}'?)" if close else ""
         problems.append(f"unknown keyword '{name}'{hint}")

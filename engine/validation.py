@@ -58,9 +58,10 @@ _RECIPIENT_CHECKS = {"email": is_email, "phone": is_phone, "chat": lambda t: boo
 class _Checker:
     """Collects problems while a document is read."""
 
-    def __init__(self, keywords: frozenset[str]):
+    def __init__(self, trigger_type: str):
         self.problems: list[Problem] = []
-        self.keywords = keywords
+        self.trigger_type = trigger_type
+        self.keywords = keywords.available(trigger_type)
 
     def add(self, place: str, message: str) -> None:
         self.problems.append(Problem(place=place, message=message))
@@ -94,7 +95,7 @@ class _Checker:
         if not isinstance(value, str):
             self.add(place, f"expected text, got {_kind(value)}")
             return None
-        for message in templates.check(value, self.keywords):
+        for message in templates.check(value, self.keywords, self.trigger_type):
             self.add(place, message)
         return value
 
@@ -116,7 +117,7 @@ def parse_workflow(document: Any, *, known: KnownIds | None = None) -> Workflow:
         raise InvalidWorkflow([Problem(place="", message=f"a workflow is a mapping, got {_kind(document)}")])
     trigger_doc = document.get("trigger")
     trigger_type = trigger_doc.get("type") if isinstance(trigger_doc, dict) else None
-    check = _Checker(keywords.available(trigger_type if trigger_type in TRIGGER_TYPES else "appointment_created"))
+    check = _Checker(trigger_type if trigger_type in TRIGGER_TYPES else "appointment_created")
     check.mapping(document, "", ("name", "enabled", "trigger", "filters", "actions"))
     name = _name(check, document.get("name"))
     enabled = document.get("enabled", True)

@@ -1,0 +1,162 @@
+"""The workflow CLI on SQLite and PostgreSQL: add, list, show, export, enable, disable, delete, validate."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from engine.document import load_yaml
+from engine.validation import parse_workflow
+from scheduler.cli import main
+from tests.booking import insert
+from tests.conftest import sql
+
+ROOT = Path(__file__).resolve().parent.parent
+EXAMPLES = sorted((ROOT / "examples").glob("*.yaml"))
+
+
+def readme_workflows() -> list[str]:
+    blocks = re.findall(r"```yaml\n(.*?)```", (ROOT / "README.md").read_text(), re.S)
+    return [block for block in blocks if block.startswith("name:")]
+
+
+@pytest.fixture
+def cli(db_url):
+    runner = CliRunner()
+
+    def run(*args: str):
+        return runner.invoke(main, list(args), env={"APPTFLOW_DATABASE_URL": db_url, "APPTFLOW_CONFIG": ""})
+    return run
+
+
+def write(tmp_path: Path, name: str, text: str) -> str:
+    path = tmp_path / name
+    path.write_text(text)
+    return str(path)
+
+
+def seed_catalogue(engine) -> None:
+    """Three of each, so the README's `services: [3]` names something that exists."""
+    for n in (1, 2, 3):
+        insert(engine, "locations", name=f"L{n}", timezone="UTC")
+        insert(engine, "services", name=f"S{n}", duration_minutes=30)
+        insert(engine, "staff", name=f"T{n}")
+
+
+def added_id(result) -> int:
+    assert result.exit_code == 0, result.output
+    return int(re.search(r"added workflow (\d+)", result.output).group(1))
+
+
+def test_examples_and_readme_workflows_exist():
+    assert len(EXAMPLES) >= 5
+    assert readme_workflows()
+
+
+@pytest.mark.parametrize("source", [p.name for p in EXAMPLES] + ["README"])
+def test_every_example_round_trips(source, cli, engine, tmp_path, request):
+    seed_catalogue(engine)
+    texts = readme_workflows() if source == "README" else [(ROOT / "examples" / source).read_text()]
+    for index, text in enumerate(texts):
+        path = write(tmp_path, f"w{index}.yaml", text)
+        assert cli("workflow", "validate", path).exit_code == 0
+        workflow_id = added_id(cli("workflow", "add", path))
+        listing = cli("workflow", "list")
+        name = load_yaml(text)["name"]
+        assert re.search(rf"^\s+{workflow_id}\s+(enabled|disabled)\s.*{re.escape(name)}$", listing.output, re.M)
+        exported = cli("workflow", "export", str(workflow_id)).output
+        assert parse_workflow(load_yaml(exported)) == parse_workflow(load_yaml(text))
+        # re-added (after deleting the original, since names are unique) it exports identically
+        assert cli("workflow", "delete", str(workflow_id)).exit_code == 0
+        again = added_id(cli("workflow", "add", write(tmp_path, f"e{index}.yaml", exported)))
+        assert cli("workflow", "export", str(again)).output == exported
+
+
+def test_enable_disable_delete(cli, tmp_path):
+    workflow_id = added_id(cli("workflow", "add", str(EXAMPLES[0])))
+    assert cli("workflow", "disable", str(workflow_id)).exit_code == 0
+    assert "disabled" in cli("workflow", "show", str(workflow_id)).output
+    assert "enabled: false" in cli("workflow", "export", str(workflow_id)).output
+    assert cli("workflow", "enable", str(workflow_id)).exit_code == 0
+    assert "enabled: true" in cli("workflow", "export", str(workflow_id)).output
+    assert cli("workflow", "delete", str(workflow_id)).exit_code == 0
+    missing = cli("workflow", "show", str(workflow_id))
+    assert missing.exit_code == 1 and f"no workflow with id {workflow_id}" in missing.output
+    assert cli("workflow", "list").output.strip() == "no workflows"
+
+
+def test_an_invalid_file_adds_nothing_and_names_every_place(cli, engine, tmp_path):
+    good = str(EXAMPLES[0])
+    bad = write(tmp_path, "bad.yaml", (
+        "name: Bad\ntrigger: {type: appointment_starts, offset: 5x}\nfilters: {locations: [42]}\n"
+        "actions:\n  - type: email\n    to: [customer, not-an-address]\n"
+        "    subject: '{{ customer_nme }}'\n    body: '{{ oops'\n"))
+    result = cli("workflow", "add", good, bad)
+    assert result.exit_code == 1
+    for place in ("trigger.offset", "filters.locations[0]: no location with id 42", "actions[0].to[1]",
+                  "actions[0].subject: unknown keyword 'customer_nme'", "actions[0].body: template error"):
+        assert f"bad.yaml: {place}" in result.output
+    assert "nothing added" in result.output
+    assert sql(engine, "SELECT count(*) FROM workflows") == [(0,)]
+    assert cli("workflow", "validate", bad).exit_code == 1
+
+
+@pytest.mark.parametrize("text, message", [
+    ("name: [unclosed\n", "line 2, column 1: invalid YAML"),
+    ("name: x\ntrigger: {type: appointment_moved}\nactions: [{type: set_status, status: a}]\n",
+     "trigger.type: unknown trigger 'appointment_moved'"),
+    ("name: x\ntrigger: {type: appointment_created}\nactions: [{type: pigeon}]\n",
+     "actions[0].type: unknown action 'pigeon'"),
+])
+def test_bad_files_exit_non_zero_with_the_place(cli, engine, tmp_path, text, message):
+    result = cli("workflow", "add", write(tmp_path, "w.yaml", text))
+    assert result.exit_code == 1
+    assert message in result.output
+    assert sql(engine, "SELECT count(*) FROM workflows") == [(0,)]
+
+
+def test_duplicate_names_are_refused(cli, engine, tmp_path):
+    added_id(cli("workflow", "add", str(EXAMPLES[0])))
+    again = cli("workflow", "add", str(EXAMPLES[0]))
+    assert again.exit_code == 1 and "already exists (workflow" in again.output
+    twice = cli("workflow", "add", str(EXAMPLES[1]), str(EXAMPLES[1]))
+    assert twice.exit_code == 1 and "already exists (earlier in this command)" in twice.output
+    assert sql(engine, "SELECT count(*) FROM workflows") == [(1,)]
+
+
+def test_a_row_written_by_sql_with_bad_json_is_listed_with_its_error(cli, engine, backend):
+    added_id(cli("workflow", "add", str(EXAMPLES[0])))
+    broken = insert(engine, "workflows", name="Hand-written", trigger_type="appointment_starts",
+                    trigger='{"offset": "-2x"}')
+    insert(engine, "workflow_actions", workflow_id=broken, position=0, type="email",
+           config='{"to": ["customer"]}')
+    if backend == "sqlite":  # PostgreSQL's jsonb refuses malformed JSON at the door
+        sql(engine, "UPDATE workflows SET filters = '{not json' WHERE id = :id", id=broken)
+    listing = cli("workflow", "list")
+    assert listing.exit_code == 0
+    assert re.search(rf"^\s+{broken}\s+invalid\s.*Hand-written$", listing.output, re.M)
+    assert "error: trigger.offset: '-2x' is not a duration" in listing.output
+    if backend == "sqlite":
+        assert "error: filters: not valid JSON" in listing.output
+    else:
+        assert "error: actions[0].subject: required for email" in listing.output
+    assert cli("workflow", "export", str(broken)).exit_code == 1
+
+
+def test_commands_on_a_database_without_schema_say_what_to_do(tmp_path):
+    result = CliRunner().invoke(main, ["workflow", "list"],
+                                env={"APPTFLOW_DATABASE_URL": f"sqlite:///{tmp_path / 'new.db'}"})
+    assert result.exit_code == 1
+    assert "run `apptflow db init`" in result.output
+
+
+def test_db_init_twice_reports_the_revision(empty_db_url):
+    runner = CliRunner()
+    env = {"APPTFLOW_DATABASE_URL": empty_db_url}
+    first = runner.invoke(main, ["db", "init"], env=env)
+    second = runner.invoke(main, ["db", "upgrade"], env=env)
+    assert first.exit_code == 0 and "schema created at revision" in first.output
+    assert second.exit_code == 0 and "schema already at revision" in second.output
