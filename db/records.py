@@ -49,3 +49,127 @@ class KnownIds:
 def row_dict(row: Any) -> dict[str, Any]:
     """A SQLAlchemy row as a plain dict."""
     return dict(row._mapping)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ChangeEvent:
+    """A captured insert, update or delete, with the watched columns' old and new values."""
+
+    id: int
+    table_name: str
+    row_id: int
+    op: str
+    old: dict[str, Any] | None
+    new: dict[str, Any] | None
+    depth: int
+    created_at: dt.datetime
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Location:
+    id: int
+    name: str
+    address: str | None
+    timezone: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Service:
+    id: int
+    name: str
+    price: Any
+    duration_minutes: int | None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Staff:
+    id: int
+    name: str
+    email: str | None
+    phone: str | None
+    telegram_chat_id: str | None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Customer:
+    id: int
+    first_name: str | None
+    last_name: str | None
+    email: str | None
+    phone: str | None
+    locale: str | None
+    timezone: str | None
+    telegram_chat_id: str | None
+    custom: dict[str, Any]
+    created_at: dt.datetime
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Appointment:
+    id: int
+    customer_id: int | None
+    service_id: int | None
+    staff_id: int | None
+    location_id: int | None
+    starts_at: dt.datetime
+    ends_at: dt.datetime
+    status: str
+    started_by: str
+    locale: str | None
+    custom: dict[str, Any]
+    created_at: dt.datetime
+    updated_at: dt.datetime
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Booking:
+    """An appointment (or, for customer triggers, none) with the rows it refers to, as they are now."""
+
+    appointment: Appointment | None
+    customer: Customer | None
+    service: Service | None = None
+    staff: Staff | None = None
+    location: Location | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Delivery:
+    """A ``deliveries`` row: one action to perform for one subject and occurrence."""
+
+    id: int
+    idempotency_key: str
+    workflow_id: int
+    action_id: int | None
+    action_position: int
+    action_type: str
+    recipient_index: int | None
+    after_crash: str
+    subject_table: str
+    subject_id: int
+    event_id: int | None
+    occurrence: str
+    context: dict[str, Any]
+    depth: int
+    status: str
+    attempts: int
+    next_attempt_at: dt.datetime
+    lease_until: dt.datetime | None
+    recipients: str | None
+    rendered: Any
+    provider_id: str | None
+    error: str | None
+    created_at: dt.datetime
+    updated_at: dt.datetime
+    sent_at: dt.datetime | None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Instance:
+    """A running (or stopped) ``apptflow run`` process."""
+
+    id: str
+    hostname: str
+    pid: int
+    started_at: dt.datetime
+    heartbeat_at: dt.datetime
+    stopped_at: dt.datetime | None

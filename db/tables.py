@@ -171,6 +171,8 @@ change_events = Table(
     Column("depth", Integer, nullable=False, server_default=text("0")),
     _created_at(),
     Column("processed_at", UTCDateTime()),
+    # why handling failed, when it did (the event is not retried: see docs/pipeline.md)
+    Column("error", Text),
 )
 Index("change_events_pending", change_events.c.processed_at, change_events.c.id)
 
@@ -184,6 +186,10 @@ deliveries = Table(
     Column("action_id", Integer),
     Column("action_position", Integer, nullable=False),
     Column("action_type", Text, nullable=False),
+    # for per-recipient channels (sms, whatsapp, telegram): which entry of the list
+    Column("recipient_index", Integer),
+    # what to do with a send interrupted by a crash: resend | hold (-> unknown)
+    Column("after_crash", Text, nullable=False, server_default="resend"),
     Column("subject_table", Text, nullable=False),  # appointments | customers
     Column("subject_id", BigInteger, nullable=False),
     Column("event_id", BigInteger),
@@ -206,5 +212,16 @@ deliveries = Table(
 )
 Index("deliveries_due", deliveries.c.status, deliveries.c.next_attempt_at)
 Index("deliveries_by_workflow", deliveries.c.workflow_id, deliveries.c.id)
+
+instances = Table(
+    "instances",
+    metadata,
+    Column("id", Text, primary_key=True),
+    Column("hostname", Text, nullable=False),
+    Column("pid", Integer, nullable=False),
+    Column("started_at", UTCDateTime(), nullable=False),
+    Column("heartbeat_at", UTCDateTime(), nullable=False),
+    Column("stopped_at", UTCDateTime()),
+)
 
 BOOKING_TABLES = (locations, services, staff, customers, appointments)

@@ -74,6 +74,13 @@ ACTION_FIELDS: dict[str, dict[str, FieldSpec]] = {
         "timeout": FieldSpec(kind="duration"),
     },
 }
+# Every action may say what happens to a send interrupted by a crash: `resend`
+# it (the default where a duplicate is harmless or recognised by the receiver:
+# email with its Message-ID, webhooks with their webhook-id, set_status) or
+# `hold` it as `unknown` for an admin (the default for SMS, WhatsApp, Telegram).
+for _fields in ACTION_FIELDS.values():
+    _fields["after_crash"] = FieldSpec(kind="choice", choices=("resend", "hold"))
+HOLD_AFTER_CRASH = ("sms", "whatsapp", "telegram")
 ACTION_TYPES = tuple(ACTION_FIELDS)
 
 FILTER_IDS = ("locations", "services", "staff")

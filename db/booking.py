@@ -1,0 +1,100 @@
+"""Reads of the booking tables, and the one write apptflow makes there (set_status)."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from sqlalchemy import Text, cast, func, select, update
+from sqlalchemy.engine import Connection
+
+from db.events import stamp_chain_depth
+from db.records import Appointment, Booking, Customer, Location, Service, Staff
+from db.tables import appointments, change_events, customers, locations, services, staff, utcnow
+
+
+def _custom(value: str | None) -> dict[str, Any]:
+    """A custom-fields column; malformed or non-object JSON written by hand reads as no fields."""
+    try:
+        decoded = json.loads(value) if value else {}
+    except ValueError:
+        return {}
+    return decoded if isinstance(decoded, dict) else {}
+
+
+def _columns(table):
+    return [cast(c, Text).label(c.name) if c.name == "custom" else c for c in table.c]
+
+
+def _one(conn: Connection, table, row_id: int | None):
+    if row_id is None:
+        return None
+    return conn.execute(select(*_columns(table)).where(table.c.id == row_id)).one_or_none()
+
+
+def load_customer(conn: Connection, customer_id: int | None) -> Customer | None:
+    """A customer as it is now, or None."""
+    row = _one(conn, customers, customer_id)
+    if row is None:
+        return None
+    return Customer(**{**row._mapping, "custom": _custom(row.custom)})
+
+
+def load_appointment(conn: Connection, appointment_id: int) -> Appointment | None:
+    """An appointment as it is now, or None if it was deleted."""
+    row = _one(conn, appointments, appointment_id)
+    if row is None:
+        return None
+    return Appointment(**{**row._mapping, "custom": _custom(row.custom)})
+
+
+def load_booking(conn: Connection, appointment_id: int) -> Booking | None:
+    """An appointment with its customer, service, staff and location, or None if it is gone."""
+    appointment = load_appointment(conn, appointment_id)
+    if appointment is None:
+        return None
+    service, member, location = (
+        _one(conn, table, row_id) for table, row_id in (
+            (services, appointment.service_id), (staff, appointment.staff_id),
+            (locations, appointment.location_id))
+    )
+    return Booking(
+        appointment=appointment,
+        customer=load_customer(conn, appointment.customer_id),
+        service=Service(**service._mapping) if service else None,
+        staff=Staff(**member._mapping) if member else None,
+        location=Location(**location._mapping) if location else None,
+    )
+
+
+def load_customer_booking(conn: Connection, customer_id: int) -> Booking | None:
+    """A customer alone (customer triggers have no appointment), or None if it is gone."""
+    customer = load_customer(conn, customer_id)
+    return Booking(appointment=None, customer=customer) if customer else None
+
+
+def set_appointment_status(conn: Connection, appointment_id: int, status: str, depth: int) -> bool:
+    """Set an appointment's status as a set_status action at chain *depth*; False if it is gone.
+
+    The change is captured like any other, stamped with *depth* so that the
+    workflows it triggers know how long the chain is.
+    """
+    sqlite = conn.dialect.name == "sqlite"
+    if sqlite:
+        before = conn.execute(select(func.coalesce(func.max(change_events.c.id), 0))).scalar_one()
+    else:
+        stamp_chain_depth(conn, depth)
+    result = conn.execute(
+        update(appointments).where(appointments.c.id == appointment_id)
+        .values(status=status, updated_at=utcnow())
+    )
+    if sqlite:
+        # SQLite triggers cannot read a session setting; this transaction holds
+        # the write lock, so the events after `before` are the ones it made.
+        conn.execute(
+            update(change_events)
+            .where(change_events.c.id > before, change_events.c.table_name == "appointments",
+                   change_events.c.row_id == appointment_id)
+            .values(depth=depth)
+        )
+    return result.rowcount > 0

@@ -1,0 +1,68 @@
+"""Queries on ``change_events``: the captured changes, consumed as a queue."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from sqlalchemy import func, select, text, update
+from sqlalchemy.engine import Connection
+
+from db.records import ChangeEvent
+from db.tables import change_events
+
+
+def claim_events(conn: Connection, limit: int) -> list[ChangeEvent]:
+    """Lock and return up to *limit* unprocessed events, oldest id first.
+
+    On PostgreSQL rows locked by another consumer are skipped, so a slow
+    transaction never blocks the queue; mark the events processed in the same
+    transaction. Never "id greater than the last seen": ids commit out of order.
+    """
+    query = (
+        select(change_events)
+        .where(change_events.c.processed_at.is_(None))
+        .order_by(change_events.c.id)
+        .limit(limit)
+        .with_for_update(skip_locked=True)
+    )
+    return [
+        ChangeEvent(id=r.id, table_name=r.table_name, row_id=r.row_id, op=r.op, old=r.old,
+                    new=r.new, depth=r.depth, created_at=r.created_at)
+        for r in conn.execute(query)
+    ]
+
+
+def mark_processed(conn: Connection, event_id: int, now: dt.datetime, error: str | None = None) -> None:
+    """Mark one event handled (with the error, if handling it failed)."""
+    conn.execute(
+        update(change_events).where(change_events.c.id == event_id).values(processed_at=now, error=error)
+    )
+
+
+def backlog(conn: Connection) -> tuple[int, dt.datetime | None]:
+    """How many events wait, and when the oldest of them was captured."""
+    row = conn.execute(
+        select(func.count(), func.min(change_events.c.created_at)).where(change_events.c.processed_at.is_(None))
+    ).one()
+    oldest = row[1]
+    if isinstance(oldest, str):  # SQLite's min() of text loses the column type
+        oldest = change_events.c.created_at.type.process_result_value(oldest, conn.dialect)
+    return row[0], oldest
+
+
+def failed_events(conn: Connection) -> int:
+    """How many events could not be handled."""
+    return conn.execute(select(func.count()).where(change_events.c.error.is_not(None))).scalar_one()
+
+
+def purge_processed(conn: Connection, before: dt.datetime) -> int:
+    """Delete events handled before *before*; return how many."""
+    result = conn.execute(
+        change_events.delete().where(change_events.c.processed_at < before, change_events.c.error.is_(None))
+    )
+    return result.rowcount
+
+
+def stamp_chain_depth(conn: Connection, depth: int) -> None:
+    """Mark the changes this transaction makes next as caused by a set_status chain of *depth* (PostgreSQL)."""
+    conn.execute(text("SELECT set_config('apptflow.depth', :depth, true)"), {"depth": str(depth)})

@@ -1,0 +1,143 @@
+"""Which workflows a captured change triggers: pure functions on plain data."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from db.records import Booking, ChangeEvent
+from db.types import parse_timestamp
+from engine.workflow import Filters, Workflow
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Facts:
+    """What the filters look at, for one appointment at one moment."""
+
+    location_id: int | None = None
+    service_id: int | None = None
+    staff_id: int | None = None
+    status: str | None = None
+    started_by: str | None = None
+    locale: str | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Match:
+    """One workflow to run for one subject (appointment or customer) and occurrence."""
+
+    workflow: Workflow
+    subject_table: str
+    subject_id: int
+    occurrence: str
+    context: dict[str, Any] = field(default_factory=dict)
+    event_id: int | None = None
+    depth: int = 0
+
+
+def _locale(booking: Booking | None, snapshot: dict[str, Any]) -> str | None:
+    """The customer's locale, else the appointment's (DESIGN: 'the customer's (or appointment's)')."""
+    customer = booking.customer if booking else None
+    return (customer.locale if customer else None) or snapshot.get("locale")
+
+
+def facts_for(snapshot: dict[str, Any], booking: Booking | None) -> Facts:
+    """Facts from an event's new values (the moment of the change) and the rows as they are now."""
+    appointment = booking.appointment if booking else None
+    return Facts(
+        location_id=snapshot.get("location_id"),
+        service_id=snapshot.get("service_id"),
+        staff_id=snapshot.get("staff_id"),
+        status=snapshot.get("status"),
+        started_by=appointment.started_by if appointment else snapshot.get("started_by"),
+        locale=_locale(booking, snapshot),
+    )
+
+
+def facts_of(booking: Booking) -> Facts:
+    """Facts of a booking as it is now (time-offset firings)."""
+    a = booking.appointment
+    return facts_for(
+        {"location_id": a.location_id, "service_id": a.service_id, "staff_id": a.staff_id,
+         "status": a.status, "started_by": a.started_by, "locale": a.locale},
+        booking,
+    )
+
+
+def locale_matches(wanted: str, actual: str | None) -> bool:
+    """``en`` matches ``en``, ``en_US`` and ``en-GB``; ``fr_FR`` matches only ``fr_FR`` (any case, - or _)."""
+    if not actual:
+        return False
+    wanted, actual = wanted.replace("-", "_").lower(), actual.replace("-", "_").lower()
+    return actual == wanted or ("_" not in wanted and actual.split("_")[0] == wanted)
+
+
+def filters_hold(filters: Filters, facts: Facts) -> bool:
+    """Whether every given filter holds for *facts*."""
+    checks = (
+        (filters.locations, facts.location_id),
+        (filters.services, facts.service_id),
+        (filters.staff, facts.staff_id),
+        (filters.statuses, facts.status),
+        (filters.started_by, facts.started_by),
+    )
+    if any(allowed is not None and value not in allowed for allowed, value in checks):
+        return False
+    return filters.locales is None or any(locale_matches(w, facts.locale) for w in filters.locales)
+
+
+def _moment(value: Any):
+    return parse_timestamp(value) if isinstance(value, str) else value
+
+
+def _rescheduled(old: dict[str, Any], new: dict[str, Any]) -> bool:
+    return any(_moment(old.get(k)) != _moment(new.get(k)) for k in ("starts_at", "ends_at"))
+
+
+def triggers_fired(event: ChangeEvent) -> list[tuple[str, dict[str, Any]]]:
+    """The event triggers a change sets off, each with what it adds to the template context."""
+    if event.table_name == "customers":
+        return [("customer_created", {})] if event.op == "INSERT" else []
+    if event.table_name != "appointments":
+        return []
+    if event.op == "INSERT":
+        return [("appointment_created", {})]
+    if event.op != "UPDATE":
+        return []
+    fired = []
+    if _rescheduled(event.old, event.new):
+        fired.append(("appointment_rescheduled", {}))
+    if event.old.get("status") != event.new.get("status"):
+        fired.append(("appointment_status_changed",
+                       {"old_status": event.old.get("status"), "new_status": event.new.get("status")}))
+    return fired
+
+
+def _transition_matches(workflow: Workflow, context: dict[str, Any]) -> bool:
+    trigger = workflow.trigger
+    return (trigger.from_statuses is None or context["old_status"] in trigger.from_statuses) and (
+        trigger.to_statuses is None or context["new_status"] in trigger.to_statuses)
+
+
+def match_event(event: ChangeEvent, workflows: list[Workflow], booking: Booking | None) -> list[Match]:
+    """The (enabled, valid) workflows *event* sets off, given the subject's rows as they are now.
+
+    A subject deleted before its event is handled sets off nothing.
+    """
+    if booking is None:
+        return []
+    facts = facts_for(event.new or {}, booking)
+    matches = []
+    for trigger_type, context in triggers_fired(event):
+        for workflow in workflows:
+            if not workflow.enabled or workflow.trigger.type != trigger_type:
+                continue
+            if trigger_type == "appointment_status_changed" and not _transition_matches(workflow, context):
+                continue
+            if filters_hold(workflow.filters, facts):
+                matches.append(Match(
+                    workflow=workflow, subject_table=event.table_name, subject_id=event.row_id,
+                    occurrence=f"event:{event.id}:{trigger_type}", context=context,
+                    event_id=event.id, depth=event.depth,
+                ))
+    return matches

@@ -1,0 +1,62 @@
+"""Turn matches into outbox rows: one per action (per recipient, on per-recipient channels)."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from engine.matching import Match
+from engine.render import recipient_count
+from engine.workflow import HOLD_AFTER_CRASH, Action
+
+MAX_CHAIN_DEPTH = 5
+
+
+def after_crash(action: Action) -> str:
+    """What to do with a send of *action* interrupted by a crash: resend or hold."""
+    return action.fields.get("after_crash") or ("hold" if action.type in HOLD_AFTER_CRASH else "resend")
+
+
+def idempotency_key(match: Match, action: Action, position: int, recipient: int | None) -> str:
+    """(workflow, action, recipient, subject, occurrence): the same firing can never be written twice."""
+    action_ref = action.id if action.id is not None else f"p{position}"
+    return (f"w{match.workflow.id}:a{action_ref}:r{'' if recipient is None else recipient}:"
+            f"{match.subject_table}:{match.subject_id}:{match.occurrence}")
+
+
+def plan_deliveries(match: Match, now: dt.datetime, *, max_depth: int = MAX_CHAIN_DEPTH) -> list[dict[str, Any]]:
+    """The outbox rows for one match, due *now*.
+
+    A set_status action at the end of a chain *max_depth* long is written as
+    ``skipped`` with the reason, so two workflows flipping a status back and
+    forth stop and the history says why.
+    """
+    rows = []
+    for position, action in enumerate(match.workflow.actions):
+        count = recipient_count(action)
+        for recipient in range(count) if count is not None else (None,):
+            status, error = "pending", None
+            if action.type == "set_status" and match.depth >= max_depth:
+                status = "skipped"
+                error = f"set_status chain stopped: {match.depth} status changes in a row (limit {max_depth})"
+            rows.append({
+                "idempotency_key": idempotency_key(match, action, position, recipient),
+                "workflow_id": match.workflow.id,
+                "action_id": action.id,
+                "action_position": position,
+                "action_type": action.type,
+                "recipient_index": recipient,
+                "after_crash": after_crash(action),
+                "subject_table": match.subject_table,
+                "subject_id": match.subject_id,
+                "event_id": match.event_id,
+                "occurrence": match.occurrence,
+                "context": match.context,
+                "depth": match.depth,
+                "status": status,
+                "error": error,
+                "next_attempt_at": now,
+                "created_at": now,
+                "updated_at": now,
+            })
+    return rows
