@@ -18,6 +18,7 @@ from babel import dates as babel_dates
 from babel import numbers as babel_numbers
 
 from db.records import Booking
+from engine.templates import plain_spaces
 
 DEFAULT_LOCALE = "en"
 
@@ -47,11 +48,11 @@ def locale_of(booking: Booking) -> Locale:
 
 
 def _date(moment: dt.datetime, tz: ZoneInfo, locale: Locale) -> str:
-    return babel_dates.format_date(moment.astimezone(tz).date(), "medium", locale=locale)
+    return plain_spaces(babel_dates.format_date(moment.astimezone(tz).date(), "medium", locale=locale))
 
 
 def _time(moment: dt.datetime, tz: ZoneInfo, locale: Locale) -> str:
-    return babel_dates.format_time(moment, "short", tzinfo=tz, locale=locale)
+    return plain_spaces(babel_dates.format_time(moment, "short", tzinfo=tz, locale=locale))
 
 
 def _date_time(moment: dt.datetime, tz: ZoneInfo, locale: Locale) -> str:

@@ -141,3 +141,18 @@ def match_event(event: ChangeEvent, workflows: list[Workflow], booking: Booking 
                     event_id=event.id, depth=event.depth,
                 ))
     return matches
+
+
+def sample_trigger_context(workflow: Workflow, booking: Booking, now) -> dict[str, Any]:
+    """Plausible trigger keywords for previewing a workflow (``apptflow workflow test``)."""
+    trigger = workflow.trigger
+    if trigger.type == "appointment_status_changed":
+        status = booking.appointment.status if booking.appointment else None
+        return {"old_status": (trigger.from_statuses or (status,))[0],
+                "new_status": (trigger.to_statuses or (status,))[0]}
+    if trigger.is_time_offset and booking.appointment is not None:
+        from engine.durations import format_duration
+
+        anchor = booking.appointment.starts_at if trigger.type == "appointment_starts" else booking.appointment.ends_at
+        return {"fire_time": (anchor + trigger.offset).isoformat(), "offset": format_duration(trigger.offset)}
+    return {}

@@ -31,6 +31,11 @@ def is_template(text: str) -> bool:
     return "{{" in text or "{%" in text
 
 
+def plain_spaces(text: str) -> str:
+    """CLDR puts narrow and no-break spaces in dates ("11:00\u202fAM"); an SMS in GSM-7 cannot carry them."""
+    return text.replace("\u202f", " ").replace("\u00a0", " ")
+
+
 def _moment(value) -> dt.datetime:
     return dt.datetime.fromisoformat(value) if isinstance(value, str) else value
 
@@ -46,20 +51,22 @@ def _zone(context) -> ZoneInfo:
 @pass_context
 def format_datetime(context, value, format: str = "medium") -> str:
     """``{{ appointment.starts_at | format_datetime('short') }}``: locale-aware, in the location's zone."""
-    return babel_dates.format_datetime(_moment(value), format, tzinfo=_zone(context), locale=_locale(context))
+    return plain_spaces(
+        babel_dates.format_datetime(_moment(value), format, tzinfo=_zone(context), locale=_locale(context)))
 
 
 @pass_context
 def format_date(context, value, format: str = "medium") -> str:
     """Date part only, e.g. ``format_date('EEEE d MMMM')``."""
     moment = _moment(value).astimezone(_zone(context))
-    return babel_dates.format_date(moment.date(), format, locale=_locale(context))
+    return plain_spaces(babel_dates.format_date(moment.date(), format, locale=_locale(context)))
 
 
 @pass_context
 def format_time(context, value, format: str = "short") -> str:
     """Time part only, 12- or 24-hour as the customer's locale writes it."""
-    return babel_dates.format_time(_moment(value), format, tzinfo=_zone(context), locale=_locale(context))
+    return plain_spaces(
+        babel_dates.format_time(_moment(value), format, tzinfo=_zone(context), locale=_locale(context)))
 
 
 class Sandbox(ImmutableSandboxedEnvironment):

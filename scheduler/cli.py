@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import datetime as dt
+import json
+import logging
+import signal
 import sys
+import threading
 from pathlib import Path
 
 import click
@@ -10,12 +15,19 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import OperationalError
 
 from db import NotFound, schema
+from db import booking as bookings
+from db import deliveries, events, instances
 from db import workflows as store
 from db.connect import connect
+from engine.context import build_context
 from engine.document import dump_yaml, load_yaml, split_document, to_document, workflow_from_row
-from engine.errors import InvalidWorkflow, Problem
+from engine.errors import InvalidWorkflow, Problem, RenderError
+from engine.matching import sample_trigger_context
+from engine.render import recipient_count, render_action
 from engine.validation import parse_workflow
 from scheduler.config import Config, ConfigError, load_config
+from scheduler.daemon import Daemon, utc_now
+from scheduler.transports import seconds
 
 
 class App:
@@ -269,3 +281,127 @@ def workflow_disable(app: App, workflow_id: int) -> None:
 def workflow_delete(app: App, workflow_id: int) -> None:
     """Delete a workflow and its actions (its delivery history stays)."""
     _change(app, workflow_id, store.delete_workflow, "deleted")
+
+
+# --- daemon -----------------------------------------------------------------
+
+def _setup_logging(level: str) -> None:
+    logging.basicConfig(level=getattr(logging, level.upper(), logging.INFO),
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+
+@main.command("run")
+@pass_app
+def run(app: App) -> None:
+    """Run the daemon in the foreground (systemd runs this); SIGTERM or SIGINT stops it cleanly."""
+    _setup_logging(app.config.get("daemon", "log_level"))
+    engine = app.ready_engine()
+    daemon = Daemon(app.config, engine=engine)
+    stop = threading.Event()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda *_: stop.set())
+    daemon.run_until(stop)
+
+
+def _when(moment) -> str:
+    return moment.strftime("%Y-%m-%d %H:%M:%S") if moment else "-"
+
+
+@main.command("log")
+@click.option("--workflow", "workflow_id", type=int, help="Only this workflow's deliveries.")
+@click.option("--appointment", "appointment_id", type=int, help="Only this appointment's deliveries.")
+@click.option("--status", type=click.Choice(["pending", "sending", "sent", "dead", "unknown", "skipped", "missed"]))
+@click.option("--limit", type=int, default=50, show_default=True)
+@pass_app
+def log(app: App, workflow_id, appointment_id, status, limit) -> None:
+    """Delivery history, newest first: what was sent to whom, when, and every error (times in UTC)."""
+    with app.ready_engine().connect() as conn:
+        rows = deliveries.history(conn, workflow_id=workflow_id, appointment_id=appointment_id,
+                                  status=status, limit=limit)
+    if not rows:
+        click.echo("no deliveries")
+        return
+    click.echo(f"{'ID':>5}  {'UPDATED (UTC)':<19}  {'WF':>3}  {'ACTION':<10}  {'SUBJECT':<16}  "
+               f"{'STATUS':<8}  {'TRIES':>5}  RECIPIENTS")
+    for d in rows:
+        subject = f"{d.subject_table[:-1]} {d.subject_id}"
+        click.echo(f"{d.id:>5}  {_when(d.sent_at or d.updated_at):<19}  {d.workflow_id:>3}  "
+                   f"{d.action_type:<10}  {subject:<16}  {d.status:<8}  {d.attempts:>5}  {d.recipients or '-'}")
+        if d.error:
+            click.echo(f"{'':>7}error: {d.error}")
+
+
+@main.command("retry")
+@click.argument("delivery_id", type=int)
+@pass_app
+def retry(app: App, delivery_id: int) -> None:
+    """Send a dead, unknown, skipped or missed delivery again (the running daemon picks it up)."""
+    with app.ready_engine().begin() as conn:
+        try:
+            deliveries.requeue(conn, delivery_id, utc_now())
+        except NotFound as error:
+            raise click.ClickException(str(error)) from None
+    click.echo(f"delivery {delivery_id} queued again")
+
+
+@main.command("status")
+@pass_app
+def status(app: App) -> None:
+    """Daemon health: running instances, event backlog and its age, deliveries by status."""
+    now = utc_now()
+    heartbeat = seconds(app.config.get("daemon", "heartbeat"))
+    with app.ready_engine().connect() as conn:
+        alive = instances.running(conn, now - dt.timedelta(seconds=3 * heartbeat))
+        waiting, oldest = events.backlog(conn)
+        failed = events.failed_events(conn)
+        counts = deliveries.counts_by_status(conn)
+    if alive:
+        for instance in alive:
+            click.echo(f"daemon:      running on {instance.hostname} (pid {instance.pid}), "
+                       f"since {_when(instance.started_at)} UTC")
+    else:
+        click.echo("daemon:      not running (no heartbeat)")
+    age = f", oldest {(now - oldest).total_seconds():.1f}s old" if oldest else ""
+    click.echo(f"events:      {waiting} waiting{age}; {failed} failed")
+    summary = ", ".join(f"{counts[s]} {s}" for s in sorted(counts)) or "none"
+    click.echo(f"deliveries:  {summary}")
+
+
+@workflow.command("test")
+@click.argument("workflow_id", type=int)
+@click.option("--appointment", "appointment_id", type=int, help="Render against this appointment.")
+@click.option("--customer", "customer_id", type=int, help="Render against this customer (customer_created).")
+@pass_app
+def workflow_test(app: App, workflow_id: int, appointment_id: int | None, customer_id: int | None) -> None:
+    """Render every action of a workflow for one appointment (or customer) and print it; send nothing."""
+    row, parsed, error = _load(app, workflow_id)
+    if error:
+        _report(f"workflow {workflow_id}", error.problems)
+        raise click.ClickException("the workflow is invalid")
+    with app.engine.connect() as conn:
+        if appointment_id is not None:
+            booking = bookings.load_booking(conn, appointment_id)
+        elif customer_id is not None:
+            booking = bookings.load_customer_booking(conn, customer_id)
+        else:
+            raise click.UsageError("give --appointment N (or --customer N for customer triggers)")
+    if booking is None:
+        raise click.ClickException("no such appointment or customer")
+    extra = sample_trigger_context(parsed, booking, utc_now())
+    context = build_context(booking, company=dict(app.config.section("company")), extra=extra)
+    failed = False
+    for position, action in enumerate(parsed.actions):
+        for index in range(recipient_count(action) or 1):
+            click.echo(f"--- actions[{position}] {action.type}" + (f" #{index}" if recipient_count(action) else ""))
+            try:
+                rendered = render_action(action, booking, context, index if recipient_count(action) else None)
+            except RenderError as problem:
+                failed = True
+                click.echo(f"error: {problem}")
+                continue
+            for key, value in rendered.items():
+                if value not in (None, [], {}, ""):
+                    text = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
+                    click.echo(f"{key}: {text}" if "\n" not in text else f"{key}:\n{text}")
+    if failed:
+        sys.exit(1)

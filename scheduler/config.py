@@ -21,7 +21,9 @@ SYSTEM_CONFIG = Path("/etc/apptflow/apptflow.toml")
 
 DEFAULTS: dict[str, dict[str, Any]] = {
     "database": {"url": "sqlite:///apptflow.db"},
-    "daemon": {"poll_interval": "1s", "workers": 8, "dry_run": False, "log_level": "INFO"},
+    "daemon": {"poll_interval": "1s", "workers": 8, "dry_run": False, "log_level": "INFO",
+               "lease": "2m", "max_chain_depth": 5, "retry_base": "30s", "retry_cap": "1h",
+               "retry_attempts": 8, "attachment_dir": "", "heartbeat": "5s"},
     "smtp": {"host": "localhost", "port": 25, "security": "none", "username": "", "password": "",
              "from": "Bookings <bookings@example.com>", "timeout": "30s"},
     "twilio": {"account_sid": "", "auth_token": "", "from_number": "", "whatsapp_from": "",

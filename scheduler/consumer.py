@@ -1,0 +1,139 @@
+"""The event consumer: change events in, outbox rows out, in one transaction per batch."""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import threading
+from collections.abc import Callable
+
+from sqlalchemy.engine import Connection, Engine
+
+from db import booking as bookings
+from db import deliveries, events
+from db.capture import NOTIFY_CHANNEL
+from db.records import ChangeEvent
+from engine.matching import match_event
+from engine.outbox import plan_deliveries
+
+logger = logging.getLogger(__name__)
+
+WORKFLOW_TABLES = ("workflows", "workflow_actions")
+
+
+class EventConsumer:
+    """Claims unprocessed change events, hands each to the engine, writes its deliveries."""
+
+    def __init__(self, engine: Engine, catalogue, *, batch_size: int = 100, max_depth: int = 5,
+                 on_event: Callable[[Connection, ChangeEvent, dt.datetime], None] | None = None):
+        self.engine = engine
+        self.catalogue = catalogue
+        self.batch_size = batch_size
+        self.max_depth = max_depth
+        # Extra handling of every event in its transaction (time-offset planning).
+        self.on_event = on_event
+
+    def process_batch(self, now: dt.datetime) -> int:
+        """Handle one batch of events; return how many were handled."""
+        with self.engine.begin() as conn:
+            batch = events.claim_events(conn, self.batch_size)
+            if any(e.table_name in WORKFLOW_TABLES for e in batch):
+                self.catalogue.invalidate()
+            for event in batch:
+                self._handle_isolated(conn, event, now)
+        return len(batch)
+
+    def drain(self, now: dt.datetime) -> int:
+        """Handle every waiting event; return how many."""
+        total = 0
+        while (count := self.process_batch(now)):
+            total += count
+        return total
+
+    def _handle_isolated(self, conn: Connection, event: ChangeEvent, now: dt.datetime) -> None:
+        try:
+            with conn.begin_nested():
+                self.handle(conn, event, now)
+            events.mark_processed(conn, event.id, now)
+        except Exception as error:  # noqa: BLE001 - one bad event must not stop the queue
+            logger.exception("event %s (%s %s %s) could not be handled", event.id, event.op,
+                             event.table_name, event.row_id, extra={"event": event.id})
+            events.mark_processed(conn, event.id, now, error=f"{type(error).__name__}: {error}")
+
+    def handle(self, conn: Connection, event: ChangeEvent, now: dt.datetime) -> None:
+        """Everything one event causes, inside the caller's transaction."""
+        if event.table_name == "workflows" and event.op == "DELETE":
+            skipped = deliveries.skip_pending_of_workflow(conn, event.row_id, now, "workflow deleted")
+            logger.info("workflow %s deleted: %d pending deliveries skipped", event.row_id, skipped,
+                        extra={"workflow": event.row_id})
+        if event.table_name not in WORKFLOW_TABLES:
+            self._match(conn, event, now)
+        if self.on_event is not None:
+            self.on_event(conn, event, now)
+
+    def _match(self, conn: Connection, event: ChangeEvent, now: dt.datetime) -> None:
+        if event.op == "DELETE":
+            return
+        if event.table_name == "appointments":
+            booking = bookings.load_booking(conn, event.row_id)
+        else:
+            booking = bookings.load_customer_booking(conn, event.row_id)
+        matches = match_event(event, self.catalogue.workflows(conn), booking)
+        rows = [row for m in matches for row in plan_deliveries(m, now, max_depth=self.max_depth)]
+        written = deliveries.insert_deliveries(conn, rows)
+        for match in matches:
+            logger.info("event %s: workflow %s (%s) matched %s %s", event.id, match.workflow.id,
+                        match.workflow.name, event.table_name, event.row_id,
+                        extra={"workflow": match.workflow.id, "event": event.id})
+        if written != len(rows):
+            logger.info("event %s: %d deliveries existed already (replay)", event.id, len(rows) - written)
+
+
+class Wakeup:
+    """Wait for the next poll, woken early by PostgreSQL notifications.
+
+    On PostgreSQL a dedicated connection LISTENs on the triggers' channel; if
+    it drops, waiting falls back to the poll interval and the connection is
+    re-established on the next wait, so a lost notification costs at most
+    one interval.
+    """
+
+    def __init__(self, engine: Engine, interval: float, stop: threading.Event):
+        self.interval = interval
+        self.stop = stop
+        self._url = engine.url if engine.dialect.name == "postgresql" else None
+        self._listener = None
+
+    def wait(self) -> None:
+        if self._url is None or not self._listening():
+            self.stop.wait(self.interval)
+            return
+        try:
+            for _ in self._listener.notifies(timeout=self.interval, stop_after=1):
+                pass
+        except Exception:  # noqa: BLE001 - the database went away: poll until it is back
+            logger.warning("lost the LISTEN connection; polling until it is back", exc_info=True)
+            self.close()
+            self.stop.wait(self.interval)
+
+    def _listening(self) -> bool:
+        if self._listener is not None:
+            return True
+        import psycopg
+
+        try:
+            conninfo = self._url.set(drivername="postgresql").render_as_string(hide_password=False)
+            self._listener = psycopg.connect(conninfo, autocommit=True, connect_timeout=5)
+            self._listener.execute(f"LISTEN {NOTIFY_CHANNEL}")
+            return True
+        except psycopg.Error:
+            logger.warning("cannot LISTEN for change notifications; polling", exc_info=True)
+            self.close()
+            return False
+
+    def close(self) -> None:
+        if self._listener is not None:
+            try:
+                self._listener.close()
+            finally:
+                self._listener = None

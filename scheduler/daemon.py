@@ -1,0 +1,149 @@
+"""``apptflow run``: the event consumer, the delivery workers and housekeeping, in threads."""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import os
+import socket
+import threading
+import uuid
+from collections.abc import Callable
+
+from sqlalchemy.engine import Engine
+
+from db import deliveries, instances
+from db.connect import connect
+from engine.durations import parse_duration
+from engine.retry import RetryPolicy
+from scheduler.catalogue import Catalogue
+from scheduler.config import Config
+from scheduler.consumer import EventConsumer, Wakeup
+from scheduler.transports import Transports, seconds
+from scheduler.workers import DeliveryWorker
+
+logger = logging.getLogger(__name__)
+
+
+def utc_now() -> dt.datetime:
+    """The one place the daemon asks the clock."""
+    return dt.datetime.now(dt.timezone.utc)
+
+
+def notify_systemd(state: str) -> None:
+    """Tell systemd (Type=notify) about our state, when run by it."""
+    address = os.environ.get("NOTIFY_SOCKET")
+    if not address:
+        return
+    if address.startswith("@"):
+        address = "\0" + address[1:]
+    with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as sock:
+        try:
+            sock.connect(address)
+            sock.sendall(state.encode())
+        except OSError:
+            logger.warning("could not notify systemd", exc_info=True)
+
+
+def retry_policy(config: Config) -> RetryPolicy:
+    daemon = config.section("daemon")
+    return RetryPolicy(base=parse_duration(daemon["retry_base"]), cap=parse_duration(daemon["retry_cap"]),
+                       attempts=daemon["retry_attempts"])
+
+
+class Daemon:
+    """Everything ``apptflow run`` does; :meth:`stop` finishes in-flight sends and returns."""
+
+    def __init__(self, config: Config, *, engine: Engine | None = None, transports: Transports | None = None,
+                 clock: Callable[[], dt.datetime] = utc_now):
+        daemon = config.section("daemon")
+        self.config = config
+        self.engine = engine or connect(config.database_url)
+        self.clock = clock
+        self.transports = transports or Transports(config)
+        self.catalogue = Catalogue()
+        self.consumer = EventConsumer(self.engine, self.catalogue, max_depth=daemon["max_chain_depth"])
+        self.worker = DeliveryWorker(self.engine, self.transports, company=dict(config.section("company")),
+                                     policy=retry_policy(config), lease=parse_duration(daemon["lease"]))
+        self.poll = seconds(daemon["poll_interval"])
+        self.heartbeat = seconds(daemon["heartbeat"])
+        self.worker_count = max(1, daemon["workers"])
+        self.stopping = threading.Event()
+        self.work_ready = threading.Event()
+        self.instance_id = uuid.uuid4().hex
+        self._threads: list[threading.Thread] = []
+
+    def start(self) -> None:
+        """Register this instance and start the threads."""
+        with self.engine.begin() as conn:
+            instances.register(conn, self.instance_id, socket.gethostname(), os.getpid(), self.clock())
+        self._spawn("consumer", self._consume)
+        self._spawn("housekeeping", self._housekeep)
+        for n in range(self.worker_count):
+            self._spawn(f"worker-{n}", self._work)
+        logger.info("apptflow running: %d workers, polling every %gs", self.worker_count, self.poll)
+        notify_systemd("READY=1")
+
+    def _spawn(self, name: str, target: Callable[[], None]) -> None:
+        thread = threading.Thread(target=self._guarded(name, target), name=f"apptflow-{name}", daemon=True)
+        thread.start()
+        self._threads.append(thread)
+
+    def _guarded(self, name: str, step: Callable[[], None]) -> Callable[[], None]:
+        """Run *step* until stopping; an exception is logged and the loop goes on after a pause."""
+        def loop():
+            while not self.stopping.is_set():
+                try:
+                    step()
+                except Exception:  # noqa: BLE001 - the loop must survive (database restarts, bugs)
+                    logger.exception("%s loop failed; retrying", name)
+                    self.stopping.wait(min(self.poll, 1.0))
+        return loop
+
+    def _consume(self) -> None:
+        wakeup = Wakeup(self.engine, self.poll, self.stopping)
+        try:
+            while not self.stopping.is_set():
+                if self.consumer.drain(self.clock()):
+                    self.work_ready.set()
+                wakeup.wait()
+        finally:
+            wakeup.close()
+
+    def _work(self) -> None:
+        while not self.stopping.is_set():
+            if self.worker.work_one(self.clock()) is None:
+                self.work_ready.wait(self.poll)
+                self.work_ready.clear()
+
+    def _housekeep(self) -> None:
+        now = self.clock()
+        with self.engine.begin() as conn:
+            instances.heartbeat(conn, self.instance_id, now)
+            resent, held = deliveries.reclaim_expired(conn, now)
+        if resent or held:
+            logger.warning("reclaimed deliveries interrupted by a crash: %d resent, %d held as unknown",
+                           resent, held)
+            self.work_ready.set()
+        self.stopping.wait(self.heartbeat)
+
+    def stop(self, timeout: float = 60.0) -> None:
+        """Stop claiming work, let in-flight sends finish, and record the stop."""
+        notify_systemd("STOPPING=1")
+        self.stopping.set()
+        self.work_ready.set()
+        for thread in self._threads:
+            thread.join(timeout)
+        try:
+            with self.engine.begin() as conn:
+                instances.stopped(conn, self.instance_id, self.clock())
+        except Exception:  # noqa: BLE001 - the database may be the reason we stop
+            logger.warning("could not record the stop", exc_info=True)
+        self.transports.close()
+        logger.info("apptflow stopped")
+
+    def run_until(self, stop: threading.Event) -> None:
+        """Start, wait for *stop*, stop."""
+        self.start()
+        stop.wait()
+        self.stop()

@@ -1,0 +1,141 @@
+"""Delivery workers: claim a due delivery, render it with the data as it is now, send, record."""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import random
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy.engine import Engine
+
+from channels import PermanentSendError, TransientSendError
+from db import NotFound
+from db import booking as bookings
+from db import deliveries
+from db import workflows as store
+from db.records import Booking, Delivery
+from engine.context import build_context
+from engine.document import workflow_from_row
+from engine.errors import InvalidWorkflow, RenderError
+from engine.render import describe_recipients, render_action
+from engine.retry import DEFAULT_POLICY, RetryPolicy
+from engine.workflow import Action
+
+logger = logging.getLogger(__name__)
+
+
+class Skip(Exception):
+    """The delivery no longer applies (workflow or subject gone, workflow disabled)."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Outcome:
+    """What became of one attempt."""
+
+    status: str  # sent | pending (retry) | dead | skipped
+    error: str | None = None
+
+
+class DeliveryWorker:
+    """One attempt at a time; the daemon runs several in threads."""
+
+    def __init__(self, engine: Engine, transports, *, company: dict[str, str],
+                 policy: RetryPolicy = DEFAULT_POLICY, lease: dt.timedelta = dt.timedelta(minutes=2),
+                 rng: random.Random | None = None):
+        self.engine = engine
+        self.transports = transports
+        self.company = company
+        self.policy = policy
+        self.lease = lease
+        self.rng = rng or random.Random()
+
+    def work_one(self, now: dt.datetime) -> Outcome | None:
+        """Claim and attempt the next due delivery; None when nothing is due."""
+        with self.engine.begin() as conn:
+            delivery = deliveries.claim_due(conn, now, self.lease)
+        if delivery is None:
+            return None
+        return self.attempt(delivery, now)
+
+    def attempt(self, delivery: Delivery, now: dt.datetime) -> Outcome:
+        """Render and send one claimed delivery and record the outcome."""
+        extra = {"delivery": delivery.id, "workflow": delivery.workflow_id}
+        rendered = recipients = None
+        try:
+            action, booking = self._load(delivery)
+            context = build_context(booking, company=self.company, extra=delivery.context)
+            rendered = render_action(action, booking, context, delivery.recipient_index)
+            recipients = describe_recipients(action.type, rendered)
+            if action.type == "set_status":
+                return self._set_status(delivery, rendered, recipients, now)
+            receipt = self.transports.send(action.type, rendered, delivery)
+        except Skip as reason:
+            return self._final(delivery, now, "skipped", str(reason), rendered, recipients)
+        except (RenderError, InvalidWorkflow) as error:
+            return self._final(delivery, now, "dead", f"cannot render: {error}", rendered, recipients)
+        except PermanentSendError as error:
+            return self._final(delivery, now, "dead", str(error), rendered, recipients)
+        except TransientSendError as error:
+            return self._retry(delivery, now, str(error), rendered, recipients)
+        except Exception as error:  # noqa: BLE001 - unexpected: log it, treat it as passing
+            logger.exception("delivery %s failed unexpectedly", delivery.id, extra=extra)
+            return self._retry(delivery, now, f"{type(error).__name__}: {error}", rendered, recipients)
+        with self.engine.begin() as conn:
+            deliveries.mark_sent(conn, delivery.id, now, provider_id=receipt.provider_id,
+                                 rendered=rendered, recipients=recipients)
+        logger.info("delivery %s sent (%s to %s)", delivery.id, delivery.action_type, recipients, extra=extra)
+        return Outcome(status="sent")
+
+    def _load(self, delivery: Delivery) -> tuple[Action, Booking]:
+        with self.engine.connect() as conn:
+            try:
+                row = store.get_workflow(conn, delivery.workflow_id)
+            except NotFound:
+                raise Skip("workflow deleted") from None
+            if delivery.subject_table == "appointments":
+                booking = bookings.load_booking(conn, delivery.subject_id)
+            else:
+                booking = bookings.load_customer_booking(conn, delivery.subject_id)
+        if not row.enabled:
+            raise Skip("workflow disabled")
+        workflow = workflow_from_row(row)
+        action = next((a for a in workflow.actions if a.id == delivery.action_id), None)
+        if action is None:
+            raise Skip("the action no longer exists in the workflow")
+        if booking is None:
+            raise Skip(f"{delivery.subject_table[:-1]} {delivery.subject_id} no longer exists")
+        return action, booking
+
+    def _set_status(self, delivery: Delivery, rendered: dict[str, Any], recipients: str,
+                    now: dt.datetime) -> Outcome:
+        with self.engine.begin() as conn:
+            found = bookings.set_appointment_status(conn, delivery.subject_id, rendered["status"],
+                                                    delivery.depth + 1)
+            if not found:
+                raise Skip(f"appointment {delivery.subject_id} no longer exists")
+            deliveries.mark_sent(conn, delivery.id, now, provider_id=None, rendered=rendered,
+                                 recipients=recipients)
+        return Outcome(status="sent")
+
+    def _retry(self, delivery: Delivery, now: dt.datetime, error: str, rendered, recipients) -> Outcome:
+        at = self.policy.next_attempt(delivery.attempts, now, self.rng)
+        if at is None:
+            return self._final(delivery, now, "dead", f"gave up after {delivery.attempts} attempts: {error}",
+                               rendered, recipients)
+        with self.engine.begin() as conn:
+            deliveries.mark_retry(conn, delivery.id, now, at=at, error=error, rendered=rendered,
+                                  recipients=recipients)
+        logger.warning("delivery %s failed (attempt %d), retrying at %s: %s", delivery.id,
+                       delivery.attempts, at.isoformat(), error, extra={"delivery": delivery.id})
+        return Outcome(status="pending", error=error)
+
+    def _final(self, delivery: Delivery, now: dt.datetime, status: str, error: str, rendered,
+               recipients) -> Outcome:
+        with self.engine.begin() as conn:
+            deliveries.mark_final(conn, delivery.id, now, status=status, error=error, rendered=rendered,
+                                  recipients=recipients)
+        log = logger.warning if status == "dead" else logger.info
+        log("delivery %s %s: %s", delivery.id, status, error, extra={"delivery": delivery.id})
+        return Outcome(status=status, error=error)

@@ -1,0 +1,296 @@
+"""The event pipeline, driven by plain SQL the way a booking application writes, with time passed in."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+
+import pytest
+from sqlalchemy import text
+
+from channels import Channel
+from tests.booking import book, insert, seed
+from tests.channels.servers import HttpServer, Reply
+from tests.conftest import sql
+from tests.pipeline import NOW, Pipeline, add_workflow, make_config
+
+START, END = "2026-12-01T10:00:00+00:00", "2026-12-01T10:45:00+00:00"
+
+
+def email_workflow(name="Confirmation", trigger=None, filters=None, subject="{{ service_name }} booked"):
+    document = {
+        "name": name,
+        "trigger": trigger or {"type": "appointment_created"},
+        "actions": [{"type": "email", "to": ["customer"], "subject": subject,
+                     "body": "Hello {{ customer_first_name }}, {{ appointment_date_time }}."}],
+    }
+    if filters:
+        document["filters"] = filters
+    return document
+
+
+@pytest.fixture
+def pipeline(engine, db_url):
+    pipeline = Pipeline(engine, make_config(db_url))
+    yield pipeline
+    pipeline.close()
+
+
+def deliveries(engine):
+    return sql(engine, "SELECT workflow_id, action_type, status, error FROM deliveries ORDER BY id")
+
+
+def test_a_booking_sends_the_confirmation(engine, pipeline):
+    add_workflow(engine, email_workflow())
+    ids = seed(engine)
+    book(engine, ids, starts_at=START, ends_at=END)
+    outcomes = pipeline.run()
+    assert [o.status for o in outcomes] == ["sent"]
+    [email] = pipeline.sent("smtp")
+    assert email.to == ("ada@example.test",)
+    assert email.subject == "Haircut booked"
+    assert email.text == "Hello Ada, Dec 1, 2026, 11:00 AM."  # Paris time, English locale
+    [(_, action, status, error)] = deliveries(engine)
+    assert (action, status, error) == ("email", "sent", None)
+
+
+FILTER_CASES = [
+    ({"statuses": ["pending"]}, True), ({"statuses": ["approved"]}, False),
+    ({"started_by": ["frontend"]}, True), ({"started_by": ["backend"]}, False),
+    ({"locales": ["en"]}, True), ({"locales": ["fr"]}, False),
+]
+
+
+@pytest.mark.parametrize("filters, fires", FILTER_CASES)
+def test_word_filters(engine, pipeline, filters, fires):
+    add_workflow(engine, email_workflow(filters=filters))
+    book(engine, seed(engine), starts_at=START, ends_at=END)
+    pipeline.run()
+    assert len(pipeline.sent("smtp")) == (1 if fires else 0)
+
+
+@pytest.mark.parametrize("name", ["locations", "services", "staff"])
+def test_id_filters(engine, pipeline, name):
+    ids = seed(engine)
+    key = {"locations": "location", "services": "service", "staff": "staff"}[name]
+    add_workflow(engine, email_workflow("matching", filters={name: [ids[key]]}))
+    add_workflow(engine, email_workflow("other", filters={name: [ids[key] + 1000]}))
+    book(engine, ids, starts_at=START, ends_at=END)
+    pipeline.run()
+    assert [w for w, *_ in deliveries(engine)] == [1]
+
+
+def test_reschedule_fires_only_when_times_change(engine, pipeline):
+    add_workflow(engine, email_workflow(trigger={"type": "appointment_rescheduled"},
+                                        subject="moved to {{ appointment_start_time }}"))
+    appointment = book(engine, seed(engine), starts_at=START, ends_at=END)
+    sql(engine, "UPDATE appointments SET status = 'approved' WHERE id = :id", id=appointment)
+    pipeline.run()
+    assert pipeline.sent("smtp") == []
+    sql(engine, "UPDATE appointments SET starts_at = :s, ends_at = :e WHERE id = :id", id=appointment,
+        s="2026-12-01T14:00:00+00:00", e="2026-12-01T14:45:00+00:00")
+    pipeline.run()
+    assert [m.subject for m in pipeline.sent("smtp")] == ["moved to 3:00 PM"]
+
+
+def test_status_changes_match_from_and_to(engine, pipeline):
+    add_workflow(engine, email_workflow("approved", trigger={
+        "type": "appointment_status_changed", "from": ["pending"], "to": ["approved"]},
+        subject="{{ old_status }} -> {{ new_status }}"))
+    add_workflow(engine, email_workflow("any", trigger={"type": "appointment_status_changed"},
+                                        subject="any {{ new_status }}"))
+    appointment = book(engine, seed(engine), starts_at=START, ends_at=END)
+    for status in ("approved", "canceled"):
+        sql(engine, "UPDATE appointments SET status = :s WHERE id = :id", s=status, id=appointment)
+    pipeline.run()
+    assert sorted(m.subject for m in pipeline.sent("smtp")) == [
+        "any approved", "any canceled", "pending -> approved"]
+
+
+def test_two_status_changes_in_one_transaction_are_two_matches(engine, pipeline):
+    add_workflow(engine, email_workflow(trigger={"type": "appointment_status_changed"},
+                                        subject="{{ old_status }} -> {{ new_status }}"))
+    appointment = book(engine, seed(engine), starts_at=START, ends_at=END)
+    with engine.begin() as conn:
+        for status in ("approved", "completed"):
+            conn.execute(text("UPDATE appointments SET status = :s WHERE id = :id"), {"s": status, "id": appointment})
+    pipeline.run()
+    assert sorted(m.subject for m in pipeline.sent("smtp")) == ["approved -> completed", "pending -> approved"]
+
+
+def test_customer_created_with_a_locale_filter(engine, pipeline):
+    add_workflow(engine, {"name": "Welcome", "trigger": {"type": "customer_created"},
+                          "filters": {"locales": ["fr"]},
+                          "actions": [{"type": "email", "to": ["customer"], "subject": "Bienvenue {{ customer_full_name }}",
+                                       "body": "{{ company_name }}"}]})
+    insert(engine, "customers", first_name="Zoé", last_name="Durand", email="zoe@example.test", locale="fr_FR")
+    insert(engine, "customers", first_name="Bob", email="bob@example.test", locale="en")
+    pipeline.run()
+    [email] = pipeline.sent("smtp")
+    assert (email.to, email.subject, email.text) == (("zoe@example.test",), "Bienvenue Zoé Durand", "Salon Lumière")
+
+
+def test_a_replayed_event_sends_nothing_twice(engine, pipeline):
+    add_workflow(engine, email_workflow())
+    book(engine, seed(engine), starts_at=START, ends_at=END)
+    pipeline.run()
+    sql(engine, "UPDATE change_events SET processed_at = NULL")
+    pipeline.run()
+    assert len(pipeline.sent("smtp")) == 1
+    assert len(deliveries(engine)) == 1
+
+
+def test_disabled_and_invalid_workflows_do_not_run(engine, pipeline):
+    add_workflow(engine, {**email_workflow("off"), "enabled": False})
+    broken = insert(engine, "workflows", name="broken by hand", trigger_type="appointment_created")
+    insert(engine, "workflow_actions", workflow_id=broken, position=0, type="email",
+           config=json.dumps({"to": ["customer"], "subject": "{{ nope }}", "body": "b"}))
+    add_workflow(engine, email_workflow("on"))
+    book(engine, seed(engine), starts_at=START, ends_at=END)
+    pipeline.run()
+    assert [w for w, *_ in deliveries(engine)] == [3]
+    [(error,)] = sql(engine, "SELECT error FROM workflows WHERE id = :id", id=broken)
+    assert error == "actions[0].subject: unknown keyword 'nope'"
+
+
+def test_events_committed_out_of_order_are_each_handled_once(engine, pipeline, backend):
+    if backend == "sqlite":
+        pytest.skip("SQLite serialises writers: transactions cannot commit out of order")
+    add_workflow(engine, email_workflow(subject="{{ appointment_id }}"))
+    ids = seed(engine)
+    pipeline.run()
+    with engine.connect() as slow:
+        slow.begin()
+        first = book(slow, ids, starts_at=START, ends_at=END)  # lower event id, commits last
+        second = book(engine, ids, starts_at=START, ends_at=END)
+        pipeline.run()
+        slow.commit()
+    pipeline.run()
+    assert sorted(m.subject for m in pipeline.sent("smtp")) == sorted([str(first), str(second)])
+    assert sql(engine, "SELECT count(*) FROM change_events WHERE processed_at IS NULL") == [(0,)]
+
+
+def test_a_template_failing_at_render_time_kills_only_its_delivery(engine, pipeline):
+    add_workflow(engine, {"name": "w", "trigger": {"type": "appointment_created"}, "actions": [
+        {"type": "email", "to": ["customer"], "subject": "{{ appointment.custom.missing }}", "body": "b"},
+        {"type": "email", "to": ["customer"], "subject": "fine", "body": "b"},
+        {"type": "sms", "to": ["customer", "{{ customer.custom.parent_phone }}"], "body": "hi"},
+    ]})
+    book(engine, seed(engine), starts_at=START, ends_at=END)
+    pipeline.run()
+    rows = deliveries(engine)
+    assert [(a, s) for _, a, s, _ in rows] == [("email", "dead"), ("email", "sent"), ("sms", "sent"), ("sms", "sent")]
+    assert "cannot render" in rows[0][3] and "missing" in rows[0][3]
+    assert [m.to for m in pipeline.sent("twilio-sms")] == ["+15550002222", "+15550003333"]
+
+
+@pytest.fixture
+def receiver():
+    server = HttpServer().start()
+    yield server
+    server.stop()
+
+
+def webhook_pipeline(engine, db_url, receiver):
+    add_workflow(engine, {"name": "hook", "trigger": {"type": "appointment_created"}, "actions": [
+        {"type": "webhook", "url": f"{receiver.url}/hook", "json": {"id": "{{ appointment_id }}"}}]})
+    return Pipeline(engine, make_config(db_url, APPTFLOW_DAEMON_DRY_RUN="false"))
+
+
+def test_transient_failures_follow_the_backoff_schedule(engine, db_url, receiver):
+    pipeline = webhook_pipeline(engine, db_url, receiver)
+    receiver.script.extend([Reply(status=503), Reply(status=429), Reply(status=200)])
+    book(engine, seed(engine), starts_at=START, ends_at=END)
+    now = NOW
+    for attempt, base in ((1, 30), (2, 60)):
+        [outcome] = pipeline.run(now)
+        assert outcome.status == "pending"
+        [(at, attempts)] = sql(engine, "SELECT next_attempt_at, attempts FROM deliveries")
+        due = engine.dialect.name == "sqlite" and dt.datetime.fromisoformat(at) or at
+        assert attempts == attempt
+        assert dt.timedelta(seconds=base * 0.8) <= due - now <= dt.timedelta(seconds=base * 1.2)
+        assert pipeline.run(due - dt.timedelta(seconds=1)) == []  # not due yet: nothing happens
+        now = due
+    assert [o.status for o in pipeline.run(now)] == ["sent"]
+    assert len(receiver.requests) == 3
+    assert len({r.headers["webhook-id"] for r in receiver.requests}) == 1  # stable across retries
+    pipeline.close()
+
+
+def test_the_last_attempt_and_permanent_errors_are_dead(engine, db_url, receiver):
+    pipeline = webhook_pipeline(engine, db_url, receiver)
+    receiver.route = lambda request: Reply(status=404 if request.json()["id"] == "1" else 500)
+    ids = seed(engine)
+    book(engine, ids, starts_at=START, ends_at=END)
+    [outcome] = pipeline.run()
+    assert outcome.status == "dead"
+    book(engine, ids, starts_at=START, ends_at=END)
+    now = NOW
+    for _ in range(8):
+        pipeline.run(now)
+        now += dt.timedelta(hours=2)
+    rows = sql(engine, "SELECT status, attempts, error FROM deliveries ORDER BY id")
+    assert rows[0][:2] == ("dead", 1) and "404" in rows[0][2]
+    assert rows[1][:2] == ("dead", 8) and rows[1][2].startswith("gave up after 8 attempts")
+    pipeline.close()
+
+
+class Exploding(Channel):
+    """A channel with a bug in it."""
+
+    name = "smtp"
+
+    def send(self, message):
+        raise ZeroDivisionError("bug in a channel")
+
+
+def test_an_unexpected_channel_exception_is_retried_and_logged(engine, pipeline, caplog):
+    add_workflow(engine, email_workflow())
+    pipeline.transports._channels["smtp"] = Exploding()
+    book(engine, seed(engine), starts_at=START, ends_at=END)
+    [outcome] = pipeline.run()
+    assert outcome.status == "pending" and "ZeroDivisionError" in outcome.error
+    assert any(r.exc_info and r.exc_info[0] is ZeroDivisionError for r in caplog.records)
+
+
+def test_deleting_a_workflow_skips_its_pending_deliveries_only(engine, pipeline):
+    workflow = add_workflow(engine, email_workflow())
+    ids = seed(engine)
+    book(engine, ids, starts_at=START, ends_at=END)
+    pipeline.run()
+    book(engine, ids, starts_at=START, ends_at=END)
+    pipeline.consumer.drain(NOW)  # written, not yet sent
+    sql(engine, "DELETE FROM workflow_actions WHERE workflow_id = :id", id=workflow)
+    sql(engine, "DELETE FROM workflows WHERE id = :id", id=workflow)
+    pipeline.run()
+    assert [(s, e) for _, _, s, e in deliveries(engine)] == [("sent", None), ("skipped", "workflow deleted")]
+
+
+def test_set_status_chains_stop_at_the_depth_limit(engine, pipeline):
+    def flip(name, to, back):
+        return {"name": name, "trigger": {"type": "appointment_status_changed", "to": [to]},
+                "actions": [{"type": "set_status", "status": back}]}
+    add_workflow(engine, flip("approve pending", "pending", "approved"))
+    add_workflow(engine, flip("unapprove", "approved", "pending"))
+    appointment = book(engine, seed(engine), starts_at=START, ends_at=END, status="new")
+    sql(engine, "UPDATE appointments SET status = 'approved' WHERE id = :id", id=appointment)
+    pipeline.run()
+    rows = deliveries(engine)
+    assert [s for _, _, s, _ in rows] == ["sent"] * 5 + ["skipped"]
+    assert rows[-1][3] == "set_status chain stopped: 5 status changes in a row (limit 5)"
+    assert sql(engine, "SELECT max(depth) FROM change_events") == [(5,)]
+
+
+def test_workflow_test_renders_without_sending(engine, db_url):
+    from click.testing import CliRunner
+
+    from scheduler.cli import main
+
+    workflow = add_workflow(engine, email_workflow(subject="{{ service_name }} with {{ staff_name }}"))
+    appointment = book(engine, seed(engine), starts_at=START, ends_at=END)
+    result = CliRunner().invoke(main, ["workflow", "test", str(workflow), "--appointment", str(appointment)],
+                                env={"APPTFLOW_DATABASE_URL": db_url})
+    assert result.exit_code == 0, result.output
+    assert "subject: Haircut with Sam Staff" in result.output
+    assert "to: [\"ada@example.test\"]" in result.output
+    assert sql(engine, "SELECT count(*) FROM deliveries") == [(0,)]
