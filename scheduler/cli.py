@@ -405,3 +405,21 @@ def workflow_test(app: App, workflow_id: int, appointment_id: int | None, custom
                     click.echo(f"{key}: {text}" if "\n" not in text else f"{key}:\n{text}")
     if failed:
         sys.exit(1)
+
+
+@main.command("demo")
+@click.option("--database", type=click.Path(dir_okay=False), default=None,
+              help="SQLite file to create (default: a new temporary file).")
+def demo(database: str | None) -> None:
+    """A self-contained demonstration on the embedded default: no configuration, nothing sent."""
+    import tempfile
+
+    from scheduler.demo import run_demo
+
+    if database is None:
+        database = str(Path(tempfile.mkdtemp(prefix="apptflow-demo-")) / "demo.db")
+    elif Path(database).exists():
+        raise click.ClickException(f"{database} exists; the demo creates a new database")
+    produced = run_demo(Path(database), click.echo)
+    click.echo(f"\n{produced} messages produced; the database is kept at {database} "
+               f"(try: APPTFLOW_DATABASE_URL=sqlite:///{database} apptflow log)")

@@ -30,7 +30,7 @@ def workflow(**overrides):
 
 
 @pytest.mark.parametrize("text, seconds", [
-    ("-30m", -1800), ("0", 0), ("2h", 7200), ("1d", 86400), ("1w", 604800), ("45s", 45),
+    ("-30m", -1800), ("0", 0), ("2h", 7200), ("1d", 86400), ("1w", 604800), ("45s", 45), ("250ms", 0.25),
     ("+15m", 900), (30, 1800), (-10, -600), ("30", 1800),
 ])
 def test_durations_parse(text, seconds):
@@ -44,7 +44,7 @@ def test_bad_durations_say_what_is_accepted(text):
 
 
 @pytest.mark.parametrize("seconds, text", [(-1800, "-30m"), (0, "0"), (7200, "2h"), (90, "90s"),
-                                           (86400 * 14, "2w"), (5400, "90m")])
+                                           (86400 * 14, "2w"), (5400, "90m"), (1.5, "1500ms")])
 def test_durations_format_shortest(seconds, text):
     assert format_duration(dt.timedelta(seconds=seconds)) == text
 

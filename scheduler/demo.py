@@ -1,0 +1,143 @@
+"""``apptflow demo``: a booking's life on the embedded default, every message printed as it is produced."""
+
+from __future__ import annotations
+
+import datetime as dt
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from sqlalchemy import text
+from sqlalchemy.engine import Engine
+
+from channels.messages import Email, Sms, Telegram, Webhook, WhatsApp
+from db import schema
+from db import workflows as store
+from db.connect import connect
+from engine.document import split_document, to_document
+from engine.validation import parse_workflow
+from scheduler.config import load_config
+from scheduler.daemon import Daemon
+from scheduler.transports import Transports
+
+WORKFLOWS = [
+    {"name": "Welcome", "trigger": {"type": "customer_created"},
+     "actions": [{"type": "email", "to": ["customer"], "subject": "Welcome to {{ company_name }}",
+                  "body": "Hello {{ customer_first_name }}, your account is ready."}]},
+    {"name": "Booking confirmation", "trigger": {"type": "appointment_created"},
+     "filters": {"started_by": ["frontend"]},
+     "actions": [{"type": "email", "to": ["customer"], "bcc": ["staff"],
+                  "subject": "{{ service_name }} on {{ appointment_date_time }}",
+                  "body": "Hello {{ customer_first_name }}, see you at {{ location_name }}."},
+                 {"type": "webhook", "url": "https://crm.example.com/bookings",
+                  "json": {"appointment": "{{ appointment_id }}", "status": "{{ appointment_status }}"}}]},
+    {"name": "Rescheduled", "trigger": {"type": "appointment_rescheduled"},
+     "actions": [{"type": "sms", "to": ["customer"],
+                  "body": "Your {{ service_name }} moved to {{ appointment_date_time }}."}]},
+    {"name": "Approved", "trigger": {"type": "appointment_status_changed", "to": ["approved"]},
+     "actions": [{"type": "whatsapp", "to": ["customer"],
+                  "body": "{{ customer_first_name }}, {{ service_name }} with {{ staff_name }} is confirmed."}]},
+    {"name": "Cancelled", "trigger": {"type": "appointment_status_changed", "to": ["canceled"]},
+     "actions": [{"type": "telegram", "chat_id": ["staff"],
+                  "text": "{{ customer_full_name }} cancelled {{ service_name }} ({{ old_status }} → {{ new_status }})."}]},
+]
+
+
+def describe(message) -> str:
+    """One line (or a few) saying what a message is and to whom it goes."""
+    if isinstance(message, Email):
+        to = ", ".join(message.to + tuple(f"bcc {b}" for b in message.bcc))
+        return f"email to {to}: {message.subject!r} — {message.text!r}"
+    if isinstance(message, (Sms, WhatsApp)):
+        kind = "sms" if isinstance(message, Sms) else "whatsapp"
+        return f"{kind} to {message.to}: {message.body!r}"
+    if isinstance(message, Telegram):
+        return f"telegram to chat {message.chat_id}: {message.text!r}"
+    if isinstance(message, Webhook):
+        return f"webhook {message.method} {message.url}: {message.body}"
+    return repr(message)
+
+
+class Demo:
+    """Seeds a database, runs the daemon in dry run, and plays a booking application's writes."""
+
+    def __init__(self, database: Path, echo: Callable[[str], None]):
+        self.echo = echo
+        self.url = f"sqlite:///{database}"
+        self.engine: Engine = connect(self.url)
+        self.produced = 0
+        self.lock = threading.Lock()
+        self.mark = time.monotonic()
+
+    def sql(self, statement: str, **params) -> int | None:
+        with self.engine.begin() as conn:
+            result = conn.execute(text(statement), params)
+            return result.scalar_one() if result.returns_rows else None
+
+    def observe(self, delivery, message, receipt) -> None:
+        with self.lock:
+            self.produced += 1
+            self.echo(f"  +{time.monotonic() - self.mark:.3f}s  {describe(message)}")
+
+    def step(self, title: str, statement: str, expect: int, **params) -> int | None:
+        """Write like the booking application, then wait for *expect* more messages."""
+        self.echo(f"\n{title}")
+        target = self.produced + expect
+        self.mark = time.monotonic()
+        result = self.sql(statement, **params)
+        deadline = time.monotonic() + 15
+        while self.produced < target and time.monotonic() < deadline:
+            time.sleep(0.02)
+        return result
+
+    def seed(self) -> dict[str, int]:
+        schema.upgrade(self.engine)
+        with self.engine.begin() as conn:
+            for document in WORKFLOWS:
+                store.insert_workflow(conn, split_document(to_document(parse_workflow(document))))
+        return {
+            "location": self.sql("INSERT INTO locations (name, address, timezone) VALUES "
+                                 "('Le Marais', '12 rue des Archives, Paris', 'Europe/Paris') RETURNING id"),
+            "service": self.sql("INSERT INTO services (name, price, duration_minutes) VALUES "
+                                "('Haircut', 45, 45) RETURNING id"),
+            "staff": self.sql("INSERT INTO staff (name, email, phone, telegram_chat_id) VALUES "
+                              "('Camille', 'camille@salon.example', '+33612345678', '424242') RETURNING id"),
+        }
+
+    def play(self, ids: dict[str, int]) -> None:
+        start = (dt.datetime.now(dt.timezone.utc) + dt.timedelta(days=2)).replace(minute=0, second=0, microsecond=0)
+        customer = self.step("A customer signs up", (
+            "INSERT INTO customers (first_name, last_name, email, phone, locale) VALUES "
+            "('Ada', 'Lovelace', 'ada@example.com', '+447700900123', 'en_GB') RETURNING id"), 1)
+        appointment = self.step("She books a haircut on the website", (
+            "INSERT INTO appointments (customer_id, service_id, staff_id, location_id, starts_at, ends_at, "
+            "status, started_by) VALUES (:c, :s, :t, :l, :start, :end, 'pending', 'frontend') RETURNING id"),
+            2, c=customer, s=ids["service"], t=ids["staff"], l=ids["location"],
+            start=start.isoformat(), end=(start + dt.timedelta(minutes=45)).isoformat())
+        later = start + dt.timedelta(hours=3)
+        self.step("She moves it three hours later", (
+            "UPDATE appointments SET starts_at = :start, ends_at = :end WHERE id = :id"), 1,
+            id=appointment, start=later.isoformat(), end=(later + dt.timedelta(minutes=45)).isoformat())
+        self.step("The salon approves it", "UPDATE appointments SET status = 'approved' WHERE id = :id", 1,
+                  id=appointment)
+        self.step("She cancels", "UPDATE appointments SET status = 'canceled' WHERE id = :id", 1, id=appointment)
+
+
+def run_demo(database: Path, echo: Callable[[str], None]) -> int:
+    """Play the demo; return how many messages were produced."""
+    demo = Demo(database, echo)
+    config = load_config(None, environ={
+        "APPTFLOW_DATABASE_URL": demo.url, "APPTFLOW_DAEMON_DRY_RUN": "true",
+        "APPTFLOW_DAEMON_POLL_INTERVAL": "100ms", "APPTFLOW_COMPANY_NAME": "Salon Lumière",
+    })
+    daemon = Daemon(config, engine=demo.engine, transports=Transports(config, observer=demo.observe))
+    echo(f"apptflow demo on {demo.url} (dry run: messages are printed, not sent)")
+    ids = demo.seed()
+    try:
+        daemon.start()
+        demo.play(ids)
+    finally:
+        daemon.stop()
+        demo.engine.dispose()
+    return demo.produced
