@@ -48,3 +48,19 @@ class Channel(ABC):
     def describe(self) -> str:
         """A one-line description for logs, never containing a credential."""
         return self.name
+
+    def close(self) -> None:
+        """Release pooled connections; the channel must not be used afterwards."""
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self.close()
+
+    def check_body(self, body: str) -> None:
+        """Refuse a body longer than the provider accepts: it would be refused on every retry."""
+        if self.max_body is not None and len(body) > self.max_body:
+            raise PermanentSendError(
+                f"{self.name}: the body is {len(body)} characters, the limit is {self.max_body}"
+            )

@@ -1,0 +1,174 @@
+"""Email over SMTP with the standard library: plain, STARTTLS or implicit TLS, optional login."""
+
+from __future__ import annotations
+
+import logging
+import re
+import smtplib
+import ssl
+from datetime import datetime, timezone
+from email.headerregistry import Address
+from email.message import EmailMessage
+from email.utils import format_datetime, make_msgid, parseaddr
+
+from channels import attachments
+from channels.base import Channel, PermanentSendError, Receipt, TransientSendError
+from channels.httputil import new_session
+from channels.messages import Email
+
+logger = logging.getLogger(__name__)
+
+SECURITIES = ("none", "starttls", "ssl")
+# Deliberately loose: the server is the judge of an address; this only stops
+# what is certainly not one (no "@", spaces, several addresses in one entry).
+_ADDR_SPEC = re.compile(r"[^@\s,;<>()\[\]\"]+@[^@\s,;<>()\[\]\"]+")
+
+
+class SmtpChannel(Channel):
+    """Sends :class:`~channels.messages.Email` through one SMTP server."""
+
+    name = "smtp"
+
+    def __init__(
+        self,
+        *,
+        host: str = "localhost",
+        port: int = 25,
+        security: str = "none",
+        username: str = "",
+        password: str = "",
+        sender: str,
+        timeout: float = 30.0,
+        attachment_dir: str | None = None,
+        max_attachment_bytes: int = attachments.DEFAULT_MAX_BYTES,
+        ca_file: str | None = None,
+    ):
+        """``ca_file``: a PEM bundle to trust instead of the system's (a private mail relay)."""
+        if security not in SECURITIES:
+            raise ValueError(f"smtp security must be one of {SECURITIES}, not {security!r}")
+        self.host, self.port, self.security = host, port, security
+        self.username, self._password = username, password
+        try:
+            self.sender = _mailbox(sender)
+        except PermanentSendError as error:
+            raise ValueError(f"smtp sender: {error}") from None
+        self.timeout = timeout
+        self.attachment_dir, self.max_attachment_bytes = attachment_dir, max_attachment_bytes
+        self._tls = ssl.create_default_context(cafile=ca_file)
+        self._http = new_session()
+
+    def describe(self) -> str:
+        user = f"{self.username}@" if self.username else ""
+        return f"smtp://{user}{self.host}:{self.port} ({self.security})"
+
+    def close(self) -> None:
+        self._http.close()
+
+    def send(self, message: Email) -> Receipt:
+        """Send one email; Receipt.provider_id is its Message-ID."""
+        recipients = [a.addr_spec for a in map(_mailbox, (*message.to, *message.cc, *message.bcc))]
+        if not recipients:
+            raise PermanentSendError("smtp: the email has no recipient")
+        email = self._compose(message)
+        refused = self._deliver(email, recipients)
+        if refused:
+            # Sent to the others: a retry would duplicate it for them, so this is a success.
+            logger.warning("smtp: %d recipient(s) of %s refused", len(refused), email["Message-ID"])
+        logger.info("smtp: sent %s to %d recipient(s)", email["Message-ID"], len(recipients) - len(refused))
+        return Receipt(provider_id=email["Message-ID"], detail=_refused_detail(refused))
+
+    def _compose(self, message: Email) -> EmailMessage:
+        try:
+            email = EmailMessage()
+            email["From"] = self.sender
+            email["To"] = [_mailbox(a) for a in message.to]
+            if message.cc:
+                email["Cc"] = [_mailbox(a) for a in message.cc]
+            # Bcc recipients go in the envelope only, never in a header.
+            email["Subject"] = message.subject
+            email["Date"] = format_datetime(datetime.now(timezone.utc))
+            email["Message-ID"] = _message_id(message.message_id, self.sender.domain)
+            email.set_content(message.text)
+            if message.html is not None:
+                email.add_alternative(message.html, subtype="html")
+        except ValueError as error:  # a CR/LF in a header, an unencodable value
+            raise PermanentSendError(f"smtp: cannot build the email: {error}") from None
+        for item in self._attachments(message.attachments):
+            maintype, _, subtype = item.content_type.partition("/")
+            email.add_attachment(item.data, maintype=maintype, subtype=subtype, filename=item.filename)
+        return email
+
+    def _attachments(self, sources) -> list[attachments.Attachment]:
+        return attachments.load_all(
+            sources, directory=self.attachment_dir, max_bytes=self.max_attachment_bytes,
+            timeout=self.timeout, session=self._http,
+        )
+
+    def _deliver(self, email: EmailMessage, recipients: list[str]) -> dict:
+        try:
+            with self._connect() as smtp:
+                if self.username:
+                    smtp.login(self.username, self._password)
+                return smtp.send_message(email, from_addr=self.sender.addr_spec, to_addrs=recipients)
+        except smtplib.SMTPRecipientsRefused as error:
+            raise _refused_error(error.recipients) from None
+        except smtplib.SMTPResponseException as error:
+            raise _reply_error(error.smtp_code, error.smtp_error) from None
+        except smtplib.SMTPNotSupportedError as error:
+            raise PermanentSendError(f"smtp: {self.describe()}: {error}") from None
+        except ssl.SSLCertVerificationError as error:
+            raise PermanentSendError(f"smtp: {self.describe()}: {error.verify_message}") from None
+        except (smtplib.SMTPException, OSError) as error:  # disconnects, refusals, timeouts, TLS
+            raise TransientSendError(f"smtp: {self.describe()}: {type(error).__name__}: {error}") from None
+
+    def _connect(self) -> smtplib.SMTP:
+        if self.security == "ssl":
+            return smtplib.SMTP_SSL(self.host, self.port, timeout=self.timeout, context=self._tls)
+        smtp = smtplib.SMTP(self.host, self.port, timeout=self.timeout)
+        if self.security == "starttls":
+            try:
+                smtp.starttls(context=self._tls)
+            except BaseException:
+                smtp.close()
+                raise
+        return smtp
+
+
+def _mailbox(value: str) -> Address:
+    """Parse ``addr@example.com`` or ``Name <addr@example.com>``; PermanentSendError if it is neither."""
+    name, addr_spec = parseaddr(value or "")
+    if not _ADDR_SPEC.fullmatch(addr_spec) or value.count("@") != 1:
+        raise PermanentSendError(f"not an email address: {value!r}")
+    try:
+        return Address(display_name=name, addr_spec=addr_spec)
+    except (ValueError, IndexError) as error:
+        raise PermanentSendError(f"not an email address: {value!r} ({error})") from None
+
+
+def _message_id(given: str | None, domain: str) -> str:
+    if not given:
+        return make_msgid(domain=domain or None)
+    given = given.strip()
+    return given if given.startswith("<") else f"<{given}>"
+
+
+def _reply_error(code: int, text: bytes | str) -> Exception:
+    """5xx: the server will never take this message; 4xx (or a garbled reply): try later."""
+    if isinstance(text, bytes):
+        text = text.decode("utf-8", "replace")
+    error = PermanentSendError if 500 <= code < 600 else TransientSendError
+    return error(f"smtp: the server replied {code} {text}")
+
+
+def _refused_error(refused: dict) -> Exception:
+    """Every recipient was refused: permanent only if every refusal was (5xx)."""
+    if all(500 <= code < 600 for code, _ in refused.values()):
+        return PermanentSendError(f"smtp: every recipient was refused: {_refused_detail(refused)}")
+    return TransientSendError(f"smtp: every recipient was refused for now: {_refused_detail(refused)}")
+
+
+def _refused_detail(refused: dict) -> str:
+    return "; ".join(
+        f"{addr}: {code} {text.decode('utf-8', 'replace') if isinstance(text, bytes) else text}"
+        for addr, (code, text) in refused.items()
+    )

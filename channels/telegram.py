@@ -1,0 +1,112 @@
+"""Telegram through the Bot API (``sendMessage``, ``sendDocument``), with ``requests``.
+
+The bot token is part of every request path, so this module keeps it out of
+everything it writes: log lines (including urllib3's, which log paths at
+DEBUG), exception messages (requests' name the URL: they are never chained
+here) and :meth:`TelegramChannel.describe`.
+
+A message with text and attachments is sent as the text, then one document
+per attachment. Attachments are all loaded first, so a missing file sends
+nothing; a failure between two requests may resend the text on retry (the
+at-least-once guarantee).
+"""
+
+from __future__ import annotations
+
+import logging
+
+import requests
+
+from channels import attachments
+from channels.base import Channel, ChannelUnavailable, PermanentSendError, Receipt, TransientSendError
+from channels.httputil import (
+    failure_reason, is_transient_status, new_session, redact_bot_paths_in_urllib3_logs,
+)
+from channels.messages import Telegram
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_API_URL = "https://api.telegram.org"
+
+
+class TelegramChannel(Channel):
+    """Sends :class:`~channels.messages.Telegram` to a chat id or ``@channel`` as one bot."""
+
+    name = "telegram"
+    max_body = 4096
+
+    def __init__(
+        self, *, bot_token: str = "", api_url: str = DEFAULT_API_URL, timeout: float = 30.0,
+        attachment_dir: str | None = None, max_attachment_bytes: int = attachments.DEFAULT_MAX_BYTES,
+    ):
+        """``api_url``: the Bot API server (a local one for tests or a self-hosted Bot API)."""
+        self._token = bot_token
+        self.api_url = (api_url or DEFAULT_API_URL).rstrip("/")
+        self.timeout = timeout
+        self.attachment_dir, self.max_attachment_bytes = attachment_dir, max_attachment_bytes
+        self._http = new_session()
+        redact_bot_paths_in_urllib3_logs()
+
+    def describe(self) -> str:
+        where = "" if self.api_url == DEFAULT_API_URL else f" via {self.api_url}"
+        return f"telegram (bot ***){where}"
+
+    def close(self) -> None:
+        self._http.close()
+
+    def send(self, message: Telegram) -> Receipt:
+        """Send the text, then each attachment as a document; Receipt.provider_id is the first message id."""
+        if not self._token:
+            raise ChannelUnavailable("telegram: no bot token configured")
+        self.check_body(message.text)
+        if not message.text and not message.attachments:
+            raise PermanentSendError("telegram: the message has neither text nor attachments")
+        documents = attachments.load_all(
+            message.attachments, directory=self.attachment_dir,
+            max_bytes=self.max_attachment_bytes, timeout=self.timeout, session=self._http,
+        )
+        ids = []
+        if message.text:
+            ids.append(self._call("sendMessage", json={"chat_id": message.chat_id, "text": message.text}))
+        for document in documents:
+            ids.append(self._call(
+                "sendDocument", data={"chat_id": message.chat_id},
+                files={"document": (document.filename, document.data, document.content_type)},
+            ))
+        logger.info("telegram: sent %d message(s) to chat %s", len(ids), message.chat_id)
+        return Receipt(provider_id=ids[0], detail=" ".join(ids[1:]))
+
+    def _call(self, method: str, **payload) -> str:
+        """POST one Bot API method and return the message id it created."""
+        url = f"{self.api_url}/bot{self._token}/{method}"
+        try:
+            with self._http.post(url, timeout=self.timeout, **payload) as response:
+                return _message_id(method, response)
+        except requests.RequestException as error:
+            reason = failure_reason(error).replace(self._token, "***")
+            raise TransientSendError(f"telegram {method}: {reason}") from None
+
+
+def _message_id(method: str, response: requests.Response) -> str:
+    try:
+        answer = response.json()
+    except ValueError:
+        answer = None
+    if not isinstance(answer, dict):
+        answer = {}
+    if response.status_code == 200 and answer.get("ok"):
+        try:
+            return str(answer["result"]["message_id"])
+        except (KeyError, TypeError):
+            pass
+    raise _api_error(method, response.status_code, answer)
+
+
+def _api_error(method: str, status: int, answer: dict) -> Exception:
+    """429 (with its retry_after) and 5xx: later; any other refusal (bad chat id, blocked bot): never."""
+    description = answer.get("description") or "no description"
+    retry_after = (answer.get("parameters") or {}).get("retry_after")
+    hint = f" (retry after {retry_after} s)" if retry_after else ""
+    if is_transient_status(status) or status == 200:  # 200 without ok: an answer we cannot read
+        return TransientSendError(f"telegram {method}: HTTP {status}: {description}{hint}")
+    return PermanentSendError(f"telegram {method}: HTTP {status}: {description}")

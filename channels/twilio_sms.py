@@ -1,0 +1,170 @@
+"""SMS and WhatsApp through Twilio's Messages API, with the ``twilio`` library.
+
+Missing credentials or a missing library do not stop construction: the daemon
+starts with the channels it can use, and every send on an unusable channel
+raises :class:`~channels.base.ChannelUnavailable` (permanent) saying why.
+``unavailable_reason`` tells the same thing up front, for a startup warning.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from urllib.parse import urlsplit
+
+import requests
+
+from channels.base import Channel, ChannelUnavailable, PermanentSendError, Receipt, TransientSendError
+from channels.httputil import failure_reason, is_transient_status
+from channels.messages import Sms, WhatsApp
+from channels.phone import check_e164
+
+try:
+    from twilio.base.exceptions import TwilioException, TwilioRestException
+    from twilio.http.http_client import TwilioHttpClient
+    from twilio.rest import Client
+except ImportError as error:  # this channel is disabled, the rest of apptflow is not
+    _MISSING_LIBRARY = f"the twilio library cannot be imported ({error})"
+    TwilioHttpClient = object  # lets the module define its classes all the same
+else:
+    _MISSING_LIBRARY = ""
+
+logger = logging.getLogger(__name__)
+
+# Every Twilio API host the library may build: api.twilio.com, or with an edge
+# and region (TWILIO_EDGE / TWILIO_REGION in the environment) api.dublin.ie1.twilio.com.
+_TWILIO_API = re.compile(r"https://api(\.[a-z0-9-]+)*\.twilio\.com(?=/|$)")
+_WHATSAPP = "whatsapp:"
+
+
+class _RebasedHttpClient(TwilioHttpClient):
+    """Twilio's HTTP client, sending what it addresses to Twilio's API host to ``base_url`` instead."""
+
+    def __init__(self, base_url: str, **kwargs):
+        super().__init__(**kwargs)
+        self.base_url = base_url.rstrip("/")
+
+    def request(self, method, url, *args, **kwargs):
+        rebased = _TWILIO_API.sub(lambda _: self.base_url, url, count=1)
+        return super().request(method, rebased, *args, **kwargs)
+
+
+class _TwilioChannel(Channel):
+    """What SMS and WhatsApp share: the client, the checks and the error mapping."""
+
+    max_body = 1600
+
+    def __init__(self, *, account_sid: str, auth_token: str, sender: str, api_base_url: str, timeout: float):
+        self.account_sid, self.sender, self.api_base_url = account_sid, sender, api_base_url
+        self.unavailable_reason = _unavailable_reason(account_sid, auth_token, sender)
+        self._client = None
+        if not self.unavailable_reason:
+            self._client = Client(account_sid, auth_token, http_client=_http_client(api_base_url, timeout))
+
+    def describe(self) -> str:
+        where = f" via {self.api_base_url}" if self.api_base_url else ""
+        return f"{self.name} (twilio account {self.account_sid or '?'}, from {self.sender or '?'}){where}"
+
+    def close(self) -> None:
+        if self._client is not None and self._client.http_client.session is not None:
+            self._client.http_client.session.close()
+
+    def _create(self, **fields) -> Receipt:
+        if self._client is None:
+            raise ChannelUnavailable(f"{self.name}: {self.unavailable_reason}")
+        try:
+            created = self._client.messages.create(**fields)
+        except TwilioRestException as error:
+            raise _rest_error(self.name, error.status, error.code, error.msg) from None
+        except requests.RequestException as error:
+            raise TransientSendError(f"{self.name}: {failure_reason(error)}") from None
+        except TwilioException as error:  # an unreadable answer: the message may not exist
+            status = getattr(error, "status", 0) or 0
+            raise _rest_error(self.name, status, getattr(error, "code", None), str(error)) from None
+        logger.info("%s: twilio accepted %s (%s)", self.name, created.sid, created.status)
+        return Receipt(provider_id=created.sid, detail=str(created.status or ""))
+
+
+class TwilioSmsChannel(_TwilioChannel):
+    """Sends :class:`~channels.messages.Sms` from ``from_number`` (E.164, or a messaging service ``MG…``)."""
+
+    name = "twilio-sms"
+
+    def __init__(
+        self, *, account_sid: str = "", auth_token: str = "", from_number: str = "",
+        api_base_url: str = "", timeout: float = 30.0,
+    ):
+        """``api_base_url``: empty for Twilio's own API, else e.g. ``http://127.0.0.1:8080`` (tests)."""
+        super().__init__(
+            account_sid=account_sid, auth_token=auth_token, sender=from_number,
+            api_base_url=api_base_url, timeout=timeout,
+        )
+
+    def send(self, message: Sms) -> Receipt:
+        """Send one SMS; Receipt.provider_id is the message SID."""
+        self.check_body(message.body)
+        to = check_e164(message.to)
+        return self._create(to=to, body=message.body, **_sender_fields(self.sender))
+
+
+class TwilioWhatsAppChannel(_TwilioChannel):
+    """Sends :class:`~channels.messages.WhatsApp` from the WhatsApp sender ``whatsapp_from`` (E.164)."""
+
+    name = "twilio-whatsapp"
+
+    def __init__(
+        self, *, account_sid: str = "", auth_token: str = "", whatsapp_from: str = "",
+        api_base_url: str = "", timeout: float = 30.0,
+    ):
+        """``api_base_url``: empty for Twilio's own API, else e.g. ``http://127.0.0.1:8080`` (tests)."""
+        super().__init__(
+            account_sid=account_sid, auth_token=auth_token, sender=whatsapp_from,
+            api_base_url=api_base_url, timeout=timeout,
+        )
+
+    def send(self, message: WhatsApp) -> Receipt:
+        """Send one WhatsApp message (with its media URLs); Receipt.provider_id is the message SID."""
+        self.check_body(message.body)
+        to, sender = _whatsapp(message.to), _whatsapp(self.sender)
+        media = [_media_url(url) for url in message.media]
+        return self._create(to=to, from_=sender, body=message.body, media_url=media or None)
+
+
+def _unavailable_reason(account_sid: str, auth_token: str, sender: str) -> str:
+    if _MISSING_LIBRARY:
+        return _MISSING_LIBRARY
+    missing = [name for name, value in
+               (("account_sid", account_sid), ("auth_token", auth_token), ("sender number", sender))
+               if not value]
+    return f"twilio is not configured (no {', '.join(missing)})" if missing else ""
+
+
+def _http_client(api_base_url: str, timeout: float):
+    # No retries inside the library: retrying is the engine's decision (TwilioHttpClient's default).
+    if api_base_url:
+        return _RebasedHttpClient(api_base_url, timeout=timeout)
+    return TwilioHttpClient(timeout=timeout)
+
+
+def _sender_fields(sender: str) -> dict:
+    if sender.startswith("MG"):
+        return {"messaging_service_sid": sender}
+    return {"from_": sender}
+
+
+def _whatsapp(number: str) -> str:
+    """``+E164`` or ``whatsapp:+E164`` → ``whatsapp:+E164``, checked."""
+    bare = number[len(_WHATSAPP):] if number.startswith(_WHATSAPP) else number
+    return _WHATSAPP + check_e164(bare)
+
+
+def _media_url(url: str) -> str:
+    if urlsplit(url).scheme.lower() not in ("http", "https"):
+        raise PermanentSendError(f"whatsapp media must be an http(s) URL: {url!r}")
+    return url
+
+
+def _rest_error(channel: str, status: int, code, text: str) -> Exception:
+    """429 and 5xx (or no status at all): try later; other 4xx: Twilio will refuse it again."""
+    error = TransientSendError if not status or is_transient_status(status) else PermanentSendError
+    return error(f"{channel}: twilio answered HTTP {status}, error {code}: {text}")
