@@ -21,7 +21,8 @@ def connect(url: str | URL = DEFAULT_URL, **engine_options) -> Engine:
     url = normalise_url(url)
     if url.get_backend_name() == "sqlite":
         return _sqlite_engine(url, **engine_options)
-    return create_engine(url, pool_pre_ping=True, **engine_options)
+    # connect_timeout: a server that accepts but never answers must not hang a thread forever
+    return create_engine(url, pool_pre_ping=True, connect_args={"connect_timeout": 10}, **engine_options)
 
 
 def _sqlite_engine(url: URL, **engine_options) -> Engine:

@@ -27,11 +27,10 @@ def insert_deliveries(conn: Connection, rows: list[dict[str, Any]]) -> int:
     if not rows:
         return 0
     dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
-    statement = dialect.insert(deliveries).on_conflict_do_nothing(index_elements=["idempotency_key"])
-    inserted = 0
-    for row in rows:  # one by one: rowcount of a multi-row insert ... on conflict is not portable
-        inserted += conn.execute(statement.values(**row)).rowcount
-    return inserted
+    statement = (dialect.insert(deliveries).on_conflict_do_nothing(index_elements=["idempotency_key"])
+                 .returning(deliveries.c.id))
+    # one by one: which rows of a multi-row insert ... on conflict were new is not portable
+    return sum(len(conn.execute(statement.values(**row)).all()) for row in rows)
 
 
 def claim_due(conn: Connection, now: dt.datetime, lease: dt.timedelta) -> Delivery | None:

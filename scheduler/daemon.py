@@ -11,6 +11,7 @@ import uuid
 from collections.abc import Callable
 
 from sqlalchemy.engine import Engine
+from sqlalchemy.exc import DBAPIError, OperationalError
 
 from db import deliveries, instances
 from db.connect import connect
@@ -95,9 +96,15 @@ class Daemon:
             while not self.stopping.is_set():
                 try:
                     step()
-                except Exception:  # noqa: BLE001 - the loop must survive (database restarts, bugs)
+                except DBAPIError as error:
+                    if not error.connection_invalidated and not isinstance(error, OperationalError):
+                        logger.exception("%s loop failed; retrying", name)
+                    else:  # the database is restarting or unreachable: say so once a second, briefly
+                        logger.warning("%s: database unavailable, retrying: %s", name, error.orig)
+                    self.stopping.wait(1.0)
+                except Exception:  # noqa: BLE001 - the loop must survive bugs too
                     logger.exception("%s loop failed; retrying", name)
-                    self.stopping.wait(min(self.poll, 1.0))
+                    self.stopping.wait(1.0)
         return loop
 
     def _consume(self) -> None:

@@ -1,0 +1,180 @@
+"""The daemon as it runs for real: threads, LISTEN/NOTIFY, a crash, a database restart, signals."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+
+import pytest
+from click.testing import CliRunner
+
+from scheduler.cli import main
+from scheduler.daemon import Daemon
+from tests.booking import book, seed
+from tests.channels.servers import HttpServer, Reply
+from tests.conftest import sql
+from tests.pipeline import add_workflow, make_config
+
+START, END = "2026-12-01T10:00:00+00:00", "2026-12-01T10:45:00+00:00"
+FAST = {"APPTFLOW_DAEMON_POLL_INTERVAL": "100ms", "APPTFLOW_DAEMON_HEARTBEAT": "200ms",
+        "APPTFLOW_DAEMON_LEASE": "1s"}
+
+
+def wait_until(predicate, timeout: float = 30.0, interval: float = 0.05):
+    """Poll *predicate* until it holds; fail with what it last returned."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value or time.monotonic() > deadline:
+            assert value, f"gave up waiting after {timeout}s"
+            return value
+        time.sleep(interval)
+
+
+def count(engine, where: str = "1 = 1") -> int:
+    return sql(engine, f"SELECT count(*) FROM deliveries WHERE {where}")[0][0]
+
+
+@pytest.fixture
+def receiver():
+    server = HttpServer().start()
+    yield server
+    server.stop()
+
+
+def hook_workflow(receiver, name="hook", enabled=True):
+    return {"name": name, "enabled": enabled, "trigger": {"type": "appointment_created"},
+            "actions": [{"type": "webhook", "url": f"{receiver.url}/{name}", "json": {"id": "{{ appointment_id }}"}}]}
+
+
+@pytest.fixture
+def running(engine, db_url):
+    """A daemon running in this process, in dry run, polling every 100 ms."""
+    daemon = Daemon(make_config(db_url, **FAST), engine=engine)
+    daemon.start()
+    yield daemon
+    daemon.stop()
+
+
+def test_a_workflow_edited_by_sql_takes_effect_without_a_restart(engine, running):
+    workflow = add_workflow(engine, {"name": "w", "enabled": False, "trigger": {"type": "appointment_created"},
+                                     "actions": [{"type": "email", "to": ["customer"], "subject": "s",
+                                                  "body": "{{ appointment_id }}"}]})
+    ids = seed(engine)
+    book(engine, ids, starts_at=START, ends_at=END)
+    wait_until(lambda: sql(engine, "SELECT count(*) FROM change_events WHERE processed_at IS NULL") == [(0,)])
+    assert count(engine) == 0
+    sql(engine, "UPDATE workflows SET enabled = true WHERE id = :id", id=workflow)
+    second = book(engine, ids, starts_at=START, ends_at=END)
+    wait_until(lambda: count(engine, "status = 'sent'") == 1)
+    assert running.transports.channel("smtp").sent[0].text == str(second)
+    sql(engine, "UPDATE workflow_actions SET config = :c WHERE workflow_id = :id", id=workflow,
+        c='{"to": ["customer"], "subject": "edited {{ appointment_id }}", "body": "b"}')
+    third = book(engine, ids, starts_at=START, ends_at=END)
+    wait_until(lambda: count(engine, "status = 'sent'") == 2)
+    assert running.transports.channel("smtp").sent[1].subject == f"edited {third}"
+
+
+def test_status_reports_a_running_daemon(engine, db_url, running):
+    result = CliRunner().invoke(main, ["status"], env={"APPTFLOW_DATABASE_URL": db_url})
+    assert result.exit_code == 0
+    assert "daemon:      running on" in result.output and f"(pid {os.getpid()})" in result.output
+
+
+def start_daemon(db_url: str, receiver_env: dict[str, str] | None = None) -> subprocess.Popen:
+    env = {**os.environ, "APPTFLOW_DATABASE_URL": db_url, "APPTFLOW_CONFIG": "",
+           "APPTFLOW_WEBHOOK_ALLOW_PRIVATE_ADDRESSES": "true", **FAST, **(receiver_env or {})}
+    # stderr to a file: a pipe nobody reads while the daemon runs would fill up and block its logging
+    log = tempfile.TemporaryFile()
+    process = subprocess.Popen([sys.executable, "-m", "scheduler", "run"], env=env,
+                               stdout=subprocess.DEVNULL, stderr=log)
+    process.log = log
+    return process
+
+
+def stop_daemon(process: subprocess.Popen, signum: int = signal.SIGTERM) -> str:
+    """Signal the daemon, wait for it, and return what it logged."""
+    process.send_signal(signum)
+    process.wait(30)
+    process.log.seek(0)
+    text = process.log.read().decode()
+    process.log.close()
+    return text
+
+
+def test_sigkill_in_a_burst_then_restart_delivers_everything_once(engine, db_url, receiver):
+    receiver.route = lambda request: Reply(status=200, hang=0.05)
+    add_workflow(engine, hook_workflow(receiver))
+    ids = seed(engine)
+    process = start_daemon(db_url)
+    try:
+        appointments = [book(engine, ids, starts_at=START, ends_at=END) for _ in range(40)]
+        wait_until(lambda: len(receiver.requests) >= 5)
+        stop_daemon(process, signal.SIGKILL)
+        assert len(receiver.requests) < 40, "the burst was over before the kill"
+        process = start_daemon(db_url)
+        wait_until(lambda: count(engine, "status = 'sent'") == 40)
+    finally:
+        stderr = stop_daemon(process)
+    assert process.returncode == 0, stderr
+    assert count(engine) == 40
+    delivered = {r.json()["id"] for r in receiver.requests}
+    assert delivered == {str(a) for a in appointments}
+    # at least once: a repeat is only ever a send that was in flight at the kill, same webhook-id
+    assert len({r.headers["webhook-id"] for r in receiver.requests}) == 40
+
+
+def test_a_database_restart_delays_work_but_loses_none(engine, db_url, backend, request, receiver):
+    if backend == "sqlite":
+        pytest.skip("an embedded SQLite database cannot go away")
+    cluster = request.getfixturevalue("pg_cluster")
+    add_workflow(engine, hook_workflow(receiver))
+    ids = seed(engine)
+    process = start_daemon(db_url)
+    try:
+        book(engine, ids, starts_at=START, ends_at=END)
+        wait_until(lambda: len(receiver.requests) == 1)
+        cluster.stop()
+        time.sleep(1.0)  # the daemon's connections fail for a while
+        cluster.resume()
+        engine.dispose()
+        book(engine, ids, starts_at=START, ends_at=END)
+        wait_until(lambda: count(engine, "status = 'sent'") == 2)
+    finally:
+        stderr = stop_daemon(process)
+    assert process.returncode == 0, stderr
+    assert len(receiver.requests) == 2
+
+
+def test_notifications_wake_the_daemon_before_the_poll(engine, db_url, backend):
+    if backend == "sqlite":
+        pytest.skip("LISTEN/NOTIFY is PostgreSQL's")
+    daemon = Daemon(make_config(db_url, APPTFLOW_DAEMON_POLL_INTERVAL="30s"), engine=engine)
+    daemon.start()
+    try:
+        add_workflow(engine, {"name": "w", "trigger": {"type": "appointment_created"},
+                              "actions": [{"type": "set_status", "status": "approved"}]})
+        time.sleep(0.3)  # let the consumer settle into its 30 s wait
+        appointment = book(engine, seed(engine), starts_at=START, ends_at=END)
+        # within 30 s only a notification can have woken the consumer (and the workers)
+        wait_until(lambda: sql(engine, "SELECT status FROM appointments WHERE id = :id", id=appointment)
+                   == [("approved",)], timeout=20)
+    finally:
+        daemon.stop()
+
+
+def test_the_demo_runs_by_itself(tmp_path):
+    database = tmp_path / "demo.db"
+    result = CliRunner().invoke(main, ["demo", "--database", str(database)])
+    assert result.exit_code == 0, result.output
+    for line in ("email to ada@example.com: 'Welcome to Salon Lumière'",
+                 "sms to +447700900123: 'Your Haircut moved to",
+                 "whatsapp to +447700900123: 'Ada, Haircut with Camille is confirmed.'",
+                 "telegram to chat 424242: 'Ada Lovelace cancelled Haircut (approved → canceled).'"):
+        assert line in result.output
+    assert "6 messages produced" in result.output
