@@ -98,3 +98,21 @@ def set_appointment_status(conn: Connection, appointment_id: int, status: str, d
             .values(depth=depth)
         )
     return result.rowcount > 0
+
+
+def load_bookings_from(conn: Connection, anchor: str, earliest) -> list[Booking]:
+    """Every appointment whose *anchor* column (starts_at or ends_at) is at or after *earliest*."""
+    column = appointments.c[anchor]
+    query = select(appointments.c.id, column).order_by(appointments.c.id)
+    if conn.dialect.name == "sqlite":
+        # SQLite holds whatever ISO 8601 spelling the booking application wrote, which does
+        # not sort as text: compare the parsed values.
+        ids = [row.id for row in conn.execute(query) if row[1] >= earliest]
+    else:
+        ids = list(conn.execute(query.where(column >= earliest)).scalars())
+    return [booking for booking in (load_booking(conn, i) for i in ids) if booking is not None]
+
+
+def appointment_ids_of_customer(conn: Connection, customer_id: int) -> list[int]:
+    """The appointments of one customer."""
+    return list(conn.execute(select(appointments.c.id).where(appointments.c.customer_id == customer_id)).scalars())

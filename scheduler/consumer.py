@@ -25,13 +25,14 @@ class EventConsumer:
     """Claims unprocessed change events, hands each to the engine, writes its deliveries."""
 
     def __init__(self, engine: Engine, catalogue, *, batch_size: int = 100, max_depth: int = 5,
-                 on_event: Callable[[Connection, ChangeEvent, dt.datetime], None] | None = None):
+                 after_commit: Callable[[list[ChangeEvent], dt.datetime], None] | None = None):
         self.engine = engine
         self.catalogue = catalogue
         self.batch_size = batch_size
         self.max_depth = max_depth
-        # Extra handling of every event in its transaction (time-offset planning).
-        self.on_event = on_event
+        # Called with each batch once committed (time-offset planning, which writes
+        # APScheduler's jobstore in transactions of its own).
+        self.after_commit = after_commit
 
     def process_batch(self, now: dt.datetime) -> int:
         """Handle one batch of events; return how many were handled."""
@@ -41,6 +42,8 @@ class EventConsumer:
                 self.catalogue.invalidate()
             for event in batch:
                 self._handle_isolated(conn, event, now)
+        if batch and self.after_commit is not None:
+            self.after_commit(batch, now)
         return len(batch)
 
     def drain(self, now: dt.datetime) -> int:
@@ -68,8 +71,6 @@ class EventConsumer:
                         extra={"workflow": event.row_id})
         if event.table_name not in WORKFLOW_TABLES:
             self._match(conn, event, now)
-        if self.on_event is not None:
-            self.on_event(conn, event, now)
 
     def _match(self, conn: Connection, event: ChangeEvent, now: dt.datetime) -> None:
         if event.op == "DELETE":

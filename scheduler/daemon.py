@@ -7,6 +7,7 @@ import logging
 import os
 import socket
 import threading
+import time
 import uuid
 from collections.abc import Callable
 
@@ -20,6 +21,7 @@ from engine.retry import RetryPolicy
 from scheduler.catalogue import Catalogue
 from scheduler.config import Config
 from scheduler.consumer import EventConsumer, Wakeup
+from scheduler.planner import Planner
 from scheduler.transports import Transports, seconds
 from scheduler.workers import DeliveryWorker
 
@@ -63,14 +65,18 @@ class Daemon:
         self.clock = clock
         self.transports = transports or Transports(config)
         self.catalogue = Catalogue()
-        self.consumer = EventConsumer(self.engine, self.catalogue, max_depth=daemon["max_chain_depth"])
+        self.work_ready = threading.Event()
+        self.planner = Planner(self.engine, self.catalogue, clock=clock, on_deliveries=self.work_ready.set,
+                               max_depth=daemon["max_chain_depth"], threads=daemon["job_threads"])
+        self.consumer = EventConsumer(self.engine, self.catalogue, max_depth=daemon["max_chain_depth"],
+                                      after_commit=self.planner.after_batch)
+        self.reconcile_every = seconds(daemon["reconcile_interval"])
         self.worker = DeliveryWorker(self.engine, self.transports, company=dict(config.section("company")),
                                      policy=retry_policy(config), lease=parse_duration(daemon["lease"]))
         self.poll = seconds(daemon["poll_interval"])
         self.heartbeat = seconds(daemon["heartbeat"])
         self.worker_count = max(1, daemon["workers"])
         self.stopping = threading.Event()
-        self.work_ready = threading.Event()
         self.instance_id = uuid.uuid4().hex
         self._threads: list[threading.Thread] = []
 
@@ -78,6 +84,7 @@ class Daemon:
         """Register this instance and start the threads."""
         with self.engine.begin() as conn:
             instances.register(conn, self.instance_id, socket.gethostname(), os.getpid(), self.clock())
+        self.planner.start()
         self._spawn("consumer", self._consume)
         self._spawn("housekeeping", self._housekeep)
         for n in range(self.worker_count):
@@ -108,11 +115,16 @@ class Daemon:
         return loop
 
     def _consume(self) -> None:
+        """Handle events as they come; reconcile every time-offset job at start and now and then."""
         wakeup = Wakeup(self.engine, self.poll, self.stopping)
+        next_reconcile = 0.0
         try:
             while not self.stopping.is_set():
                 if self.consumer.drain(self.clock()):
                     self.work_ready.set()
+                if time.monotonic() >= next_reconcile:
+                    self.planner.reconcile(self.clock())
+                    next_reconcile = time.monotonic() + self.reconcile_every
                 wakeup.wait()
         finally:
             wakeup.close()
@@ -141,6 +153,7 @@ class Daemon:
         self.work_ready.set()
         for thread in self._threads:
             thread.join(timeout)
+        self.planner.stop()
         try:
             with self.engine.begin() as conn:
                 instances.stopped(conn, self.instance_id, self.clock())

@@ -1,0 +1,106 @@
+"""When a time-offset workflow fires for an appointment: pure functions, ``now`` passed in.
+
+A firing is planned at ``anchor + offset`` (the anchor is ``starts_at`` for
+``appointment_starts`` and ``ends_at`` for ``appointment_ends``), in UTC.
+
+A firing whose planned time has already passed when it is planned (the
+appointment was booked 10 minutes before a "30 minutes before" reminder, or
+while the daemon was down) runs at once if the anchor time is still ahead or
+if it is no later than the workflow's grace period; otherwise it is recorded
+as ``skipped`` with the reason. A firing that was planned and then missed
+while the daemon was down is APScheduler's: late within the grace period,
+``missed`` beyond it.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+
+from db.records import Booking
+from engine.durations import format_duration
+from engine.matching import facts_of, filters_hold
+from engine.workflow import DEFAULT_GRACE, Workflow
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Firing:
+    """A job to have: run at ``run_at`` for the firing planned at ``planned_at``."""
+
+    workflow_id: int
+    appointment_id: int
+    planned_at: dt.datetime
+    run_at: dt.datetime
+    grace: dt.timedelta
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TooLate:
+    """A firing planned after its time and its anchor had passed: recorded as skipped, never run."""
+
+    workflow_id: int
+    appointment_id: int
+    planned_at: dt.datetime
+    reason: str
+
+
+def job_id(workflow_id: int, appointment_id: int) -> str:
+    """The one job of a (workflow, appointment) pair."""
+    return f"wf:{workflow_id}:appt:{appointment_id}"
+
+
+def parse_job_id(value: str) -> tuple[int, int] | None:
+    """(workflow id, appointment id) of a job id made by :func:`job_id`, else None."""
+    parts = value.split(":")
+    if len(parts) == 4 and parts[0] == "wf" and parts[2] == "appt" and parts[1].isdigit() and parts[3].isdigit():
+        return int(parts[1]), int(parts[3])
+    return None
+
+
+def grace_of(workflow: Workflow) -> dt.timedelta:
+    return workflow.trigger.grace or DEFAULT_GRACE
+
+
+def anchor_of(workflow: Workflow, booking: Booking) -> dt.datetime:
+    appointment = booking.appointment
+    return appointment.starts_at if workflow.trigger.type == "appointment_starts" else appointment.ends_at
+
+
+def planned_time(workflow: Workflow, booking: Booking) -> dt.datetime:
+    """``anchor + offset`` in UTC."""
+    return anchor_of(workflow, booking) + workflow.trigger.offset
+
+
+def plan(workflow: Workflow, booking: Booking | None, now: dt.datetime) -> Firing | TooLate | None:
+    """The firing *workflow* should have for *booking* as things are at *now*, if any."""
+    if booking is None or booking.appointment is None or not workflow.enabled:
+        return None
+    if not workflow.trigger.is_time_offset or not filters_hold(workflow.filters, facts_of(booking)):
+        return None
+    planned = planned_time(workflow, booking)
+    ids = {"workflow_id": workflow.id, "appointment_id": booking.appointment.id, "planned_at": planned}
+    grace = grace_of(workflow)
+    if planned >= now:
+        return Firing(run_at=planned, grace=grace, **ids)
+    if now < anchor_of(workflow, booking) or now - planned <= grace:
+        return Firing(run_at=now, grace=grace, **ids)
+    late = format_duration(dt.timedelta(seconds=round((now - planned).total_seconds())))
+    return TooLate(reason=f"planned {late} after its time ({planned.isoformat()}), past the "
+                          f"{format_duration(grace)} grace and the appointment's "
+                          f"{'start' if workflow.trigger.type == 'appointment_starts' else 'end'}", **ids)
+
+
+def occurrence(planned_at: dt.datetime) -> str:
+    """The occurrence part of the idempotency key: the planned time, so a re-fired job cannot send twice."""
+    return f"at:{planned_at.isoformat()}"
+
+
+def is_current(workflow: Workflow, booking: Booking | None, planned_at: dt.datetime, now: dt.datetime) -> bool:
+    """Whether a job planned for *planned_at* still stands (same time, filters still hold)."""
+    result = plan(workflow, booking, now)
+    return isinstance(result, Firing) and result.planned_at == planned_at
+
+
+def earliest_anchor(workflow: Workflow, now: dt.datetime) -> dt.datetime:
+    """Appointments whose anchor is before this cannot have a firing to plan at *now*."""
+    return now - max(dt.timedelta(0), workflow.trigger.offset + grace_of(workflow))

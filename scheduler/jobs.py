@@ -1,0 +1,25 @@
+"""The function every time-offset job calls, by the stable textual reference ``scheduler.jobs:fire``.
+
+Jobs carry only primitive arguments (workflow id, appointment id, planned time
+as ISO 8601), so they survive restarts and upgrades; the running daemon
+registers the planner that does the work.
+"""
+
+from __future__ import annotations
+
+FIRE = "scheduler.jobs:fire"
+
+_planner = None
+
+
+def register(planner) -> None:
+    """Make *planner* the one that handles firings in this process (None to unregister)."""
+    global _planner
+    _planner = planner
+
+
+def fire(workflow_id: int, appointment_id: int, planned_at: str) -> None:
+    """A time-offset firing is due: hand it to the running daemon's planner."""
+    if _planner is None:
+        raise RuntimeError("no apptflow daemon is running in this process to handle the firing")
+    _planner.fire(workflow_id, appointment_id, planned_at)

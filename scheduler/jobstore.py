@@ -1,0 +1,120 @@
+"""APScheduler 3 wiring: a jobstore that keeps unrestorable jobs and writes in batches, and the scheduler."""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import pickle
+import threading
+
+from apscheduler.executors.pool import ThreadPoolExecutor
+from apscheduler.job import Job
+from apscheduler.jobstores.sqlalchemy import SQLAlchemyJobStore
+from apscheduler.schedulers.background import BackgroundScheduler
+from apscheduler.triggers.date import DateTrigger
+from apscheduler.util import datetime_to_utc_timestamp
+
+from db import jobs as job_queries
+from db.tables import apscheduler_jobs
+
+logger = logging.getLogger(__name__)
+
+UTC = dt.timezone.utc
+
+
+class SafeJobStore(SQLAlchemyJobStore):
+    """SQLAlchemyJobStore that sets aside, instead of deleting, a job it cannot restore, and writes in batches.
+
+    APScheduler deletes a job whose function reference no longer resolves or
+    whose state no longer unpickles; here it moves to
+    ``apscheduler_failed_jobs`` with the error, is logged once, and
+    ``apptflow jobs`` / ``apptflow status`` report it.
+    """
+
+    def __init__(self, engine, clock):
+        super().__init__(engine=engine, tablename=apscheduler_jobs.name)
+        # APScheduler's statements and ours then name one Table object.
+        self.jobs_t = apscheduler_jobs
+        self.clock = clock
+
+    def start(self, scheduler, alias):
+        super(SQLAlchemyJobStore, self).start(scheduler, alias)  # the table is created by `db init`
+
+    def shutdown(self):
+        pass  # the engine is the daemon's, not ours to dispose
+
+    def _get_jobs(self, *conditions):
+        jobs, broken = [], {}
+        with self.engine.connect() as conn:
+            rows = job_queries.job_states(conn, *conditions)
+        for row in rows:
+            try:
+                jobs.append(self._reconstitute_job(row.job_state))
+            except BaseException as error:  # noqa: BLE001 - whatever unpickling raises
+                broken[row.id] = f"{type(error).__name__}: {error}"
+        if broken:
+            with self.engine.begin() as conn:
+                for job_id, error in broken.items():
+                    job_queries.set_aside(conn, job_id, error, self.clock())
+            for job_id, error in broken.items():
+                logger.error("job %s cannot be restored and was set aside (see `apptflow jobs`): %s",
+                             job_id, error)
+        return jobs
+
+    def replace_jobs(self, jobs: list[Job]) -> None:
+        """Write many jobs in one transaction (APScheduler's add_job commits once per job)."""
+        rows = [{"id": job.id, "next_run_time": datetime_to_utc_timestamp(job.next_run_time),
+                 "job_state": pickle.dumps(job.__getstate__(), self.pickle_protocol)} for job in jobs]
+        with self.engine.begin() as conn:
+            job_queries.replace_jobs(conn, rows)
+
+    def remove_jobs(self, ids: list[str]) -> int:
+        with self.engine.begin() as conn:
+            return job_queries.remove_jobs(conn, ids)
+
+
+class ArgsRecordingExecutor(ThreadPoolExecutor):
+    """A thread pool that remembers each submitted run's arguments until its outcome event.
+
+    APScheduler's missed-job event carries the job id and run time but not the
+    job's arguments (the planned time); the listener recovers them here.
+    """
+
+    def __init__(self, max_workers: int):
+        super().__init__(max_workers)
+        self._args: dict[tuple[str, dt.datetime], tuple] = {}
+        self._args_lock = threading.Lock()
+
+    def submit_job(self, job, run_times):
+        with self._args_lock:
+            for run_time in run_times:
+                self._args[(job.id, run_time)] = tuple(job.args)
+        super().submit_job(job, run_times)
+
+    def pop_args(self, job_id: str, run_time: dt.datetime) -> tuple | None:
+        with self._args_lock:
+            return self._args.pop((job_id, run_time), None)
+
+
+def make_scheduler(store: SafeJobStore, executor: ArgsRecordingExecutor) -> BackgroundScheduler:
+    """APScheduler configured deliberately: UTC, coalescing, one instance per job, a real grace.
+
+    APScheduler's own default misfire grace (1 s) would silently drop any firing
+    the daemon was down for; each job sets its workflow's grace, and this
+    default (1 h) only covers a job that somehow lacks one.
+    """
+    return BackgroundScheduler(
+        timezone=UTC,
+        jobstores={"default": store},
+        executors={"default": executor},
+        job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": 3600},
+    )
+
+
+def date_job(scheduler: BackgroundScheduler, *, job_id: str, func: str, args: tuple, run_at: dt.datetime,
+             grace: dt.timedelta, name: str) -> Job:
+    """A one-off job for the batch writer, built as ``scheduler.add_job`` would build it."""
+    trigger = DateTrigger(run_date=run_at, timezone=UTC)
+    return Job(scheduler, id=job_id, func=func, trigger=trigger, executor="default", args=args, kwargs={},
+               name=name, misfire_grace_time=int(grace.total_seconds()), coalesce=True, max_instances=1,
+               next_run_time=trigger.get_next_fire_time(None, run_at))
