@@ -17,6 +17,7 @@ from sqlalchemy.exc import OperationalError
 from db import NotFound, schema
 from db import booking as bookings
 from db import deliveries, events, instances
+from db import jobs as job_queries
 from db import workflows as store
 from db.connect import connect
 from engine.context import build_context
@@ -365,6 +366,9 @@ def status(app: App) -> None:
     click.echo(f"events:      {waiting} waiting{age}; {failed} failed")
     summary = ", ".join(f"{counts[s]} {s}" for s in sorted(counts)) or "none"
     click.echo(f"deliveries:  {summary}")
+    with app.engine.connect() as conn:
+        planned, aside = len(job_queries.run_times(conn, like="wf:%")), len(job_queries.failed_jobs(conn))
+    click.echo(f"jobs:        {planned} time-offset firings planned; {aside} kept aside (see `apptflow jobs`)")
 
 
 @workflow.command("test")
@@ -423,3 +427,40 @@ def demo(database: str | None) -> None:
     produced = run_demo(Path(database), click.echo)
     click.echo(f"\n{produced} messages produced; the database is kept at {database} "
                f"(try: APPTFLOW_DATABASE_URL=sqlite:///{database} apptflow log)")
+
+
+@main.command("jobs")
+@click.option("--workflow", "workflow_id", type=int, help="Only this workflow's firings.")
+@click.option("--appointment", "appointment_id", type=int, help="Only this appointment's firings.")
+@pass_app
+def jobs_command(app: App, workflow_id: int | None, appointment_id: int | None) -> None:
+    """Upcoming time-offset firings: when (UTC and the location's time), workflow, appointment, customer."""
+    from engine.context import zone
+    from engine.planning import parse_job_id
+
+    like = f"wf:{workflow_id if workflow_id is not None else '%'}:appt:{appointment_id if appointment_id is not None else '%'}"
+    with app.ready_engine().connect() as conn:
+        times = job_queries.run_times(conn, like=like)
+        failed = job_queries.failed_jobs(conn)
+        names = {row.id: row.name for row in store.list_workflows(conn)}
+        rows = []
+        for job, timestamp in sorted(times.items(), key=lambda item: item[1] or 0):
+            ids = parse_job_id(job)
+            if ids is None or timestamp is None:
+                continue
+            booking = bookings.load_booking(conn, ids[1])
+            rows.append((dt.datetime.fromtimestamp(timestamp, dt.timezone.utc), ids, booking))
+    if not rows:
+        click.echo("no upcoming firings")
+    else:
+        click.echo(f"{'WHEN (UTC)':<19}  {'LOCAL TIME':<25}  {'WORKFLOW':<32}  {'APPT':>5}  CUSTOMER")
+    for when, (wf, appt), booking in rows:
+        location = booking.location if booking else None
+        local = when.astimezone(zone(location.timezone if location else None))
+        customer = booking.customer if booking else None
+        who = " ".join(n for n in (customer.first_name, customer.last_name) if n) if customer else "-"
+        workflow_name = f"{wf} {names.get(wf, '(deleted)')}"[:32]
+        click.echo(f"{_when(when):<19}  {_when(local) + ' ' + local.tzname():<25}  {workflow_name:<32}  "
+                   f"{appt:>5}  {who}")
+    for job, timestamp, error, failed_at in failed:
+        click.echo(f"kept aside (cannot be restored): {job}, since {_when(failed_at)} UTC: {error}")

@@ -32,6 +32,10 @@ WORKFLOWS = [
                   "body": "Hello {{ customer_first_name }}, see you at {{ location_name }}."},
                  {"type": "webhook", "url": "https://crm.example.com/bookings",
                   "json": {"appointment": "{{ appointment_id }}", "status": "{{ appointment_status }}"}}]},
+    {"name": "Reminder an hour before", "trigger": {"type": "appointment_starts", "offset": "-1h"},
+     "filters": {"statuses": ["pending", "approved"]},
+     "actions": [{"type": "sms", "to": ["customer"],
+                  "body": "Reminder: {{ service_name }} at {{ appointment_start_time }} (fired at {{ fire_time }})."}]},
     {"name": "Rescheduled", "trigger": {"type": "appointment_rescheduled"},
      "actions": [{"type": "sms", "to": ["customer"],
                   "body": "Your {{ service_name }} moved to {{ appointment_date_time }}."}]},
@@ -76,9 +80,13 @@ class Demo:
             return result.scalar_one() if result.returns_rows else None
 
     def observe(self, delivery, message, receipt) -> None:
+        lateness = ""
+        if "fire_time" in delivery.context:
+            planned = dt.datetime.fromisoformat(delivery.context["fire_time"])
+            lateness = f" [{(dt.datetime.now(dt.timezone.utc) - planned).total_seconds():.3f}s after its planned time]"
         with self.lock:
             self.produced += 1
-            self.echo(f"  +{time.monotonic() - self.mark:.3f}s  {describe(message)}")
+            self.echo(f"  +{time.monotonic() - self.mark:.3f}s  {describe(message)}{lateness}")
 
     def step(self, title: str, statement: str, expect: int, **params) -> int | None:
         """Write like the booking application, then wait for *expect* more messages."""
@@ -86,10 +94,18 @@ class Demo:
         target = self.produced + expect
         self.mark = time.monotonic()
         result = self.sql(statement, **params)
-        deadline = time.monotonic() + 15
+        self._wait_for(target, 15)
+        return result
+
+    def wait(self, title: str, expect: int, timeout: float) -> None:
+        """Write nothing; wait for *expect* more messages (a time-offset firing)."""
+        self.echo(f"\n{title}")
+        self._wait_for(self.produced + expect, timeout)
+
+    def _wait_for(self, target: int, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
         while self.produced < target and time.monotonic() < deadline:
             time.sleep(0.02)
-        return result
 
     def seed(self) -> dict[str, int]:
         schema.upgrade(self.engine)
@@ -106,15 +122,17 @@ class Demo:
         }
 
     def play(self, ids: dict[str, int]) -> None:
-        start = (dt.datetime.now(dt.timezone.utc) + dt.timedelta(days=2)).replace(minute=0, second=0, microsecond=0)
+        # An hour and 5 seconds ahead: the "an hour before" reminder fires 5 seconds after the booking.
+        start = (dt.datetime.now(dt.timezone.utc) + dt.timedelta(hours=1, seconds=5)).replace(microsecond=0)
         customer = self.step("A customer signs up", (
             "INSERT INTO customers (first_name, last_name, email, phone, locale) VALUES "
             "('Ada', 'Lovelace', 'ada@example.com', '+447700900123', 'en_GB') RETURNING id"), 1)
-        appointment = self.step("She books a haircut on the website", (
+        appointment = self.step("She books a haircut on the website, starting in an hour and 5 seconds", (
             "INSERT INTO appointments (customer_id, service_id, staff_id, location_id, starts_at, ends_at, "
             "status, started_by) VALUES (:c, :s, :t, :l, :start, :end, 'pending', 'frontend') RETURNING id"),
             2, c=customer, s=ids["service"], t=ids["staff"], l=ids["location"],
             start=start.isoformat(), end=(start + dt.timedelta(minutes=45)).isoformat())
+        self.wait("Five seconds later the reminder an hour before the start goes out", 1, timeout=10)
         later = start + dt.timedelta(hours=3)
         self.step("She moves it three hours later", (
             "UPDATE appointments SET starts_at = :start, ends_at = :end WHERE id = :id"), 1,

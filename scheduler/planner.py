@@ -158,7 +158,7 @@ class Planner:
                 self.store.replace_jobs(to_write)
             if to_remove:
                 self.store.remove_jobs(to_remove)
-        if to_write:
+        if to_write and self.scheduler.running:
             self.scheduler.wakeup()
         if to_write or to_remove:
             logger.info("time-offset jobs: %d written, %d removed", len(to_write), len(to_remove))

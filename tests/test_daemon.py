@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 import signal
 import subprocess
@@ -168,13 +169,26 @@ def test_notifications_wake_the_daemon_before_the_poll(engine, db_url, backend):
         daemon.stop()
 
 
+def test_a_reminder_fires_at_its_second_through_the_running_daemon(engine, running):
+    add_workflow(engine, {"name": "r", "trigger": {"type": "appointment_starts", "offset": "-1h"},
+                          "actions": [{"type": "email", "to": ["customer"], "subject": "{{ fire_time }}",
+                                       "body": "b"}]})
+    starts = dt.datetime.now(dt.timezone.utc).replace(microsecond=0) + dt.timedelta(hours=1, seconds=2)
+    book(engine, seed(engine), starts_at=starts.isoformat(), ends_at=(starts + dt.timedelta(hours=1)).isoformat())
+    wait_until(lambda: count(engine, "status = 'sent'") == 1, timeout=20)
+    [(occurrence, sent_at)] = sql(engine, "SELECT occurrence, sent_at FROM deliveries")
+    assert occurrence == f"at:{(starts - dt.timedelta(hours=1)).isoformat()}"
+
+
 def test_the_demo_runs_by_itself(tmp_path):
     database = tmp_path / "demo.db"
     result = CliRunner().invoke(main, ["demo", "--database", str(database)])
     assert result.exit_code == 0, result.output
     for line in ("email to ada@example.com: 'Welcome to Salon Lumière'",
                  "sms to +447700900123: 'Your Haircut moved to",
+                 "sms to +447700900123: 'Reminder: Haircut at",
                  "whatsapp to +447700900123: 'Ada, Haircut with Camille is confirmed.'",
                  "telegram to chat 424242: 'Ada Lovelace cancelled Haircut (approved → canceled).'"):
         assert line in result.output
-    assert "6 messages produced" in result.output
+    assert "s after its planned time]" in result.output
+    assert "7 messages produced" in result.output
