@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import re
 
 import pytest
 from sqlalchemy import text
@@ -294,3 +295,52 @@ def test_workflow_test_renders_without_sending(engine, db_url):
     assert "subject: Haircut with Sam Staff" in result.output
     assert "to: [\"ada@example.test\"]" in result.output
     assert sql(engine, "SELECT count(*) FROM deliveries") == [(0,)]
+
+
+def test_sends_interrupted_by_a_crash_are_resent_or_held_per_action(engine, pipeline, db_url):
+    from db import deliveries as outbox
+
+    add_workflow(engine, {"name": "both", "trigger": {"type": "appointment_created"}, "actions": [
+        {"type": "email", "to": ["customer"], "subject": "s", "body": "b"},
+        {"type": "sms", "to": ["customer"], "body": "b"},
+        {"type": "webhook", "url": "https://hooks.example.com/x", "body": "b", "after_crash": "hold"},
+    ]})
+    book(engine, seed(engine), starts_at=START, ends_at=END)
+    pipeline.consumer.drain(NOW)
+    lease = dt.timedelta(minutes=2)
+    with engine.begin() as conn:  # three workers claim, then the process dies
+        claimed = [outbox.claim_due(conn, NOW, lease) for _ in range(3)]
+    assert [d.status for d in claimed] == ["sending"] * 3
+    with engine.begin() as conn:
+        assert outbox.reclaim_expired(conn, NOW + lease - dt.timedelta(seconds=1)) == (0, 0)  # lease still held
+        assert outbox.reclaim_expired(conn, NOW + lease + dt.timedelta(seconds=1)) == (1, 2)
+    assert [(a, s) for _, a, s, _ in deliveries(engine)] == [("email", "pending"), ("sms", "unknown"),
+                                                               ("webhook", "unknown")]
+    pipeline.run(NOW + lease + dt.timedelta(seconds=2))
+    assert [(a, s) for _, a, s, _ in deliveries(engine)] == [("email", "sent"), ("sms", "unknown"),
+                                                               ("webhook", "unknown")]
+
+
+def test_log_and_retry_from_the_command_line(engine, pipeline, db_url):
+    from click.testing import CliRunner
+
+    from scheduler.cli import main
+
+    workflow = add_workflow(engine, {"name": "w", "trigger": {"type": "appointment_created"}, "actions": [
+        {"type": "email", "to": ["customer"], "subject": "{{ appointment.custom.promo }}", "body": "b"}]})
+    appointment = book(engine, seed(engine), starts_at=START, ends_at=END)
+    pipeline.run()
+    env = {"APPTFLOW_DATABASE_URL": db_url}
+    log = CliRunner().invoke(main, ["log", "--workflow", str(workflow), "--status", "dead"], env=env)
+    assert log.exit_code == 0
+    assert re.search(rf"^\s+1\s+\S+ \S+\s+{workflow}\s+email\s+appointment {appointment}\s+dead\s+1\s+-$",
+                     log.output, re.M), log.output
+    assert "error: cannot render: undefined in template: 'dict object' has no attribute 'promo'" in log.output
+    sql(engine, "UPDATE appointments SET custom = :c WHERE id = :id", c='{"promo": "WINTER"}', id=appointment)
+    assert CliRunner().invoke(main, ["retry", "1"], env=env).exit_code == 0
+    again = CliRunner().invoke(main, ["retry", "1"], env=env)
+    assert again.exit_code == 1 and "delivery 1 is pending" in again.output
+    pipeline.run(dt.datetime.now(dt.timezone.utc) + dt.timedelta(seconds=1))  # `retry` queues it for now
+    [email] = pipeline.sent("smtp")
+    assert email.subject == "WINTER"
+    assert "no deliveries" in CliRunner().invoke(main, ["log", "--status", "dead"], env=env).output
