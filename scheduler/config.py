@@ -24,7 +24,7 @@ DEFAULTS: dict[str, dict[str, Any]] = {
     "daemon": {"poll_interval": "1s", "workers": 8, "dry_run": False, "log_level": "INFO",
                "lease": "2m", "max_chain_depth": 5, "retry_base": "30s", "retry_cap": "1h",
                "retry_attempts": 8, "attachment_dir": "", "heartbeat": "5s",
-               "job_threads": 4, "reconcile_interval": "10m"},
+               "job_threads": 4, "reconcile_interval": "10m", "event_retention": "7d"},
     "smtp": {"host": "localhost", "port": 25, "security": "none", "username": "", "password": "",
              "from": "Bookings <bookings@example.com>", "timeout": "30s"},
     "twilio": {"account_sid": "", "auth_token": "", "from_number": "", "whatsapp_from": "",

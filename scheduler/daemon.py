@@ -14,7 +14,7 @@ from collections.abc import Callable
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import DBAPIError, OperationalError
 
-from db import deliveries, instances
+from db import deliveries, events, instances
 from db.connect import connect
 from engine.durations import parse_duration
 from engine.retry import RetryPolicy
@@ -71,6 +71,7 @@ class Daemon:
         self.consumer = EventConsumer(self.engine, self.catalogue, max_depth=daemon["max_chain_depth"],
                                       after_commit=self.planner.after_batch)
         self.reconcile_every = seconds(daemon["reconcile_interval"])
+        self.event_retention = parse_duration(daemon["event_retention"])
         self.worker = DeliveryWorker(self.engine, self.transports, company=dict(config.section("company")),
                                      policy=retry_policy(config), lease=parse_duration(daemon["lease"]))
         self.poll = seconds(daemon["poll_interval"])
@@ -140,6 +141,7 @@ class Daemon:
         with self.engine.begin() as conn:
             instances.heartbeat(conn, self.instance_id, now)
             resent, held = deliveries.reclaim_expired(conn, now)
+            events.purge_processed(conn, now - self.event_retention)
         if resent or held:
             logger.warning("reclaimed deliveries interrupted by a crash: %d resent, %d held as unknown",
                            resent, held)

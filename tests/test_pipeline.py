@@ -344,3 +344,16 @@ def test_log_and_retry_from_the_command_line(engine, pipeline, db_url):
     [email] = pipeline.sent("smtp")
     assert email.subject == "WINTER"
     assert "no deliveries" in CliRunner().invoke(main, ["log", "--status", "dead"], env=env).output
+
+
+def test_handled_events_are_purged_after_the_retention_but_failed_ones_kept(engine, pipeline):
+    from db import events
+
+    book(engine, seed(engine), starts_at=START, ends_at=END)
+    pipeline.run(NOW)
+    sql(engine, "UPDATE change_events SET error = 'kept for inspection' WHERE id = 1")
+    handled = sql(engine, "SELECT count(*) FROM change_events")[0][0]
+    with engine.begin() as conn:
+        assert events.purge_processed(conn, NOW) == 0  # handled at NOW, not before
+        assert events.purge_processed(conn, NOW + dt.timedelta(seconds=1)) == handled - 1
+    assert sql(engine, "SELECT id, error FROM change_events") == [(1, "kept for inspection")]
