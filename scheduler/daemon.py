@@ -21,6 +21,7 @@ from engine.retry import RetryPolicy
 from scheduler.catalogue import Catalogue
 from scheduler.config import Config
 from scheduler.consumer import EventConsumer, Wakeup
+from scheduler.leader import Leadership
 from scheduler.planner import Planner
 from scheduler.transports import Transports, seconds
 from scheduler.workers import DeliveryWorker
@@ -71,6 +72,7 @@ class Daemon:
         self.consumer = EventConsumer(self.engine, self.catalogue, max_depth=daemon["max_chain_depth"],
                                       after_commit=self.planner.after_batch)
         self.reconcile_every = seconds(daemon["reconcile_interval"])
+        self.leadership = Leadership(self.engine)
         self.event_retention = parse_duration(daemon["event_retention"])
         self.worker = DeliveryWorker(self.engine, self.transports, company=dict(config.section("company")),
                                      policy=retry_policy(config), lease=parse_duration(daemon["lease"]))
@@ -85,8 +87,7 @@ class Daemon:
         """Register this instance and start the threads."""
         with self.engine.begin() as conn:
             instances.register(conn, self.instance_id, socket.gethostname(), os.getpid(), self.clock())
-        self.planner.start()
-        self._spawn("consumer", self._consume)
+        self._spawn("consumer", self._lead)
         self._spawn("housekeeping", self._housekeep)
         for n in range(self.worker_count):
             self._spawn(f"worker-{n}", self._work)
@@ -115,12 +116,28 @@ class Daemon:
                     self.stopping.wait(1.0)
         return loop
 
+    def _lead(self) -> None:
+        """Lead when no other instance does: consume events and run the time-offset jobs until we stop."""
+        if not self.leadership.acquire():
+            self.stopping.wait(self.heartbeat)
+            return
+        self.planner.start()
+        try:
+            self._consume()
+        finally:
+            self.planner.stop()
+            self.leadership.release()
+
     def _consume(self) -> None:
-        """Handle events as they come; reconcile every time-offset job at start and now and then."""
+        """Handle events as they come; reconcile every time-offset job at first and now and then."""
         wakeup = Wakeup(self.engine, self.poll, self.stopping)
-        next_reconcile = 0.0
+        next_reconcile = next_confirm = 0.0
         try:
             while not self.stopping.is_set():
+                if time.monotonic() >= next_confirm:
+                    if not self.leadership.confirm():
+                        return
+                    next_confirm = time.monotonic() + self.heartbeat
                 if self.consumer.drain(self.clock()):
                     self.work_ready.set()
                 if time.monotonic() >= next_reconcile:
@@ -155,7 +172,6 @@ class Daemon:
         self.work_ready.set()
         for thread in self._threads:
             thread.join(timeout)
-        self.planner.stop()
         try:
             with self.engine.begin() as conn:
                 instances.stopped(conn, self.instance_id, self.clock())

@@ -50,20 +50,30 @@ class Planner:
         self.clock = clock
         self.on_deliveries = on_deliveries
         self.max_depth = max_depth
-        self.store = SafeJobStore(engine, clock)
-        self.executor = ArgsRecordingExecutor(threads)
-        self.scheduler = make_scheduler(self.store, self.executor)
-        self.scheduler.add_listener(self._on_outcome, EVENT_JOB_MISSED | EVENT_JOB_EXECUTED | EVENT_JOB_ERROR)
+        self.threads = threads
+        self._build()
 
     # --- lifecycle ---------------------------------------------------------
 
+    def _build(self) -> None:
+        # A shut-down APScheduler (and its executor) cannot start again: a new one each time we lead.
+        self.store = SafeJobStore(self.engine, self.clock)
+        self.executor = ArgsRecordingExecutor(self.threads)
+        self.scheduler = make_scheduler(self.store, self.executor)
+        self.scheduler.add_listener(self._on_outcome, EVENT_JOB_MISSED | EVENT_JOB_EXECUTED | EVENT_JOB_ERROR)
+        self._used = False
+
     def start(self) -> None:
         """Start APScheduler: jobs missed while down run now (within grace) or are recorded missed."""
+        if self._used:
+            self._build()
+        self._used = True
         jobs.register(self)
         self.scheduler.start()
 
     def stop(self) -> None:
-        self.scheduler.shutdown(wait=True)
+        if self.scheduler.running:
+            self.scheduler.shutdown(wait=True)
         jobs.register(None)
 
     # --- planning ----------------------------------------------------------

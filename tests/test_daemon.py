@@ -192,3 +192,28 @@ def test_the_demo_runs_by_itself(tmp_path):
         assert line in result.output
     assert "s after its planned time]" in result.output
     assert "7 messages produced" in result.output
+
+
+def test_one_instance_leads_and_another_takes_over_when_it_stops(engine, db_url, backend):
+    if backend == "sqlite":
+        pytest.skip("SQLite is for one instance, which always leads")
+    config = make_config(db_url, **FAST)
+    first, second = Daemon(config, engine=engine), Daemon(config)
+    add_workflow(engine, {"name": "w", "trigger": {"type": "appointment_created"},
+                          "actions": [{"type": "email", "to": ["customer"], "subject": "s", "body": "b"}]})
+    ids = seed(engine)
+    first.start()
+    wait_until(lambda: first.leadership.leading)
+    second.start()
+    try:
+        book(engine, ids, starts_at=START, ends_at=END)
+        wait_until(lambda: count(engine, "status = 'sent'") == 1)
+        assert not second.leadership.leading
+        first.stop()
+        wait_until(lambda: second.leadership.leading, timeout=10)
+        book(engine, ids, starts_at=START, ends_at=END)
+        wait_until(lambda: count(engine, "status = 'sent'") == 2)
+    finally:
+        second.stop()
+        second.engine.dispose()
+    assert count(engine) == 2
