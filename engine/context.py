@@ -9,26 +9,19 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import decimal
 from collections.abc import Mapping
 from typing import Any
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from zoneinfo import ZoneInfo
 
-from babel import Locale, UnknownLocaleError
+from babel import Locale
 from babel import dates as babel_dates
 from babel import numbers as babel_numbers
 
 from db.records import Booking
-from engine.templates import plain_spaces
+from engine.templates import Fields, locale_named, plain_spaces, zone
 
 DEFAULT_LOCALE = "en"
-
-
-def zone(name: str | None) -> ZoneInfo:
-    """An IANA zone; UTC when the name is empty or unknown."""
-    try:
-        return ZoneInfo(name) if name else ZoneInfo("UTC")
-    except (ZoneInfoNotFoundError, ValueError):
-        return ZoneInfo("UTC")
 
 
 def locale_of(booking: Booking) -> Locale:
@@ -38,12 +31,9 @@ def locale_of(booking: Booking) -> Locale:
         booking.appointment.locale if booking.appointment else None,
     )
     for name in candidates:
-        if not name:
-            continue
-        try:
-            return Locale.parse(name.replace("-", "_"))
-        except (UnknownLocaleError, ValueError):
-            continue
+        locale = locale_named(name)
+        if locale is not None:
+            return locale
     return Locale.parse(DEFAULT_LOCALE)
 
 
@@ -56,8 +46,9 @@ def _time(moment: dt.datetime, tz: ZoneInfo, locale: Locale) -> str:
 
 
 def _date_time(moment: dt.datetime, tz: ZoneInfo, locale: Locale) -> str:
-    pattern = locale.datetime_formats["medium"]
-    return pattern.format(_time(moment, tz, locale), _date(moment, tz, locale))
+    # The medium date with the short time. CLDR may quote literal words ("{1} 'à' {0}"): unquoted, as Babel does.
+    pattern = str(locale.datetime_formats["medium"]).replace("'", "")
+    return pattern.replace("{0}", _time(moment, tz, locale)).replace("{1}", _date(moment, tz, locale))
 
 
 def _duration(minutes: int | None) -> str:
@@ -68,11 +59,27 @@ def _duration(minutes: int | None) -> str:
 
 
 def _price(value: Any, locale: Locale) -> str:
-    return "" if value is None else babel_numbers.format_decimal(value, "#,##0.00", locale=locale)
+    if value is None or value == "":
+        return ""
+    try:
+        return plain_spaces(babel_numbers.format_decimal(value, "#,##0.00", locale=locale))
+    except (decimal.InvalidOperation, ValueError, TypeError):
+        return str(value)  # a price the booking application wrote as text: shown as written
 
 
-def _plain(record: Any) -> dict[str, Any]:
-    return dataclasses.asdict(record) if record is not None else {}
+def _fields(value: Any, path: str) -> Any:
+    if isinstance(value, Mapping):
+        return Fields(path, {key: _fields(item, f"{path}.{key}") for key, item in value.items()})
+    return value
+
+
+def _plain(record: Any, path: str) -> Fields:
+    """A record as nested fields (``appointment.custom.x``) that name themselves in error messages."""
+    return _fields(dataclasses.asdict(record) if record is not None else {}, path)
+
+
+def _text(value: Any) -> Any:
+    return "" if value is None else value
 
 
 def _times(appointment, tz: ZoneInfo, suffix: str, locale: Locale) -> dict[str, str]:
@@ -93,8 +100,7 @@ def _times(appointment, tz: ZoneInfo, suffix: str, locale: Locale) -> dict[str, 
 def _appointment_keywords(booking: Booking, locale: Locale) -> dict[str, Any]:
     a, service, member, location = booking.appointment, booking.service, booking.staff, booking.location
     location_zone = zone(location.timezone if location else None)
-    customer_zone = zone(booking.customer.timezone) if booking.customer and booking.customer.timezone \
-        else location_zone
+    customer_zone = _customer_zone(booking) or location_zone
     minutes = round((a.ends_at - a.starts_at).total_seconds() / 60)
     return {
         "appointment_id": a.id,
@@ -109,17 +115,24 @@ def _appointment_keywords(booking: Booking, locale: Locale) -> dict[str, Any]:
         "service_name": service.name if service else "",
         "service_price": _price(service.price if service else None, locale),
         "service_duration": _duration(service.duration_minutes if service else None),
-        "staff_name": member.name if member else "",
-        "staff_email": member.email if member else "",
-        "staff_phone": member.phone if member else "",
-        "location_name": location.name if location else "",
-        "location_address": location.address if location else "",
+        "staff_name": _text(member.name) if member else "",
+        "staff_email": _text(member.email) if member else "",
+        "staff_phone": _text(member.phone) if member else "",
+        "location_name": _text(location.name) if location else "",
+        "location_address": _text(location.address) if location else "",
         "location_timezone": location_zone.key,
-        "appointment": _plain(a),
-        "service": _plain(service),
-        "staff": _plain(member),
-        "location": _plain(location),
+        "appointment": _plain(a, "appointment"),
+        "service": _plain(service, "service"),
+        "staff": _plain(member, "staff"),
+        "location": _plain(location, "location"),
     }
+
+
+def _customer_zone(booking: Booking) -> ZoneInfo | None:
+    """The customer's own zone, or None (then the location's) when it is empty or unknown."""
+    name = booking.customer.timezone if booking.customer else None
+    known = zone(name)
+    return known if name and known.key == name else None
 
 
 def _customer_keywords(booking: Booking) -> dict[str, Any]:
@@ -132,7 +145,7 @@ def _customer_keywords(booking: Booking) -> dict[str, Any]:
         "customer_email": (c.email if c else "") or "",
         "customer_phone": (c.phone if c else "") or "",
         "customer_locale": (c.locale if c else "") or "",
-        "customer": _plain(c),
+        "customer": _plain(c, "customer"),
     }
 
 
@@ -146,10 +159,16 @@ def build_context(booking: Booking, *, company: Mapping[str, str], extra: Mappin
     if booking.appointment is not None:
         context.update(_appointment_keywords(booking, locale))
     context.update(extra)
-    if "fire_time" in extra and isinstance(extra["fire_time"], str):
-        moment = dt.datetime.fromisoformat(extra["fire_time"])
-        context["fire_time"] = _date_time(moment, zone(context.get("location_timezone")), locale)
-    # Read by the format_* filters; not keywords of their own.
-    context.setdefault("customer_locale", str(locale))
+    if extra.get("fire_time"):
+        context["fire_time"] = _fire_time(extra["fire_time"], zone(context.get("location_timezone")), locale)
+    # Read by the format_* filters; not a keyword of its own.
     context["_locale"] = str(locale)
     return context
+
+
+def _fire_time(value: str | dt.datetime, tz: ZoneInfo, locale: Locale) -> str:
+    """The planned firing (ISO text in a delivery's context) written like the appointment's times."""
+    moment = dt.datetime.fromisoformat(value) if isinstance(value, str) else value
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=dt.timezone.utc)
+    return _date_time(moment, tz, locale)

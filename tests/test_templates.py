@@ -1,0 +1,472 @@
+"""Templates: every keyword for a concrete booking, dates in the right zone and language, a sandbox that holds.
+
+Pure logic: the records are built by hand, and time is data (no clock).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+
+import pytest
+
+from db.records import Appointment, Booking, Customer, Location, Service, Staff
+from engine import keywords
+from engine.context import build_context, locale_of, zone
+from engine.errors import RenderError
+from engine.templates import ENVIRONMENT, check, make_environment, render
+
+UTC = dt.timezone.utc
+COMPANY = {"name": "Salon Opéra", "phone": "+33 1 23 45 67 89", "website": "https://salon.example",
+           "address": "1 rue Scribe, Paris"}
+
+
+def at(text: str) -> dt.datetime:
+    return dt.datetime.fromisoformat(text)
+
+
+def booking(*, starts="2026-12-01T10:00:00+00:00", minutes=90, locale="en", customer_zone="America/New_York",
+            location_zone="Europe/Paris", price="45.5", **custom) -> Booking:
+    """Jane's 90-minute haircut with Bob at the Paris salon, on 1 December 2026 at 10:00 UTC."""
+    start = at(starts)
+    return Booking(
+        appointment=Appointment(
+            id=9, customer_id=7, service_id=3, staff_id=2, location_id=1,
+            starts_at=start, ends_at=start + dt.timedelta(minutes=minutes),
+            status="approved", started_by="frontend", locale="de",
+            custom={"x": "from the appointment", "parent_phone": "+33612345678", **custom},
+            created_at=at("2026-11-01T08:00:00+00:00"), updated_at=at("2026-11-02T08:00:00+00:00"),
+        ),
+        customer=Customer(
+            id=7, first_name="Jane", last_name="Doe", email="jane@example.com", phone="+15551234567",
+            locale=locale, timezone=customer_zone, telegram_chat_id="4242",
+            custom={"y": "from the customer", "allergies": None},
+            created_at=at("2026-01-01T00:00:00+00:00"),
+        ),
+        service=Service(id=3, name="Haircut", price=price, duration_minutes=90),
+        staff=Staff(id=2, name="Bob Martin", email="bob@example.com", phone="+33698765432", telegram_chat_id=None),
+        location=Location(id=1, name="Opéra", address="1 rue Scribe, Paris", timezone=location_zone),
+    )
+
+
+def context_for(the_booking: Booking | None = None, **extra):
+    return build_context(the_booking or booking(), company=COMPANY, extra=extra)
+
+
+def rendered(source: str, the_booking: Booking | None = None, **extra) -> str:
+    return render(source, context_for(the_booking, **extra))
+
+
+# --- every keyword -------------------------------------------------------------------------------
+
+EXPECTED = {
+    "appointment_id": "9",
+    "appointment_date": "Dec 1, 2026",
+    "appointment_start_date": "Dec 1, 2026",
+    "appointment_end_date": "Dec 1, 2026",
+    "appointment_date_time": "Dec 1, 2026, 11:00 AM",
+    "appointment_start_date_time": "Dec 1, 2026, 11:00 AM",
+    "appointment_end_date_time": "Dec 1, 2026, 12:30 PM",
+    "appointment_start_time": "11:00 AM",
+    "appointment_end_time": "12:30 PM",
+    "appointment_date_client": "Dec 1, 2026",
+    "appointment_start_date_client": "Dec 1, 2026",
+    "appointment_end_date_client": "Dec 1, 2026",
+    "appointment_date_time_client": "Dec 1, 2026, 5:00 AM",
+    "appointment_start_date_time_client": "Dec 1, 2026, 5:00 AM",
+    "appointment_end_date_time_client": "Dec 1, 2026, 6:30 AM",
+    "appointment_start_time_client": "5:00 AM",
+    "appointment_end_time_client": "6:30 AM",
+    "appointment_duration": "1h 30m",
+    "appointment_status": "approved",
+    "appointment_service_price": "45.50",
+    "appointment_created_date": "Nov 1, 2026",
+    "appointment_created_time": "9:00 AM",
+    "appointment_started_by": "frontend",
+    "service_name": "Haircut",
+    "service_price": "45.50",
+    "service_duration": "1h 30m",
+    "staff_name": "Bob Martin",
+    "staff_email": "bob@example.com",
+    "staff_phone": "+33698765432",
+    "location_name": "Opéra",
+    "location_address": "1 rue Scribe, Paris",
+    "location_timezone": "Europe/Paris",
+    "customer_full_name": "Jane Doe",
+    "customer_first_name": "Jane",
+    "customer_last_name": "Doe",
+    "customer_email": "jane@example.com",
+    "customer_phone": "+15551234567",
+    "customer_locale": "en",
+    "company_name": "Salon Opéra",
+    "company_phone": "+33 1 23 45 67 89",
+    "company_website": "https://salon.example",
+    "company_address": "1 rue Scribe, Paris",
+    "old_status": "pending",
+    "new_status": "approved",
+    "fire_time": "Dec 1, 2026, 10:30 AM",
+    "offset": "-30m",
+}
+# The nested objects, one path each; the other fields are reached the same way.
+NESTED = {
+    "appointment": ("appointment.custom.x", "from the appointment"),
+    "customer": ("customer.custom.y", "from the customer"),
+    "service": ("service.name", "Haircut"),
+    "staff": ("staff.email", "bob@example.com"),
+    "location": ("location.timezone", "Europe/Paris"),
+}
+TRIGGER = {"old_status": "pending", "new_status": "approved",
+           "fire_time": "2026-12-01T09:30:00+00:00", "offset": "-30m"}
+
+
+def test_every_keyword_has_an_expected_value_here():
+    assert set(EXPECTED) | set(NESTED) == keywords.EVERY
+
+
+@pytest.mark.parametrize("keyword, expected", sorted(EXPECTED.items()))
+def test_a_keyword_renders_its_value(keyword, expected):
+    assert rendered(f"{{{{ {keyword} }}}}", **TRIGGER) == expected
+
+
+@pytest.mark.parametrize("path, expected", sorted(NESTED.values()))
+def test_a_nested_field_renders_its_value(path, expected):
+    assert rendered(f"{{{{ {path} }}}}", **TRIGGER) == expected
+
+
+def test_nested_objects_carry_every_field_of_their_row():
+    text = ("{{ appointment.id }} {{ appointment.status }} {{ appointment.custom.parent_phone }} "
+            "{{ customer.first_name }} {{ customer.telegram_chat_id }} {{ service.duration_minutes }} "
+            "{{ staff.name }} {{ location.name }} {{ appointment.starts_at.isoformat() }}")
+    assert rendered(text) == "9 approved +33612345678 Jane 4242 90 Bob Martin Opéra 2026-12-01T10:00:00+00:00"
+
+
+def test_custom_fields_can_be_read_with_brackets_too():
+    assert rendered("{{ appointment.custom['parent_phone'] }}") == "+33612345678"
+
+
+def test_a_custom_field_named_like_a_dict_method_is_the_field():
+    assert rendered("{{ appointment.custom.items }}|{{ appointment.custom.values }}",
+                    booking(items="2 coffees", values="calm")) == "2 coffees|calm"
+
+
+def test_a_customer_trigger_offers_the_customer_and_company_keywords():
+    context = context_for(Booking(appointment=None, customer=booking().customer))
+    assert keywords.available("customer_created") <= set(context)
+    assert not keywords.APPOINTMENT & set(context)
+    assert render("{{ customer_full_name }} ({{ customer.custom.y }}) at {{ company_name }}", context) == \
+        "Jane Doe (from the customer) at Salon Opéra"
+
+
+def test_the_trigger_keywords_come_from_extra():
+    assert rendered("{{ old_status }} → {{ new_status }}", old_status="pending", new_status="canceled") == \
+        "pending → canceled"
+    assert rendered("{{ fire_time }} ({{ offset }})", fire_time="2026-12-01T09:30:00+00:00", offset="-30m") == \
+        "Dec 1, 2026, 10:30 AM (-30m)"
+
+
+def test_a_fire_time_given_as_a_datetime_is_written_like_the_other_times():
+    assert rendered("{{ fire_time }}", fire_time=at("2026-12-01T09:30:00+00:00")) == "Dec 1, 2026, 10:30 AM"
+
+
+@pytest.mark.parametrize("minutes, expected", [(90, "1h 30m"), (45, "45m"), (120, "2h"), (0, "0m")])
+def test_the_duration_is_written_in_hours_and_minutes(minutes, expected):
+    assert rendered("{{ appointment_duration }}", booking(minutes=minutes)) == expected
+
+
+@pytest.mark.parametrize("price, locale, expected", [
+    ("45.5", "en", "45.50"), ("1234.5", "en", "1,234.50"), ("1234.5", "fr_FR", "1 234,50"),  # plain space
+    ("1234.5", "de", "1.234,50"), (None, "en", ""), ("on request", "en", "on request"),
+])
+def test_prices_are_written_for_the_customers_locale(price, locale, expected):
+    assert rendered("{{ service_price }}", booking(price=price, locale=locale)) == expected
+
+
+# --- dates and times: the location's zone, the customer's language -----------------------------
+
+
+@pytest.mark.parametrize("locale, start, date_time", [
+    ("en", "11:00 AM", "Dec 1, 2026, 11:00 AM"),
+    ("en_GB", "11:00", "1 Dec 2026, 11:00"),
+    ("fr_FR", "11:00", "1 déc. 2026, 11:00"),
+    ("fr-FR", "11:00", "1 déc. 2026, 11:00"),
+    ("de", "11:00", "01.12.2026, 11:00"),
+])
+def test_times_follow_the_customers_locale_in_the_locations_zone(locale, start, date_time):
+    text = rendered("{{ appointment_start_time }}|{{ appointment_date_time }}", booking(locale=locale))
+    assert text == f"{start}|{date_time}"
+
+
+def test_month_and_day_names_are_in_the_customers_language():
+    source = "{{ appointment_date }} / {{ appointment.starts_at | format_date('EEEE d MMMM y') }}"
+    assert rendered(source, booking(locale="fr_FR")) == "1 déc. 2026 / mardi 1 décembre 2026"
+    assert rendered(source, booking(locale="de_DE")) == "01.12.2026 / Dienstag 1 Dezember 2026"
+
+
+def test_dates_use_plain_spaces_for_sms():
+    # CLDR writes "11:00\u202fAM"; GSM-7 has no narrow no-break space.
+    assert rendered("{{ appointment_start_time }} {{ appointment.starts_at | format_datetime('short') }}") == \
+        "11:00 AM 12/1/26, 11:00 AM"
+
+
+def test_without_a_customer_locale_the_appointments_is_used():
+    the_booking = booking(locale=None)
+    assert str(locale_of(the_booking)) == "de"
+    assert rendered("{{ appointment_start_time }}", the_booking) == "11:00"
+
+
+@pytest.mark.parametrize("customer_zone, client_start", [
+    ("America/New_York", "5:00 AM"),  # EST, UTC-5
+    ("Asia/Tokyo", "7:00 PM"),
+    (None, "11:00 AM"),  # no zone of their own: the location's
+    ("Mars/Olympus_Mons", "11:00 AM"),  # an unknown one: the location's as well
+])
+def test_client_keywords_are_in_the_customers_own_zone(customer_zone, client_start):
+    text = rendered("{{ appointment_start_time_client }}|{{ appointment_start_time }}",
+                    booking(customer_zone=customer_zone))
+    assert text == f"{client_start}|11:00 AM"
+
+
+def test_a_client_date_can_be_the_day_before():
+    late = booking(starts="2026-12-02T02:00:00+00:00")
+    assert rendered("{{ appointment_date }}|{{ appointment_date_client }}|{{ appointment_date_time_client }}", late) \
+        == "Dec 2, 2026|Dec 1, 2026|Dec 1, 2026, 9:00 PM"
+
+
+def test_summer_and_winter_times_in_the_same_zone():
+    summer, winter = booking(starts="2026-07-01T10:00:00+00:00"), booking(starts="2026-12-01T10:00:00+00:00")
+    source = "{{ appointment_start_time }} ({{ appointment_start_time_client }} in New York)"
+    assert rendered(source, summer) == "12:00 PM (6:00 AM in New York)"
+    assert rendered(source, winter) == "11:00 AM (5:00 AM in New York)"
+
+
+def test_an_appointment_across_the_spring_change_ends_two_wall_clock_hours_later():
+    # Paris moves from UTC+1 to UTC+2 at 01:00 UTC on 29 March 2026.
+    night = booking(starts="2026-03-29T00:30:00+00:00", minutes=60, locale="fr_FR")
+    assert rendered("{{ appointment_start_time }}–{{ appointment_end_time }} ({{ appointment_duration }})", night) \
+        == "01:30–03:30 (1h)"
+
+
+def test_an_unknown_location_zone_falls_back_to_utc():
+    context = context_for(booking(location_zone="Nowhere/Special"))
+    assert render("{{ appointment_start_time }} {{ location_timezone }}", context) == "10:00 AM UTC"
+    assert zone("Nowhere/Special").key == zone(None).key == "UTC"
+
+
+@pytest.mark.parametrize("locale", ["xx_INVALID", "123", "", "C"])
+def test_an_unknown_locale_falls_back_to_the_appointments_then_english(locale):
+    assert rendered("{{ appointment_start_time }}", booking(locale=locale)) == "11:00"  # the appointment's: de
+    nobody = dataclasses.replace(booking(locale=locale), appointment=dataclasses.replace(
+        booking().appointment, locale="zz"))
+    assert rendered("{{ appointment_start_time }}", nobody) == "11:00 AM"
+
+
+# --- format filters ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("locale, expected", [
+    ("en", "Tuesday 1 December|11:00 AM|12/1/26, 11:00 AM"),
+    ("fr_FR", "mardi 1 décembre|11:00|01/12/2026 11:00"),
+    ("de", "Dienstag 1 Dezember|11:00|01.12.26, 11:00"),
+])
+def test_format_filters_use_the_customers_locale_and_the_locations_zone(locale, expected):
+    source = ("{{ appointment.starts_at | format_date('EEEE d MMMM') }}|{{ appointment.starts_at | format_time }}|"
+              "{{ appointment.starts_at | format_datetime('short') }}")
+    assert rendered(source, booking(locale=locale)) == expected
+
+
+def test_format_filters_take_a_cldr_pattern():
+    assert rendered("{{ appointment.ends_at | format_time('HH:mm') }} {{ appointment.starts_at | "
+                    "format_datetime(\"EEE d MMM 'at' h a\") }}") == "12:30 Tue 1 Dec at 11 AM"
+
+
+def test_format_filters_read_iso_text_from_custom_fields():
+    the_booking = booking(birthday="1990-12-01", callback="2026-12-01T18:00:00+00:00", naive="2026-12-01T18:00:00")
+    source = ("{{ appointment.custom.birthday | format_date('d MMMM') }}|"
+              "{{ appointment.custom.callback | format_time }}|{{ appointment.custom.naive | format_time }}")
+    # A date alone is that date in any zone; a time without an offset is UTC, like every time inside.
+    assert rendered(source, dataclasses.replace(the_booking, location=dataclasses.replace(
+        the_booking.location, timezone="America/Los_Angeles"))) == "1 December|10:00 AM|10:00 AM"
+
+
+def test_format_filters_render_nothing_for_an_empty_value_and_never_today():
+    assert rendered("[{{ customer.custom.allergies | format_date }}{{ none | format_datetime }}"
+                    "{{ none | format_time }}{{ '' | format_date }}]") == "[]"
+
+
+@pytest.mark.parametrize("source, message", [
+    ("{{ 'soon' | format_date }}", "format_date: not an ISO 8601 date or time: 'soon'"),
+    ("{{ 42 | format_time }}", "format_time: not a date or time: int"),
+    ("{{ '2026-12-01' | format_time }}", "format_time: 2026-12-01 is a date without a time"),
+])
+def test_format_filters_say_what_they_could_not_read(source, message):
+    with pytest.raises(RenderError, match=message):
+        rendered(source)
+
+
+def test_format_filters_outside_a_booking_use_english_and_utc():
+    assert render("{{ when | format_datetime('short') }}", {"when": at("2026-12-01T10:00:00+00:00")}) == \
+        "12/1/26, 10:00 AM"
+    assert render("{{ when | format_time }}", {"when": at("2026-12-01T10:00:00+00:00"),
+                                                "_locale": "not a locale", "location_timezone": "Bad/Zone"}) == \
+        "10:00 AM"
+
+
+# --- missing things ------------------------------------------------------------------------------
+
+
+def test_none_renders_as_an_empty_string():
+    assert rendered("[{{ staff.telegram_chat_id }}][{{ customer.custom.allergies }}][{{ none }}]") == "[][][]"
+
+
+def test_missing_optional_columns_are_empty_keywords_not_none():
+    the_booking = booking()
+    bare = dataclasses.replace(the_booking, staff=dataclasses.replace(the_booking.staff, email=None, phone=None),
+                               location=dataclasses.replace(the_booking.location, address=None))
+    assert rendered("[{{ staff_email|upper }}][{{ staff_phone ~ '' }}][{{ location_address }}]", bare) == "[][][]"
+
+
+def test_a_missing_custom_field_is_an_error_that_names_it():
+    with pytest.raises(RenderError, match=r"appointment\.custom has no field 'nope'"):
+        rendered("Call {{ appointment.custom.nope }}")
+    with pytest.raises(RenderError, match=r"appointment\.custom has no field 'parent_phon' \(did you mean "
+                                          r"'parent_phone'\?\)"):
+        rendered("{{ appointment.custom.parent_phon }}")
+    with pytest.raises(RenderError, match=r"customer\.custom has no field 'x'"):
+        rendered("{{ customer.custom.x }}")
+
+
+def test_a_missing_keyword_is_an_error_that_names_it():
+    with pytest.raises(RenderError, match="'customer_nmae' is undefined"):
+        rendered("Hello {{ customer_nmae }}")
+
+
+def test_a_syntax_error_names_its_line():
+    with pytest.raises(RenderError, match="template error on line 2"):
+        rendered("Hello\n{{ customer_first_name }")
+
+
+# --- the sandbox ---------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("source", [
+    "{{ ''.__class__.__mro__ }}",
+    "{{ x.__class__ }}",
+    "{{ appointment.__class__ }}",
+    "{{ x|attr('__class__') }}",
+    "{{ appointment|attr('__class__') }}",
+    "{{ cycler.__init__.__globals__ }}",
+    "{{ appointment.starts_at.__class__.__subclasses__() }}",
+])
+def test_python_internals_are_out_of_reach(source):
+    with pytest.raises(RenderError, match="not allowed in a template: access to attribute '__"):
+        rendered(source)
+
+
+@pytest.mark.parametrize("source", [
+    "{{ appointment.custom.update({'a': 1}) }}",
+    "{{ customer.custom.pop('y') }}",
+    "{% set tags = [] %}{{ tags.append(1) }}",
+])
+def test_a_template_cannot_mutate_its_data(source):
+    the_booking = booking()
+    context = context_for(the_booking)
+    with pytest.raises(RenderError, match="not allowed in a template: access to attribute '(update|pop|append)'"):
+        render(source, context)
+    assert context["appointment"]["custom"] == the_booking.appointment.custom
+    assert context["customer"]["custom"] == the_booking.customer.custom == {"y": "from the customer",
+                                                                               "allergies": None}
+
+
+# Each is refused before it runs (the message says which bound): a worker never builds the huge value.
+@pytest.mark.parametrize("source, message", [
+    ("{{ range(10**9) }}", "Range too big"),
+    ("{{ 'x' * 10**9 }}", "output limit: a repeated value"),
+    ("{{ [appointment] * 10**8 }}", "output limit: a repeated value"),
+    ("{{ ['y' * 99999] * 99999 }}", "output limit: a repeated value"),
+    ("{{ 2 ** 100000 }}", "powers above 4096 bits"),
+    ("{{ (10 ** 64) ** 64 }}", "powers above 4096 bits"),
+    ("{% set n = 10 ** 1000 %}{{ n * n * n * n * n }}", "numbers above 4096 bits"),
+    ("{{ '%1000000000d' % 1 }}", "output limit: a % field"),
+    ("{{ '%*d' % (10**9, 1) }}", "'\\*' widths are not allowed"),
+    ("{{ '{:>1000000000}'.format(1) }}", "output limit: a format field"),
+    ("{{ '{:{}}'.format(1, 10**9) }}", "computed format widths"),
+    ("{{ ('{:>1000000000}'|attr('format'))(1) }}", "output limit: a format field"),
+    ("{{ 'a'|center(10**9) }}", "output limit: a centred value"),
+    ("{{ 'a'.ljust(10**9) }}", "output limit: a padded value"),
+    ("{{ 'x'|indent(10**9) }}", "output limit: an indent"),
+    ("{{ ('x' * 99999).replace('x', 'yy') }}", "output limit: a replaced value"),
+    ("{{ ('x' * 99999)|replace('', 'yy') }}", "output limit: a replaced value"),
+    ("{{ ('x' * 99999).join('x' * 99999) }}", "output limit: a joined value"),
+    ("{{ range(99999)|map('string')|join('x' * 99999) }}", "output limit: the result of |map"),
+    ("{{ ('x' * 999)|wordwrap(1, wrapstring='y' * 999) }}", "output limit: a wrapped value"),
+    ("{{ 'a\tb'.expandtabs(10**9) }}", "output limit: a tab size"),
+    ("{{ (1, 2)|batch(10**9, 'x')|list }}", "output limit: a batch"),
+    ("{{ (1, 2)|batch(linecount=10**9, fill_with='x')|list }}", "output limit: a batch"),
+    ("{{ 'a\tb'.expandtabs(tabsize=10**9) }}", "output limit: a tab size"),
+    ("{{ lipsum(10**6) }}", "output limit: lorem ipsum"),
+    ("{% set s = 'y' * 99999 %}{% for i in range(40) %}{% set s = s ~ s %}{% endfor %}", "a joined value"),
+    ("{% set s = 'y' * 99999 %}{% for i in range(40) %}{% set s = s + s %}{% endfor %}", "a joined value"),
+    ("{% set s = 'y' * 60000 %}{% set s %}{{ s }}{{ s }}{% endset %}", "a block's text"),
+    ("{% set l = ['y' * 99999] %}{% for i in range(40) %}{% set l = [l, l] %}{% endfor %}{{ l }}",
+     "a printed value"),
+    ("{% set l = ['y' * 60000] * 1 %}{% set l = [l, l] %}{{ l|string }}", "the input of |string"),
+    ("{% for a in range(100000) %}{{ a }}{{ 'x' * 99 }}{% endfor %}", "output limit: more than 100000"),
+])
+def test_a_template_cannot_build_a_huge_value(source, message):
+    with pytest.raises(RenderError, match=message):
+        rendered(source)
+
+
+def test_a_slow_template_stops_at_its_deadline():
+    nested = "{% for a in range(100000) %}{% for b in range(100000) %}{% endfor %}{% endfor %}"
+    with pytest.raises(RenderError, match="template took longer than 0.3 s"):
+        render(nested, context_for(), timeout=0.3)
+
+
+def test_the_deadline_also_stops_a_loop_inside_one_expression():
+    # One line of template: the loop runs in the filters, each item checked against the deadline.
+    busy = "{{ range(100000)|map('string')|map('length')|map('string')|map('length')|sum }}"
+    with pytest.raises(RenderError, match="template took longer than 0.01 s"):
+        render(busy, context_for(), timeout=0.01)
+
+
+def test_output_is_limited_to_max_output():
+    with pytest.raises(RenderError, match="output limit: more than 50 characters"):
+        render("{% for i in range(10) %}{{ customer_full_name }}{% endfor %}", context_for(), max_output=50)
+    assert render("{{ customer_full_name }}", context_for(), max_output=50) == "Jane Doe"
+
+
+def test_a_template_within_the_bounds_renders_as_jinja_would():
+    source = ("{% set ns = namespace(total=0) %}{% for i in range(4) %}{% set ns.total = ns.total + i %}{% endfor %}"
+              "{{ ns.total }} {{ 'ab' * 3 }} {{ 2 ** 10 }} {{ '%05.1f' % 3.14159 }} {{ '{:>4}'.format('r') }} "
+              "{{ [1] + [2] }} {{ 'a' ~ 1 }} {{ range(3)|map('string')|join(',') }} {{ 'x'|center(5) }}|"
+              "{% macro hi(name) %}Hi {{ name }}{% endmacro %}{{ hi(customer_first_name) }} "
+              "{% filter upper %}{{ service_name }}{% endfilter %} {{ [3, 1, 2]|sort|join }}")
+    assert rendered(source) == "6 ababab 1024 003.1    r [1, 2] a1 0,1,2   x  |Hi Jane HAIRCUT 123"
+
+
+# --- validation ----------------------------------------------------------------------------------
+
+
+def test_compiling_a_template_runs_none_of_it():
+    # Validation compiles every template; constant folding would run this at that moment, unbounded.
+    calls = []
+    environment = make_environment()
+    environment.filters["record"] = lambda value: calls.append(value) or value
+    environment.from_string("{{ 'x'|record }}{% set y = 'y'|record %}{% if 'z'|record %}{% endif %}"
+                            "{{ '%1000000000d' % 1 }}{{ 'a'|center(1000000000) }}")
+    assert calls == []
+
+
+def test_check_reports_unknown_and_unavailable_keywords():
+    available = keywords.available("appointment_created")
+    assert check("{{ custmer_email }} {{ old_status }} {{ service_name }}", available, "appointment_created") == [
+        "unknown keyword 'custmer_email' (did you mean 'customer_email'?)",
+        "keyword 'old_status' is not available for appointment_created",
+    ]
+
+
+def test_check_finds_syntax_errors_and_runs_nothing():
+    assert check("{{ 'a'|center(1000000000) }}", keywords.EVERY) == []
+    assert check("{% for %}", keywords.EVERY) == [
+        "template error on line 1: Expected an expression, got 'end of statement block'"]
