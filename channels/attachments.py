@@ -2,6 +2,12 @@
 
 Every attachment of a message is loaded before anything is sent, so a missing
 file fails the delivery before a half-sent message exists.
+
+An attachment URL may come from a template fed by customer data, and what it
+fetches is mailed out: downloads go through the SSRF guard
+(:mod:`channels.netguard`), so ``http://169.254.169.254/`` or
+``http://localhost:8080/admin`` is refused unless private addresses are
+allowed (tests on loopback, an intranet file server).
 """
 
 from __future__ import annotations
@@ -16,8 +22,10 @@ from urllib.parse import unquote, urlsplit
 
 import requests
 
+from channels import httputil
 from channels.base import PermanentSendError, TransientSendError
 from channels.httputil import REFUSED_REQUESTS, failure_reason, is_transient_status, origin
+from channels.netguard import BlockedAddress, GuardedAdapter
 
 logger = logging.getLogger(__name__)
 
@@ -41,6 +49,16 @@ class Attachment:
         return iter((self.filename, self.content_type, self.data))
 
 
+def guarded_session(*, allow_private_addresses: bool = False) -> requests.Session:
+    """A session for downloads whose every connection, redirects included, passes the SSRF guard."""
+    session = httputil.new_session()
+    session.trust_env = False  # no proxy: it would resolve the name again, past the guard
+    adapter = GuardedAdapter(allow_private=allow_private_addresses)
+    session.mount("http://", adapter)
+    session.mount("https://", adapter)
+    return session
+
+
 def load(
     source: str,
     *,
@@ -48,19 +66,23 @@ def load(
     max_bytes: int = DEFAULT_MAX_BYTES,
     timeout: float = 30.0,
     session: requests.Session | None = None,
+    allow_private_addresses: bool = False,
 ) -> Attachment:
     """Load one attachment from an http(s) URL or a path inside ``directory``.
 
     Raises PermanentSendError for a source that can never be loaded (too
-    large, outside the directory, missing, 404) and TransientSendError for one
-    that may load later (timeout, connection error, 5xx).
+    large, outside the directory, missing, 404, a private address) and
+    TransientSendError for one that may load later (timeout, connection
+    error, 5xx). ``session``, if given, comes from :func:`guarded_session`
+    with the same ``allow_private_addresses``.
     """
     try:
         scheme = urlsplit(source).scheme.lower()
     except ValueError:
         raise PermanentSendError("attachment: a malformed URL") from None
     if scheme in ("http", "https"):
-        return fetch(source, max_bytes=max_bytes, timeout=timeout, session=session)
+        return fetch(source, max_bytes=max_bytes, timeout=timeout, session=session,
+                     allow_private_addresses=allow_private_addresses)
     if scheme and len(scheme) > 1:  # "c:" is not a scheme, "file:" or "ftp:" is
         raise PermanentSendError(f"attachment: unsupported URL scheme {scheme!r}")
     return read(source, directory=directory, max_bytes=max_bytes)
@@ -72,18 +94,23 @@ def load_all(sources, **options) -> list[Attachment]:
 
 
 def fetch(
-    url: str, *, max_bytes: int, timeout: float, session: requests.Session | None = None
+    url: str, *, max_bytes: int, timeout: float, session: requests.Session | None = None,
+    allow_private_addresses: bool = False,
 ) -> Attachment:
-    """Download ``url``, refusing more than ``max_bytes``."""
+    """Download ``url`` through the SSRF guard, refusing more than ``max_bytes``."""
     if session is None:
-        with requests.Session() as own:
-            return fetch(url, max_bytes=max_bytes, timeout=timeout, session=own)
+        with guarded_session(allow_private_addresses=allow_private_addresses) as own:
+            return fetch(url, max_bytes=max_bytes, timeout=timeout, session=own,
+                         allow_private_addresses=allow_private_addresses)
+    _check_guarded(session, url, allow_private_addresses)
     where = origin(url)
     try:
         with session.get(url, stream=True, timeout=timeout) as response:
             _check_status(response.status_code, where)
             data = _read_limited(response, max_bytes, timeout * _TOTAL_TIMEOUT_FACTOR, where)
             content_type = response.headers.get("Content-Type", "")
+    except BlockedAddress as error:
+        raise BlockedAddress(f"attachment from {where}: {error}") from None
     except REFUSED_REQUESTS as error:  # its message quotes the URL
         raise PermanentSendError(f"attachment from {where}: {type(error).__name__}") from None
     except requests.RequestException as error:
@@ -91,6 +118,16 @@ def fetch(
         raise TransientSendError(f"attachment from {where}: {failure_reason(error)}") from None
     filename = _url_filename(url)
     return Attachment(filename=filename, content_type=_content_type(content_type, filename), data=data)
+
+
+def _check_guarded(session: requests.Session, url: str, allow_private_addresses: bool) -> None:
+    """Refuse a session that would skip the guard, or apply another rule than the one asked for."""
+    adapter = session.get_adapter(url)
+    if not isinstance(adapter, GuardedAdapter) or adapter.allow_private != allow_private_addresses:
+        raise ValueError(
+            "attachment downloads need a session from attachments.guarded_session("
+            f"allow_private_addresses={allow_private_addresses})"
+        )
 
 
 def _check_status(status: int, where: str) -> None:

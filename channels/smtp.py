@@ -13,7 +13,6 @@ from email.utils import format_datetime, make_msgid, parseaddr
 
 from channels import attachments
 from channels.base import Channel, PermanentSendError, Receipt, TransientSendError
-from channels.httputil import new_session
 from channels.messages import Email
 
 logger = logging.getLogger(__name__)
@@ -42,8 +41,14 @@ class SmtpChannel(Channel):
         attachment_dir: str | None = None,
         max_attachment_bytes: int = attachments.DEFAULT_MAX_BYTES,
         ca_file: str | None = None,
+        allow_private_addresses: bool = False,
     ):
-        """``ca_file``: a PEM bundle to trust instead of the system's (a private mail relay)."""
+        """``ca_file``: a PEM bundle to trust instead of the system's (a private mail relay).
+
+        ``allow_private_addresses``: let attachment URLs reach loopback and
+        private networks (tests, an intranet file server); off, they are
+        refused like a webhook's (see :mod:`channels.netguard`).
+        """
         if security not in SECURITIES:
             raise ValueError(f"smtp security must be one of {SECURITIES}, not {security!r}")
         self.host, self.port, self.security = host, port, security
@@ -54,8 +59,9 @@ class SmtpChannel(Channel):
             raise ValueError(f"smtp sender: {error}") from None
         self.timeout = timeout
         self.attachment_dir, self.max_attachment_bytes = attachment_dir, max_attachment_bytes
+        self.allow_private_addresses = allow_private_addresses
         self._tls = ssl.create_default_context(cafile=ca_file)
-        self._http = new_session()
+        self._http = attachments.guarded_session(allow_private_addresses=allow_private_addresses)
 
     def describe(self) -> str:
         user = f"{self.username}@" if self.username else ""
@@ -101,7 +107,7 @@ class SmtpChannel(Channel):
     def _attachments(self, sources) -> list[attachments.Attachment]:
         return attachments.load_all(
             sources, directory=self.attachment_dir, max_bytes=self.max_attachment_bytes,
-            timeout=self.timeout, session=self._http,
+            timeout=self.timeout, session=self._http, allow_private_addresses=self.allow_private_addresses,
         )
 
     def _deliver(self, email: EmailMessage, recipients: list[str]) -> dict:

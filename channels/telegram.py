@@ -38,13 +38,22 @@ class TelegramChannel(Channel):
     def __init__(
         self, *, bot_token: str = "", api_url: str = DEFAULT_API_URL, timeout: float = 30.0,
         attachment_dir: str | None = None, max_attachment_bytes: int = attachments.DEFAULT_MAX_BYTES,
+        allow_private_addresses: bool = False,
     ):
-        """``api_url``: the Bot API server (a local one for tests or a self-hosted Bot API)."""
+        """``api_url``: the Bot API server (a local one for tests or a self-hosted Bot API).
+
+        ``allow_private_addresses``: let attachment URLs reach loopback and
+        private networks; off, they are refused (see :mod:`channels.netguard`).
+        The Bot API itself is the operator's choice and is not restricted.
+        """
         self._token = bot_token
         self.api_url = (api_url or DEFAULT_API_URL).rstrip("/")
         self.timeout = timeout
         self.attachment_dir, self.max_attachment_bytes = attachment_dir, max_attachment_bytes
+        self.allow_private_addresses = allow_private_addresses
         self._http = new_session()
+        # Attachment URLs come from templates: their downloads get a session of their own, guarded.
+        self._files = attachments.guarded_session(allow_private_addresses=allow_private_addresses)
         redact_bot_paths_in_urllib3_logs()
 
     def describe(self) -> str:
@@ -53,6 +62,7 @@ class TelegramChannel(Channel):
 
     def close(self) -> None:
         self._http.close()
+        self._files.close()
 
     def send(self, message: Telegram) -> Receipt:
         """Send the text, then each attachment as a document; Receipt.provider_id is the first message id."""
@@ -63,7 +73,8 @@ class TelegramChannel(Channel):
             raise PermanentSendError("telegram: the message has neither text nor attachments")
         documents = attachments.load_all(
             message.attachments, directory=self.attachment_dir,
-            max_bytes=self.max_attachment_bytes, timeout=self.timeout, session=self._http,
+            max_bytes=self.max_attachment_bytes, timeout=self.timeout, session=self._files,
+            allow_private_addresses=self.allow_private_addresses,
         )
         ids = []
         if message.text:

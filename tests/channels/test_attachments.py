@@ -6,8 +6,10 @@ import os
 
 import pytest
 
-from channels import attachments
+from channels import attachments, netguard
 from channels.base import PermanentSendError, TransientSendError
+from channels.httputil import new_session
+from channels.netguard import BlockedAddress
 from tests.channels.servers import Reply
 
 PDF = b"%PDF-1.4 a small invoice"
@@ -23,7 +25,9 @@ def attachment_dir(tmp_path):
 
 
 def load(source, directory=None, **options):
+    """Load as a channel would; the test servers live on loopback, so private addresses are allowed."""
     options.setdefault("timeout", 0.3)
+    options.setdefault("allow_private_addresses", True)
     return attachments.load(source, directory=directory, **options)
 
 
@@ -120,3 +124,39 @@ def test_a_file_larger_than_the_limit_is_permanent(attachment_dir):
 def test_other_url_schemes_are_refused(attachment_dir, source):
     with pytest.raises(PermanentSendError, match="unsupported URL scheme"):
         load(source, attachment_dir)
+
+
+@pytest.mark.parametrize("url", [
+    "http://169.254.169.254/latest/meta-data/iam/security-credentials/",
+    "http://10.0.0.8/invoice.pdf", "http://[::1]:9/invoice.pdf", "http://[::ffff:127.0.0.1]:9/x.pdf",
+])
+def test_a_url_to_a_private_address_is_refused_by_default(url):
+    with pytest.raises(BlockedAddress, match="not a public address"):
+        attachments.load(url, directory=None, timeout=0.3)
+
+
+def test_a_loopback_server_is_not_even_contacted_by_default(http_server):
+    server = http_server(lambda request: Reply(body=b"internal secrets"))
+    for url in (f"http://localhost:{server.port}/admin/export.csv", f"{server.url}/admin/export.csv"):
+        with pytest.raises(PermanentSendError, match="attachment from .*not a public address"):
+            attachments.load(url, directory=None, timeout=0.3)
+    assert server.requests == []
+
+
+def test_a_redirect_to_a_private_address_is_refused(http_server, monkeypatch):
+    # A world where 127.0.0.1 is the public internet and 127.0.0.2 the intranet.
+    monkeypatch.setattr(netguard, "is_public", lambda address: address == "127.0.0.1")
+    server = http_server(lambda request: Reply(status=302, headers={"Location": "http://127.0.0.2:9/secret.pdf"}))
+    with pytest.raises(BlockedAddress, match="127.0.0.2"):
+        attachments.load(f"{server.url}/invoice.pdf", directory=None, timeout=0.3)
+    assert [r.path for r in server.requests] == ["/invoice.pdf"]
+
+
+def test_a_session_without_the_guard_is_refused(http_server):
+    server = http_server(lambda request: Reply(body=PDF))
+    with new_session() as unguarded, pytest.raises(ValueError, match="guarded_session"):
+        attachments.load(f"{server.url}/invoice.pdf", directory=None, session=unguarded)
+    with attachments.guarded_session(allow_private_addresses=True) as lenient, \
+            pytest.raises(ValueError, match="guarded_session"):
+        attachments.load(f"{server.url}/invoice.pdf", directory=None, session=lenient)
+    assert server.requests == []

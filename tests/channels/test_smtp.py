@@ -92,7 +92,7 @@ def test_attachments_come_from_a_url_and_from_the_attachment_directory(
     server = http_server(lambda request: pdf)
     (tmp_path / "terms.txt").write_bytes(b"Cancel 24 hours ahead.")
     controller, recorder = smtp_server()
-    channel = channel_for(controller, attachment_dir=str(tmp_path))
+    channel = channel_for(controller, attachment_dir=str(tmp_path), allow_private_addresses=True)
     channel.send(booking_email(html="<p>hi</p>", attachments=(f"{server.url}/invoice.pdf", "terms.txt")))
     sent = parsed(recorder.envelopes[0])
     found = {part.get_filename(): (part.get_content_type(), part.get_payload(decode=True))
@@ -109,6 +109,18 @@ def test_an_attachment_that_cannot_load_sends_nothing(smtp_server, channel_for, 
     channel = channel_for(controller, attachment_dir=str(tmp_path))
     with pytest.raises(PermanentSendError, match="outside"):
         channel.send(booking_email(attachments=("../../etc/passwd",)))
+    assert recorder.envelopes == []
+
+
+@pytest.mark.parametrize("url", ["http://169.254.169.254/latest/meta-data/", "http://localhost:{port}/export.csv"])
+def test_an_attachment_url_to_a_private_address_sends_nothing_and_fetches_nothing(
+    smtp_server, channel_for, http_server, url
+):
+    internal = http_server(lambda request: Reply(body=b"internal secrets"))
+    controller, recorder = smtp_server()
+    with pytest.raises(PermanentSendError, match="not a public address"):
+        channel_for(controller).send(booking_email(attachments=(url.format(port=internal.port),)))
+    assert internal.requests == []
     assert recorder.envelopes == []
 
 

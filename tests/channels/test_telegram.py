@@ -30,11 +30,13 @@ def test_a_message_is_sent_to_the_chat(api, telegram):
     assert receipt.provider_id.isdigit()
 
 
-def test_attachments_follow_the_text_as_documents(api, telegram, http_server, tmp_path):
+def test_attachments_follow_the_text_as_documents(api, http_server, tmp_path):
     files = http_server(lambda request: Reply(body=b"%PDF invoice", headers={"Content-Type": "application/pdf"}))
     (tmp_path / "map.png").write_bytes(b"\x89PNG map")
-    receipt = telegram.send(Telegram(chat_id="@salon", text="Documents for Friday",
-                                     attachments=(f"{files.url}/invoice.pdf", "map.png")))
+    with TelegramChannel(bot_token=TOKEN, api_url=api.url, timeout=2.0, attachment_dir=str(tmp_path),
+                         allow_private_addresses=True) as telegram:
+        receipt = telegram.send(Telegram(chat_id="@salon", text="Documents for Friday",
+                                         attachments=(f"{files.url}/invoice.pdf", "map.png")))
     text, *documents = api.requests
     assert text.path.endswith("/sendMessage")
     assert [d.path for d in documents] == [f"/bot{TOKEN}/sendDocument"] * 2
@@ -43,6 +45,16 @@ def test_attachments_follow_the_text_as_documents(api, telegram, http_server, tm
     ]
     assert {d.multipart()["chat_id"][1] for d in documents} == {b"@salon"}
     assert len(receipt.detail.split()) == 2
+
+
+@pytest.mark.parametrize("url", ["http://169.254.169.254/latest/meta-data/", "http://localhost:{port}/export.csv"])
+def test_an_attachment_url_to_a_private_address_sends_nothing_and_fetches_nothing(api, telegram, http_server, url):
+    # The Bot API stand-in is on loopback too: the guard is for attachments, not for the operator's API server.
+    internal = http_server(lambda request: Reply(body=b"internal secrets"))
+    with pytest.raises(PermanentSendError, match="not a public address"):
+        telegram.send(Telegram(chat_id="42", text="hi", attachments=(url.format(port=internal.port),)))
+    assert internal.requests == []
+    assert api.requests == []
 
 
 def test_documents_alone_need_no_text(api, telegram, tmp_path):
