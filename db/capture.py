@@ -9,7 +9,7 @@ leaves nothing behind, and every intermediate status is seen.
 On PostgreSQL the trigger also ``pg_notify``-s :data:`NOTIFY_CHANNEL` with the
 table name, so a listening daemon wakes at once. A ``set_status`` action marks
 its own writes with the chain depth (``SET LOCAL apptflow.depth`` on
-PostgreSQL; see :func:`db.queries.set_appointment_status` for SQLite).
+PostgreSQL; see :func:`db.booking.set_appointment_status` for SQLite).
 """
 
 from __future__ import annotations
@@ -39,7 +39,7 @@ WATCHES = (
         table="appointments",
         watched=(
             "customer_id", "service_id", "staff_id", "location_id",
-            "starts_at", "ends_at", "status", "locale",
+            "starts_at", "ends_at", "status", "started_by", "locale",
         ),
     ),
     Watch(table="customers", watched=("locale", "timezone")),

@@ -51,32 +51,38 @@ def claim_due(conn: Connection, now: dt.datetime, lease: dt.timedelta) -> Delive
     return _delivery(row) if row else None
 
 
-def _finish(conn: Connection, delivery_id: int, now: dt.datetime, **values: Any) -> None:
-    conn.execute(
+def _finish(conn: Connection, claim: Delivery, now: dt.datetime, **values: Any) -> bool:
+    """Record an attempt's outcome, if the attempt still owns the row; False if its lease was lost.
+
+    The attempt count fences the row: after a lease expires and another worker
+    claims the delivery, the first worker's late outcome no longer matches.
+    """
+    return conn.execute(
         update(deliveries)
-        .where(deliveries.c.id == delivery_id, deliveries.c.status == SENDING)
+        .where(deliveries.c.id == claim.id, deliveries.c.status == SENDING,
+               deliveries.c.attempts == claim.attempts)
         .values(lease_until=None, updated_at=now, **values)
-    )
+    ).rowcount == 1
 
 
-def mark_sent(conn: Connection, delivery_id: int, now: dt.datetime, *, provider_id: str | None,
-              rendered: Any, recipients: str | None) -> None:
+def mark_sent(conn: Connection, claim: Delivery, now: dt.datetime, *, provider_id: str | None,
+              rendered: Any, recipients: str | None) -> bool:
     """Record a successful send."""
-    _finish(conn, delivery_id, now, status=SENT, provider_id=provider_id, rendered=rendered,
-            recipients=recipients, sent_at=now, error=None)
+    return _finish(conn, claim, now, status=SENT, provider_id=provider_id, rendered=rendered,
+                   recipients=recipients, sent_at=now, error=None)
 
 
-def mark_retry(conn: Connection, delivery_id: int, now: dt.datetime, *, at: dt.datetime, error: str,
-               rendered: Any = None, recipients: str | None = None) -> None:
+def mark_retry(conn: Connection, claim: Delivery, now: dt.datetime, *, at: dt.datetime, error: str,
+               rendered: Any = None, recipients: str | None = None) -> bool:
     """Record a transient failure and when to try again."""
-    _finish(conn, delivery_id, now, status=PENDING, next_attempt_at=at, error=error,
-            rendered=rendered, recipients=recipients)
+    return _finish(conn, claim, now, status=PENDING, next_attempt_at=at, error=error,
+                   rendered=rendered, recipients=recipients)
 
 
-def mark_final(conn: Connection, delivery_id: int, now: dt.datetime, *, status: str, error: str,
-               rendered: Any = None, recipients: str | None = None) -> None:
+def mark_final(conn: Connection, claim: Delivery, now: dt.datetime, *, status: str, error: str,
+               rendered: Any = None, recipients: str | None = None) -> bool:
     """Record that a delivery is dead or skipped, with the reason."""
-    _finish(conn, delivery_id, now, status=status, error=error, rendered=rendered, recipients=recipients)
+    return _finish(conn, claim, now, status=status, error=error, rendered=rendered, recipients=recipients)
 
 
 def reclaim_expired(conn: Connection, now: dt.datetime) -> tuple[int, int]:
@@ -94,11 +100,6 @@ def reclaim_expired(conn: Connection, now: dt.datetime) -> tuple[int, int]:
                       "`apptflow retry` sends it again")
     ).rowcount
     return resent, held
-
-
-def release(conn: Connection, delivery_id: int, now: dt.datetime) -> None:
-    """Give back a claimed delivery that was not attempted (the daemon is stopping)."""
-    _finish(conn, delivery_id, now, status=PENDING, attempts=deliveries.c.attempts - 1)
 
 
 def skip_pending_of_workflow(conn: Connection, workflow_id: int, now: dt.datetime, reason: str) -> int:
@@ -155,10 +156,10 @@ def counts_by_status(conn: Connection) -> dict[str, int]:
     return {status: count for status, count in conn.execute(query)}
 
 
-def next_due(conn: Connection) -> dt.datetime | None:
-    """When the earliest pending delivery falls due, if any is pending."""
-    value = conn.execute(
-        select(deliveries.c.next_attempt_at).where(deliveries.c.status == PENDING)
-        .order_by(deliveries.c.next_attempt_at).limit(1)
-    ).scalar()
-    return value
+
+def occurrence_recorded(conn: Connection, workflow_id: int, subject_id: int, occurrence: str) -> bool:
+    """Whether a firing (or its missed/skipped record) of this workflow for this subject exists."""
+    query = select(deliveries.c.id).where(
+        deliveries.c.workflow_id == workflow_id, deliveries.c.subject_id == subject_id,
+        deliveries.c.subject_table == "appointments", deliveries.c.occurrence == occurrence).limit(1)
+    return conn.execute(query).first() is not None

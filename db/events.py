@@ -7,6 +7,7 @@ import datetime as dt
 from sqlalchemy import func, select, text, update
 from sqlalchemy.engine import Connection
 
+from db.capture import NOTIFY_CHANNEL
 from db.records import ChangeEvent
 from db.tables import change_events
 
@@ -61,6 +62,11 @@ def purge_processed(conn: Connection, before: dt.datetime) -> int:
         change_events.delete().where(change_events.c.processed_at < before, change_events.c.error.is_(None))
     )
     return result.rowcount
+
+
+def listen(raw_connection) -> None:
+    """Subscribe a psycopg connection (autocommit) to the change-capture notifications."""
+    raw_connection.execute(f"LISTEN {NOTIFY_CHANNEL}")
 
 
 def stamp_chain_depth(conn: Connection, depth: int) -> None:

@@ -46,10 +46,6 @@ class KnownIds:
     staff: frozenset[int]
 
 
-def row_dict(row: Any) -> dict[str, Any]:
-    """A SQLAlchemy row as a plain dict."""
-    return dict(row._mapping)
-
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class ChangeEvent:

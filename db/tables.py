@@ -176,6 +176,8 @@ change_events = Table(
     Column("processed_at", UTCDateTime()),
     # why handling failed, when it did (the event is not retried: see docs/pipeline.md)
     Column("error", Text),
+    # Ids are part of idempotency keys: SQLite must never reuse one after old events are purged.
+    sqlite_autoincrement=True,
 )
 Index("change_events_pending", change_events.c.processed_at, change_events.c.id)
 
@@ -212,6 +214,7 @@ deliveries = Table(
     _created_at(),
     _updated_at(),
     Column("sent_at", UTCDateTime()),
+    sqlite_autoincrement=True,
 )
 Index("deliveries_due", deliveries.c.status, deliveries.c.next_attempt_at)
 Index("deliveries_by_workflow", deliveries.c.workflow_id, deliveries.c.id)

@@ -95,10 +95,15 @@ def occurrence(planned_at: dt.datetime) -> str:
     return f"at:{planned_at.isoformat()}"
 
 
-def is_current(workflow: Workflow, booking: Booking | None, planned_at: dt.datetime, now: dt.datetime) -> bool:
-    """Whether a job planned for *planned_at* still stands (same time, filters still hold)."""
-    result = plan(workflow, booking, now)
-    return isinstance(result, Firing) and result.planned_at == planned_at
+def still_planned(workflow: Workflow, booking: Booking | None, planned_at: dt.datetime) -> bool:
+    """Whether a job planned for *planned_at* still stands: same time, workflow enabled, filters hold.
+
+    Lateness is not judged here: APScheduler runs a job within its grace and
+    reports it missed beyond.
+    """
+    if booking is None or booking.appointment is None or not workflow.enabled:
+        return False
+    return filters_hold(workflow.filters, facts_of(booking)) and planned_time(workflow, booking) == planned_at
 
 
 def earliest_anchor(workflow: Workflow, now: dt.datetime) -> dt.datetime:

@@ -26,9 +26,8 @@ from engine.errors import InvalidWorkflow, Problem, RenderError
 from engine.matching import sample_trigger_context
 from engine.render import recipient_count, render_action
 from engine.validation import parse_workflow
-from scheduler.config import Config, ConfigError, load_config
+from scheduler.config import Config, ConfigError, load_config, seconds
 from scheduler.daemon import Daemon, utc_now
-from scheduler.transports import seconds
 
 
 class App:

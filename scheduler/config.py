@@ -17,6 +17,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from engine.durations import parse_duration
+
 SYSTEM_CONFIG = Path("/etc/apptflow/apptflow.toml")
 
 DEFAULTS: dict[str, dict[str, Any]] = {
@@ -24,7 +26,8 @@ DEFAULTS: dict[str, dict[str, Any]] = {
     "daemon": {"poll_interval": "1s", "workers": 8, "dry_run": False, "log_level": "INFO",
                "lease": "2m", "max_chain_depth": 5, "retry_base": "30s", "retry_cap": "1h",
                "retry_attempts": 8, "attachment_dir": "", "heartbeat": "5s",
-               "job_threads": 4, "reconcile_interval": "10m", "event_retention": "7d"},
+               "job_threads": 4, "reconcile_interval": "10m", "event_retention": "7d",
+               "attachments_allow_private_addresses": False},
     "smtp": {"host": "localhost", "port": 25, "security": "none", "username": "", "password": "",
              "from": "Bookings <bookings@example.com>", "timeout": "30s"},
     "twilio": {"account_sid": "", "auth_token": "", "from_number": "", "whatsapp_from": "",
@@ -36,6 +39,11 @@ DEFAULTS: dict[str, dict[str, Any]] = {
 }
 
 _SECRET_WORDS = ("password", "token", "secret", "url")
+
+
+def seconds(value: str) -> float:
+    """A configured duration (``"1s"``, ``"200ms"``, ``"15s"``) in seconds."""
+    return parse_duration(value).total_seconds()
 
 
 class ConfigError(Exception):

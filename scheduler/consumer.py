@@ -11,7 +11,6 @@ from sqlalchemy.engine import Connection, Engine
 
 from db import booking as bookings
 from db import deliveries, events
-from db.capture import NOTIFY_CHANNEL
 from db.records import ChangeEvent
 from engine.matching import match_event
 from engine.outbox import plan_deliveries
@@ -104,6 +103,7 @@ class Wakeup:
         self.stop = stop
         self._url = engine.url if engine.dialect.name == "postgresql" else None
         self._listener = None
+        self.listening = threading.Event()  # set once LISTEN is in place (PostgreSQL)
 
     def wait(self) -> None:
         if self._url is None or not self._listening():
@@ -125,7 +125,8 @@ class Wakeup:
         try:
             conninfo = self._url.set(drivername="postgresql").render_as_string(hide_password=False)
             self._listener = psycopg.connect(conninfo, autocommit=True, connect_timeout=5)
-            self._listener.execute(f"LISTEN {NOTIFY_CHANNEL}")
+            events.listen(self._listener)
+            self.listening.set()
             return True
         except psycopg.Error:
             logger.warning("cannot LISTEN for change notifications; polling", exc_info=True)
@@ -133,6 +134,7 @@ class Wakeup:
             return False
 
     def close(self) -> None:
+        self.listening.clear()
         if self._listener is not None:
             try:
                 self._listener.close()

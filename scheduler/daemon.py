@@ -19,11 +19,11 @@ from db.connect import connect
 from engine.durations import parse_duration
 from engine.retry import RetryPolicy
 from scheduler.catalogue import Catalogue
-from scheduler.config import Config
+from scheduler.config import Config, seconds
 from scheduler.consumer import EventConsumer, Wakeup
 from scheduler.leader import Leadership
 from scheduler.planner import Planner
-from scheduler.transports import Transports, seconds
+from scheduler.transports import Transports
 from scheduler.workers import DeliveryWorker
 
 logger = logging.getLogger(__name__)
@@ -82,6 +82,7 @@ class Daemon:
         self.stopping = threading.Event()
         self.instance_id = uuid.uuid4().hex
         self._threads: list[threading.Thread] = []
+        self.wakeup: Wakeup | None = None
 
     def start(self) -> None:
         """Register this instance and start the threads."""
@@ -121,6 +122,7 @@ class Daemon:
         if not self.leadership.acquire():
             self.stopping.wait(self.heartbeat)
             return
+        self.catalogue.invalidate()  # edits made while another instance led are not in our copy
         self.planner.start()
         try:
             self._consume()
@@ -130,15 +132,17 @@ class Daemon:
 
     def _consume(self) -> None:
         """Handle events as they come; reconcile every time-offset job at first and now and then."""
-        wakeup = Wakeup(self.engine, self.poll, self.stopping)
+        wakeup = self.wakeup = Wakeup(self.engine, self.poll, self.stopping)
         next_reconcile = next_confirm = 0.0
         try:
             while not self.stopping.is_set():
                 if time.monotonic() >= next_confirm:
                     if not self.leadership.confirm():
                         return
+                    self.planner.ensure_running()
+                    self.planner.retry_failed(self.clock())
                     next_confirm = time.monotonic() + self.heartbeat
-                if self.consumer.drain(self.clock()):
+                while self.consumer.process_batch(self.clock()):  # a fresh now for every batch
                     self.work_ready.set()
                 if time.monotonic() >= next_reconcile:
                     self.planner.reconcile(self.clock())

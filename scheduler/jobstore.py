@@ -9,10 +9,12 @@ import threading
 
 from apscheduler.executors.pool import ThreadPoolExecutor
 from apscheduler.job import Job
+from apscheduler.jobstores.base import JobLookupError
 from apscheduler.jobstores.sqlalchemy import SQLAlchemyJobStore
 from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.triggers.date import DateTrigger
 from apscheduler.util import datetime_to_utc_timestamp
+from sqlalchemy.exc import SQLAlchemyError
 
 from db import jobs as job_queries
 from db.tables import apscheduler_jobs
@@ -20,6 +22,10 @@ from db.tables import apscheduler_jobs
 logger = logging.getLogger(__name__)
 
 UTC = dt.timezone.utc
+RETRY_SECONDS = 5
+# Firings are idempotent (the planned time is in their key), so a job re-planned while its
+# previous run is still going may run beside it rather than be dropped.
+MAX_INSTANCES = 3
 
 
 class SafeJobStore(SQLAlchemyJobStore):
@@ -61,6 +67,41 @@ class SafeJobStore(SQLAlchemyJobStore):
                              job_id, error)
         return jobs
 
+    # APScheduler 3 calls the next methods from its scheduling loop without handling their
+    # errors: one failed statement would end the loop (and every later firing) silently.
+
+    def get_due_jobs(self, now):
+        try:
+            return super().get_due_jobs(now)
+        except SQLAlchemyError as error:
+            logger.warning("cannot read due jobs, retrying: %s", error.__cause__ or error)
+            return []
+
+    def get_next_run_time(self):
+        try:
+            return super().get_next_run_time()
+        except SQLAlchemyError as error:
+            logger.warning("cannot read the next run time, retrying in %ss: %s", RETRY_SECONDS,
+                           error.__cause__ or error)
+            return dt.datetime.now(UTC) + dt.timedelta(seconds=RETRY_SECONDS)
+
+    def update_job(self, job):
+        try:
+            super().update_job(job)
+        except JobLookupError:
+            pass  # removed meanwhile (re-planned away): nothing to update
+        except SQLAlchemyError as error:
+            logger.warning("cannot update job %s: %s", job.id, error.__cause__ or error)
+
+    def remove_job(self, job_id):
+        try:
+            super().remove_job(job_id)
+        except JobLookupError:
+            pass  # already gone: re-planned away, or removed by a previous leader
+        except SQLAlchemyError as error:
+            # Left in place it fires again once the database is back: harmless, firings are idempotent.
+            logger.warning("cannot remove job %s: %s", job_id, error.__cause__ or error)
+
     def replace_jobs(self, jobs: list[Job]) -> None:
         """Write many jobs in one transaction (APScheduler's add_job commits once per job)."""
         rows = [{"id": job.id, "next_run_time": datetime_to_utc_timestamp(job.next_run_time),
@@ -97,7 +138,7 @@ class ArgsRecordingExecutor(ThreadPoolExecutor):
 
 
 def make_scheduler(store: SafeJobStore, executor: ArgsRecordingExecutor) -> BackgroundScheduler:
-    """APScheduler configured deliberately: UTC, coalescing, one instance per job, a real grace.
+    """APScheduler configured deliberately: UTC, coalescing, a real grace.
 
     APScheduler's own default misfire grace (1 s) would silently drop any firing
     the daemon was down for; each job sets its workflow's grace, and this
@@ -107,7 +148,7 @@ def make_scheduler(store: SafeJobStore, executor: ArgsRecordingExecutor) -> Back
         timezone=UTC,
         jobstores={"default": store},
         executors={"default": executor},
-        job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": 3600},
+        job_defaults={"coalesce": True, "max_instances": MAX_INSTANCES, "misfire_grace_time": 3600},
     )
 
 
@@ -116,5 +157,5 @@ def date_job(scheduler: BackgroundScheduler, *, job_id: str, func: str, args: tu
     """A one-off job for the batch writer, built as ``scheduler.add_job`` would build it."""
     trigger = DateTrigger(run_date=run_at, timezone=UTC)
     return Job(scheduler, id=job_id, func=func, trigger=trigger, executor="default", args=args, kwargs={},
-               name=name, misfire_grace_time=int(grace.total_seconds()), coalesce=True, max_instances=1,
+               name=name, misfire_grace_time=int(grace.total_seconds()), coalesce=True, max_instances=MAX_INSTANCES,
                next_run_time=trigger.get_next_fire_time(None, run_at))

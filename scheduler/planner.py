@@ -27,11 +27,11 @@ from engine.planning import (
     TooLate,
     earliest_anchor,
     grace_of,
-    is_current,
     job_id,
     occurrence,
     parse_job_id,
     plan,
+    still_planned,
 )
 from engine.workflow import Workflow
 from scheduler import jobs
@@ -51,6 +51,9 @@ class Planner:
         self.on_deliveries = on_deliveries
         self.max_depth = max_depth
         self.threads = threads
+        # Appointments whose firing failed (the database was away): re-planned by retry_failed().
+        self._failed: set[int] = set()
+        self._failed_lock = threading.Lock()
         self._build()
 
     # --- lifecycle ---------------------------------------------------------
@@ -75,6 +78,21 @@ class Planner:
         if self.scheduler.running:
             self.scheduler.shutdown(wait=True)
         jobs.register(None)
+
+    def ensure_running(self) -> None:
+        """Restart APScheduler if its loop thread died (its `running` flag does not tell)."""
+        thread = getattr(self.scheduler, "_thread", None)  # BackgroundScheduler's loop, APScheduler 3.x
+        if self.scheduler.running and thread is not None and not thread.is_alive():
+            logger.error("APScheduler's loop died; restarting it")
+            self.scheduler.shutdown(wait=False)
+            self.start()
+
+    def retry_failed(self, now: dt.datetime) -> None:
+        """Re-plan the appointments whose firing failed, now that the database may be back."""
+        with self._failed_lock:
+            failed, self._failed = self._failed, set()
+        if failed:
+            self.replan_appointments(failed, now)
 
     # --- planning ----------------------------------------------------------
 
@@ -116,7 +134,7 @@ class Planner:
                 booking = bookings.load_booking(conn, appointment_id)
                 for workflow in workflows:
                     result = plan(workflow, booking, now)
-                    if isinstance(result, Firing):
+                    if isinstance(result, Firing) and not self._done(conn, result, now):
                         desired[job_id(workflow.id, appointment_id)] = result
                     elif isinstance(result, TooLate):
                         late.append((workflow, result))
@@ -141,9 +159,15 @@ class Planner:
                 anchor = "starts_at" if workflow.trigger.type == "appointment_starts" else "ends_at"
                 for booking in bookings.load_bookings_from(conn, anchor, earliest_anchor(workflow, now)):
                     result = plan(workflow, booking, now)
-                    if isinstance(result, Firing):
+                    if isinstance(result, Firing) and not self._done(conn, result, now):
                         desired[job_id(workflow.id, booking.appointment.id)] = result
         return self._apply(desired, scope, now)
+
+    @staticmethod
+    def _done(conn: Connection, firing: Firing, now: dt.datetime) -> bool:
+        """A firing whose time has passed and that has already fired (or been recorded missed)."""
+        return firing.planned_at < now and deliveries.occurrence_recorded(
+            conn, firing.workflow_id, firing.appointment_id, occurrence(firing.planned_at))
 
     def _apply(self, desired: dict[str, Firing], scope: set[str], now: dt.datetime) -> tuple[int, int]:
         """Write the desired jobs that differ, remove the in-scope jobs no longer desired.
@@ -209,7 +233,7 @@ class Planner:
         with self.engine.begin() as conn:
             workflow = self._load(conn, workflow_id)
             booking = bookings.load_booking(conn, appointment_id)
-            if workflow is None or not is_current(workflow, booking, planned, now):
+            if workflow is None or not still_planned(workflow, booking, planned):
                 logger.info("stale job for workflow %s, appointment %s at %s: nothing to do (the appointment "
                             "or workflow changed since it was planned)", workflow_id, appointment_id,
                             planned_at, extra=extra)
@@ -225,7 +249,12 @@ class Planner:
         args = self.executor.pop_args(event.job_id, event.scheduled_run_time)
         if event.code != EVENT_JOB_MISSED:
             if event.code == EVENT_JOB_ERROR:
-                logger.error("time-offset job %s failed: %s", event.job_id, event.exception)
+                # APScheduler has removed the job: re-plan the appointment on the next loop.
+                logger.error("time-offset job %s failed, will re-plan it: %s", event.job_id, event.exception)
+                ids = parse_job_id(event.job_id)
+                if ids is not None:
+                    with self._failed_lock:
+                        self._failed.add(ids[1])
             return
         ids = parse_job_id(event.job_id)
         if ids is None or args is None:
@@ -241,7 +270,10 @@ class Planner:
         """A firing the daemon was down for beyond its grace: record its deliveries as missed."""
         with self.engine.begin() as conn:
             workflow = self._load(conn, workflow_id)
-            if workflow is None:
+            if workflow is None or not still_planned(workflow, bookings.load_booking(conn, appointment_id),
+                                                     planned_at):
+                logger.info("job %s for appointment %s missed, but it no longer applies: nothing recorded",
+                            workflow_id, appointment_id)
                 return 0
             late = format_duration(dt.timedelta(seconds=round((now - planned_at).total_seconds())))
             reason = (f"missed: due at {planned_at.isoformat()}, the daemon was down until {late} later "

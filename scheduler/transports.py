@@ -11,15 +11,9 @@ from typing import Any
 from channels import Channel, ChannelUnavailable, Receipt
 from channels.messages import Email, Sms, Telegram, Webhook, WhatsApp
 from db.records import Delivery
-from engine.durations import parse_duration
-from scheduler.config import Config
+from scheduler.config import Config, seconds
 
 logger = logging.getLogger(__name__)
-
-
-def seconds(value: str) -> float:
-    """A configured duration in seconds."""
-    return parse_duration(value).total_seconds()
 
 
 def _optional(value: str) -> str | None:
@@ -31,12 +25,14 @@ def _builders(config: Config) -> dict[str, Callable[[], Channel]]:
     smtp, twilio, sns = config.section("smtp"), config.section("twilio"), config.section("sns")
     telegram, webhook, daemon = config.section("telegram"), config.section("webhook"), config.section("daemon")
     attachment_dir = _optional(daemon["attachment_dir"])
+    private_attachments = daemon["attachments_allow_private_addresses"]
 
     def smtp_channel():
         from channels.smtp import SmtpChannel
         return SmtpChannel(host=smtp["host"], port=smtp["port"], security=smtp["security"],
                            username=smtp["username"], password=smtp["password"], sender=smtp["from"],
-                           timeout=seconds(smtp["timeout"]), attachment_dir=attachment_dir)
+                           timeout=seconds(smtp["timeout"]), attachment_dir=attachment_dir,
+                           allow_private_addresses=private_attachments)
 
     def twilio_sms():
         from channels.twilio_sms import TwilioSmsChannel
@@ -56,7 +52,7 @@ def _builders(config: Config) -> dict[str, Callable[[], Channel]]:
     def telegram_channel():
         from channels.telegram import TelegramChannel
         return TelegramChannel(bot_token=telegram["bot_token"], api_url=telegram["api_url"],
-                               attachment_dir=attachment_dir)
+                               attachment_dir=attachment_dir, allow_private_addresses=private_attachments)
 
     def webhook_channel():
         from channels.webhook import WebhookChannel

@@ -19,11 +19,15 @@ from db.records import Booking, Delivery
 from engine.context import build_context
 from engine.document import workflow_from_row
 from engine.errors import InvalidWorkflow, RenderError
-from engine.render import describe_recipients, render_action
+from engine.render import describe_recipients, recipient_count, render_action
 from engine.retry import DEFAULT_POLICY, RetryPolicy
 from engine.workflow import Action
 
 logger = logging.getLogger(__name__)
+
+
+class _LeaseLost(Exception):
+    """Another attempt owns the delivery now."""
 
 
 class Skip(Exception):
@@ -34,7 +38,7 @@ class Skip(Exception):
 class Outcome:
     """What became of one attempt."""
 
-    status: str  # sent | pending (retry) | dead | skipped
+    status: str  # sent | pending (retry) | dead | skipped | lost (the lease expired mid-attempt)
     error: str | None = None
 
 
@@ -83,10 +87,18 @@ class DeliveryWorker:
             logger.exception("delivery %s failed unexpectedly", delivery.id, extra=extra)
             return self._retry(delivery, now, f"{type(error).__name__}: {error}", rendered, recipients)
         with self.engine.begin() as conn:
-            deliveries.mark_sent(conn, delivery.id, now, provider_id=receipt.provider_id,
-                                 rendered=rendered, recipients=recipients)
+            owned = deliveries.mark_sent(conn, delivery, now, provider_id=receipt.provider_id,
+                                         rendered=rendered, recipients=recipients)
+        if not owned:
+            return self._lost(delivery, "sent")
         logger.info("delivery %s sent (%s to %s)", delivery.id, delivery.action_type, recipients, extra=extra)
         return Outcome(status="sent")
+
+    def _lost(self, delivery: Delivery, outcome: str) -> Outcome:
+        logger.warning("delivery %s: attempt %d ended (%s) after its lease expired and the delivery was "
+                       "reclaimed; the outcome of the newer attempt stands", delivery.id, delivery.attempts,
+                       outcome, extra={"delivery": delivery.id})
+        return Outcome(status="lost", error="lease expired during the attempt")
 
     def _load(self, delivery: Delivery) -> tuple[Action, Booking]:
         with self.engine.connect() as conn:
@@ -106,17 +118,23 @@ class DeliveryWorker:
             raise Skip("the action no longer exists in the workflow")
         if booking is None:
             raise Skip(f"{delivery.subject_table[:-1]} {delivery.subject_id} no longer exists")
+        if delivery.recipient_index is not None and delivery.recipient_index >= (recipient_count(action) or 0):
+            raise Skip(f"recipient entry {delivery.recipient_index} was removed from the action")
         return action, booking
 
     def _set_status(self, delivery: Delivery, rendered: dict[str, Any], recipients: str,
                     now: dt.datetime) -> Outcome:
-        with self.engine.begin() as conn:
-            found = bookings.set_appointment_status(conn, delivery.subject_id, rendered["status"],
-                                                    delivery.depth + 1)
-            if not found:
-                raise Skip(f"appointment {delivery.subject_id} no longer exists")
-            deliveries.mark_sent(conn, delivery.id, now, provider_id=None, rendered=rendered,
-                                 recipients=recipients)
+        try:
+            with self.engine.begin() as conn:
+                found = bookings.set_appointment_status(conn, delivery.subject_id, rendered["status"],
+                                                        delivery.depth + 1)
+                if not found:
+                    raise Skip(f"appointment {delivery.subject_id} no longer exists")
+                if not deliveries.mark_sent(conn, delivery, now, provider_id=None, rendered=rendered,
+                                            recipients=recipients):
+                    raise _LeaseLost  # roll the status change back: the newer attempt makes it
+        except _LeaseLost:
+            return self._lost(delivery, "set_status")
         return Outcome(status="sent")
 
     def _retry(self, delivery: Delivery, now: dt.datetime, error: str, rendered, recipients) -> Outcome:
@@ -125,8 +143,10 @@ class DeliveryWorker:
             return self._final(delivery, now, "dead", f"gave up after {delivery.attempts} attempts: {error}",
                                rendered, recipients)
         with self.engine.begin() as conn:
-            deliveries.mark_retry(conn, delivery.id, now, at=at, error=error, rendered=rendered,
-                                  recipients=recipients)
+            owned = deliveries.mark_retry(conn, delivery, now, at=at, error=error, rendered=rendered,
+                                          recipients=recipients)
+        if not owned:
+            return self._lost(delivery, error)
         logger.warning("delivery %s failed (attempt %d), retrying at %s: %s", delivery.id,
                        delivery.attempts, at.isoformat(), error, extra={"delivery": delivery.id})
         return Outcome(status="pending", error=error)
@@ -134,8 +154,10 @@ class DeliveryWorker:
     def _final(self, delivery: Delivery, now: dt.datetime, status: str, error: str, rendered,
                recipients) -> Outcome:
         with self.engine.begin() as conn:
-            deliveries.mark_final(conn, delivery.id, now, status=status, error=error, rendered=rendered,
-                                  recipients=recipients)
+            owned = deliveries.mark_final(conn, delivery, now, status=status, error=error, rendered=rendered,
+                                          recipients=recipients)
+        if not owned:
+            return self._lost(delivery, status)
         log = logger.warning if status == "dead" else logger.info
         log("delivery %s %s: %s", delivery.id, status, error, extra={"delivery": delivery.id})
         return Outcome(status=status, error=error)

@@ -151,3 +151,12 @@ def test_times_read_back_as_utc_whatever_offset_was_written(engine, written):
         starts_at = conn.execute(select(appointments.c.starts_at).where(
             appointments.c.id == appointment)).scalar_one()
     assert starts_at.isoformat() == "2026-12-01T10:00:00+00:00"
+
+
+def test_event_ids_are_never_reused_after_old_events_are_deleted(engine):
+    ids = seed(engine)
+    book(engine, ids, starts_at="2026-12-01T10:00:00+00:00", ends_at="2026-12-01T10:45:00+00:00")
+    [(highest,)] = sql(engine, "SELECT max(id) FROM change_events")
+    clear(engine)
+    book(engine, ids, starts_at="2026-12-01T10:00:00+00:00", ends_at="2026-12-01T10:45:00+00:00")
+    assert sql(engine, "SELECT min(id) FROM change_events") == [(highest + 1,)]

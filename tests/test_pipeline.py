@@ -335,7 +335,7 @@ def test_log_and_retry_from_the_command_line(engine, pipeline, db_url):
     assert log.exit_code == 0
     assert re.search(rf"^\s+1\s+\S+ \S+\s+{workflow}\s+email\s+appointment {appointment}\s+dead\s+1\s+-$",
                      log.output, re.M), log.output
-    assert "error: cannot render: undefined in template: 'dict object' has no attribute 'promo'" in log.output
+    assert "error: cannot render: undefined in template: appointment.custom has no field 'promo'" in log.output
     sql(engine, "UPDATE appointments SET custom = :c WHERE id = :id", c='{"promo": "WINTER"}', id=appointment)
     assert CliRunner().invoke(main, ["retry", "1"], env=env).exit_code == 0
     again = CliRunner().invoke(main, ["retry", "1"], env=env)
@@ -357,3 +357,32 @@ def test_handled_events_are_purged_after_the_retention_but_failed_ones_kept(engi
         assert events.purge_processed(conn, NOW) == 0  # handled at NOW, not before
         assert events.purge_processed(conn, NOW + dt.timedelta(seconds=1)) == handled - 1
     assert sql(engine, "SELECT id, error FROM change_events") == [(1, "kept for inspection")]
+
+
+def test_an_attempt_that_outlived_its_lease_cannot_overwrite_the_newer_one(engine, pipeline):
+    from db import deliveries as outbox
+
+    add_workflow(engine, email_workflow())
+    book(engine, seed(engine), starts_at=START, ends_at=END)
+    pipeline.consumer.drain(NOW)
+    lease = dt.timedelta(minutes=2)
+    with engine.begin() as conn:
+        slow = outbox.claim_due(conn, NOW, lease)  # a worker starts a very slow send ...
+    later = NOW + lease + dt.timedelta(seconds=1)
+    with engine.begin() as conn:
+        outbox.reclaim_expired(conn, later)  # ... its lease expires, the email is resent
+    assert pipeline.worker.work_one(later).status == "sent"
+    assert pipeline.worker.attempt(slow, later).status == "lost"  # the slow one finishes last
+    assert sql(engine, "SELECT status, attempts FROM deliveries") == [("sent", 2)]
+
+
+def test_a_recipient_entry_removed_by_sql_skips_its_delivery(engine, pipeline):
+    workflow = add_workflow(engine, {"name": "w", "trigger": {"type": "appointment_created"}, "actions": [
+        {"type": "sms", "to": ["customer", "+15550009999"], "body": "b"}]})
+    book(engine, seed(engine), starts_at=START, ends_at=END)
+    pipeline.consumer.drain(NOW)
+    sql(engine, "UPDATE workflow_actions SET config = :c WHERE workflow_id = :id",
+        c='{"to": ["customer"], "body": "b"}', id=workflow)
+    pipeline.run()
+    assert [(s, e) for _, _, s, e in deliveries(engine)] == [
+        ("sent", None), ("skipped", "recipient entry 1 was removed from the action")]

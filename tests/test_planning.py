@@ -8,7 +8,7 @@ from dataclasses import replace
 import pytest
 
 from db.records import Appointment, Booking, Customer
-from engine.planning import Firing, TooLate, job_id, parse_job_id, plan
+from engine.planning import Firing, TooLate, job_id, parse_job_id, plan, still_planned
 from engine.validation import parse_workflow
 
 UTC = dt.timezone.utc
@@ -86,3 +86,12 @@ def test_job_ids_are_deterministic_and_parse_back():
     assert job_id(3, 7) == "wf:3:appt:7"
     assert parse_job_id("wf:3:appt:7") == (3, 7)
     assert parse_job_id("something-else") is None
+
+
+def test_a_job_still_stands_however_late_while_its_time_and_filters_hold():
+    reminder, planned = workflow(offset="-30m", statuses=["approved"]), START - dt.timedelta(minutes=30)
+    assert still_planned(reminder, booking(), planned)  # lateness is APScheduler's to judge
+    assert not still_planned(reminder, booking(starts_at=START + dt.timedelta(hours=1)), planned)
+    assert not still_planned(reminder, booking("canceled"), planned)
+    assert not still_planned(replace(reminder, enabled=False), booking(), planned)
+    assert not still_planned(reminder, None, planned)
