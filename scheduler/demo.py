@@ -1,4 +1,9 @@
-"""``apptflow demo``: a booking's life on the embedded default, every message printed as it is produced."""
+"""``apptflow demo``: a booking's life on the embedded default, every message printed as it is produced.
+
+The demo plays the booking application, which writes plain SQL and never
+calls apptflow; that is why its writes are literal SQL here rather than
+queries from ``db/``.
+"""
 
 from __future__ import annotations
 
