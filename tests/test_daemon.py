@@ -220,3 +220,33 @@ def test_one_instance_leads_and_another_takes_over_when_it_stops(engine, db_url,
         second.stop()
         second.engine.dispose()
     assert count(engine) == 2
+
+
+@pytest.mark.parametrize("grace, expected", [("1h", "sent"), ("1s", "missed")])
+def test_a_daemon_down_across_a_firing_fires_late_within_grace_and_records_missed_beyond(
+        engine, db_url, receiver, grace, expected):
+    add_workflow(engine, {"name": "r", "trigger": {"type": "appointment_starts", "offset": "-1h", "grace": grace},
+                          "actions": [{"type": "webhook", "url": f"{receiver.url}/r", "body": "{{ fire_time }}"}]})
+    starts = dt.datetime.now(dt.timezone.utc).replace(microsecond=0) + dt.timedelta(hours=1, seconds=3)
+    process = start_daemon(db_url)
+    try:
+        book(engine, seed(engine), starts_at=starts.isoformat(),
+             ends_at=(starts + dt.timedelta(hours=1)).isoformat())
+        wait_until(lambda: sql(engine, "SELECT count(*) FROM apscheduler_jobs") == [(1,)])
+    finally:
+        stop_daemon(process)
+    planned = starts - dt.timedelta(hours=1)
+    # down across the firing time, and for more than a 1 s grace
+    time.sleep(max(0.0, (planned - dt.datetime.now(dt.timezone.utc)).total_seconds()) + 2.5)
+    assert count(engine) == 0
+    process = start_daemon(db_url)
+    try:
+        wait_until(lambda: count(engine, f"status = '{expected}'") == 1)
+    finally:
+        stderr = stop_daemon(process)
+    assert process.returncode == 0, stderr
+    [(occurrence, error)] = sql(engine, "SELECT occurrence, error FROM deliveries")
+    assert occurrence == f"at:{planned.isoformat()}"
+    assert len(receiver.requests) == (1 if expected == "sent" else 0)
+    if expected == "missed":
+        assert error.startswith(f"missed: due at {planned.isoformat()}")
