@@ -100,6 +100,42 @@ def set_appointment_status(conn: Connection, appointment_id: int, status: str, d
     return result.rowcount > 0
 
 
+def _by_id(conn: Connection, table, ids: set[int]) -> dict[int, Any]:
+    ids.discard(None)
+    rows = {}
+    chunk = sorted(ids)
+    for start in range(0, len(chunk), 500):
+        query = select(*_columns(table)).where(table.c.id.in_(chunk[start:start + 500]))
+        rows.update({row.id: row for row in conn.execute(query)})
+    return rows
+
+
+def load_bookings(conn: Connection, appointment_ids: list[int]) -> list[Booking]:
+    """Many bookings at once: one query per table, not per appointment."""
+    found = _by_id(conn, appointments, set(appointment_ids))
+    appts = [Appointment(**{**found[i]._mapping, "custom": _custom(found[i].custom)})
+             for i in appointment_ids if i in found]
+    people = _by_id(conn, customers, {a.customer_id for a in appts})
+    related = {name: _by_id(conn, table, {getattr(a, key) for a in appts}) for name, table, key in (
+        ("service", services, "service_id"), ("staff", staff, "staff_id"), ("location", locations, "location_id"))}
+    kinds = {"service": Service, "staff": Staff, "location": Location}
+
+    def one(name: str, row_id):
+        row = related[name].get(row_id)
+        return kinds[name](**row._mapping) if row is not None else None
+
+    return [
+        Booking(
+            appointment=a,
+            customer=Customer(**{**people[a.customer_id]._mapping, "custom": _custom(people[a.customer_id].custom)})
+            if a.customer_id in people else None,
+            service=one("service", a.service_id), staff=one("staff", a.staff_id),
+            location=one("location", a.location_id),
+        )
+        for a in appts
+    ]
+
+
 def load_bookings_from(conn: Connection, anchor: str, earliest) -> list[Booking]:
     """Every appointment whose *anchor* column (starts_at or ends_at) is at or after *earliest*."""
     column = appointments.c[anchor]
@@ -110,7 +146,7 @@ def load_bookings_from(conn: Connection, anchor: str, earliest) -> list[Booking]
         ids = [row.id for row in conn.execute(query) if row[1] >= earliest]
     else:
         ids = list(conn.execute(query.where(column >= earliest)).scalars())
-    return [booking for booking in (load_booking(conn, i) for i in ids) if booking is not None]
+    return load_bookings(conn, ids)
 
 
 def appointment_ids_of_customer(conn: Connection, customer_id: int) -> list[int]:

@@ -3,9 +3,15 @@
 from __future__ import annotations
 
 from sqlalchemy import create_engine, event
-from sqlalchemy.engine import Engine, URL, make_url
+from sqlalchemy.engine import Connection, Engine, URL, make_url
 
 DEFAULT_URL = "sqlite:///apptflow.db"
+READ_ONLY = "apptflow_read_only"
+
+
+def read_only(engine: Engine) -> Connection:
+    """A connection for reading only: on SQLite its transactions do not take the write lock."""
+    return engine.connect().execution_options(**{READ_ONLY: True})
 
 
 def normalise_url(url: str | URL) -> URL:
@@ -46,6 +52,7 @@ def _sqlite_engine(url: URL, **engine_options) -> Engine:
 
     @event.listens_for(engine, "begin")
     def _on_begin(conn):
-        conn.exec_driver_sql("BEGIN IMMEDIATE")
+        # Readers (see read_only) begin deferred: in WAL mode they never block the writers.
+        conn.exec_driver_sql("BEGIN" if conn.get_execution_options().get(READ_ONLY) else "BEGIN IMMEDIATE")
 
     return engine

@@ -15,6 +15,7 @@ from db import NotFound
 from db import booking as bookings
 from db import deliveries
 from db import jobs as job_queries
+from db.connect import read_only
 from db import workflows as store
 from db.records import ChangeEvent
 from engine.document import workflow_from_row
@@ -96,10 +97,12 @@ class Planner:
 
     # --- planning ----------------------------------------------------------
 
-    def _offset_workflows(self, conn: Connection, ids: Iterable[int] | None = None) -> list[Workflow]:
+    def _offset_workflows(self, ids: Iterable[int] | None = None) -> list[Workflow]:
+        """The time-offset workflows (in its own transaction: a reload may record invalid rows' errors)."""
         wanted = set(ids) if ids is not None else None
-        return [w for w in self.catalogue.workflows(conn)
-                if w.trigger.is_time_offset and (wanted is None or w.id in wanted)]
+        with self.engine.begin() as conn:
+            return [w for w in self.catalogue.workflows(conn)
+                    if w.trigger.is_time_offset and (wanted is None or w.id in wanted)]
 
     def after_batch(self, batch: list[ChangeEvent], now: dt.datetime) -> None:
         """Follow a committed batch of change events: re-plan appointments, reconcile edited workflows."""
@@ -114,7 +117,7 @@ class Planner:
             elif event.table_name == "workflow_actions":
                 workflow_ids.update(v["workflow_id"] for v in (event.old, event.new) if v)
         if customers:
-            with self.engine.connect() as conn:
+            with read_only(self.engine) as conn:
                 for customer in customers:
                     appointments.update(bookings.appointment_ids_of_customer(conn, customer))
         if workflow_ids:
@@ -127,8 +130,8 @@ class Planner:
         desired: dict[str, Firing] = {}
         late: list[tuple[Workflow, TooLate]] = []
         scope: set[str] = set()
-        with self.engine.connect() as conn:
-            workflows = self._offset_workflows(conn)
+        workflows = self._offset_workflows()
+        with read_only(self.engine) as conn:
             for appointment_id in appointment_ids:
                 scope.update(job_queries.run_times(conn, like=f"wf:%:appt:{appointment_id}"))
                 booking = bookings.load_booking(conn, appointment_id)
@@ -145,14 +148,12 @@ class Planner:
     def reconcile(self, now: dt.datetime, *, workflow_ids: Iterable[int] | None = None) -> tuple[int, int]:
         """Make the jobs of these workflows (all, by default) match their future firings; return (written, removed)."""
         desired: dict[str, Firing] = {}
-        with self.engine.connect() as conn:
+        workflows = self._offset_workflows(workflow_ids)
+        with read_only(self.engine) as conn:
             if workflow_ids is None:
                 scope = set(job_queries.run_times(conn, like="wf:%"))
-                workflows = self._offset_workflows(conn)
             else:
-                workflow_ids = set(workflow_ids)
-                scope = {i for w in workflow_ids for i in job_queries.run_times(conn, like=f"wf:{w}:%")}
-                workflows = self._offset_workflows(conn, workflow_ids)
+                scope = {i for w in set(workflow_ids) for i in job_queries.run_times(conn, like=f"wf:{w}:%")}
             for workflow in workflows:
                 if not workflow.enabled:
                     continue
@@ -177,7 +178,7 @@ class Planner:
         # APScheduler's own lock: its loop must not run a job we are rewriting (a private
         # attribute, stable across APScheduler 3.x).
         with self.scheduler._jobstores_lock:
-            with self.engine.connect() as conn:
+            with read_only(self.engine) as conn:
                 existing = job_queries.run_times(conn, like="wf:%") if desired or scope else {}
             due = {i for i, t in existing.items() if t is not None and t <= datetime_to_utc_timestamp(now)}
             to_write = [
