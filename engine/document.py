@@ -142,5 +142,5 @@ def workflow_from_row(row: WorkflowRow, *, known: KnownIds | None = None) -> Wor
         raise InvalidWorkflow(problems + list(invalid.problems)) from None
     if problems:
         raise InvalidWorkflow(problems)
-    actions = tuple(replace(a, id=r.id) for a, r in zip(workflow.actions, row.actions))
+    actions = tuple(replace(a, id=r.id) for a, r in zip(workflow.actions, row.actions, strict=True))
     return replace(workflow, id=row.id, actions=actions)

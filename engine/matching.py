@@ -7,6 +7,7 @@ from typing import Any
 
 from db.records import Booking, ChangeEvent
 from db.types import parse_timestamp
+from engine.durations import format_duration
 from engine.workflow import Filters, Workflow
 
 
@@ -151,8 +152,6 @@ def sample_trigger_context(workflow: Workflow, booking: Booking, now) -> dict[st
         return {"old_status": (trigger.from_statuses or (status,))[0],
                 "new_status": (trigger.to_statuses or (status,))[0]}
     if trigger.is_time_offset and booking.appointment is not None:
-        from engine.durations import format_duration
-
         anchor = booking.appointment.starts_at if trigger.type == "appointment_starts" else booking.appointment.ends_at
         return {"fire_time": (anchor + trigger.offset).isoformat(), "offset": format_duration(trigger.offset)}
     return {}

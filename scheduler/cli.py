@@ -172,9 +172,8 @@ def workflow_add(app: App, files: tuple[str, ...]) -> None:
         for path, problems in failed:
             _report(path, problems)
         if failed:
-            conn.rollback()
             raise click.ClickException(f"nothing added: {len(failed)} of {len(files)} file(s) invalid")
-        for path, parsed, _ in checked:
+        for _, parsed, _ in checked:
             workflow_id = store.insert_workflow(conn, split_document(to_document(parsed)))
             click.echo(f"added workflow {workflow_id}: {parsed.name}")
 
@@ -461,5 +460,5 @@ def jobs_command(app: App, workflow_id: int | None, appointment_id: int | None) 
         workflow_name = f"{wf} {names.get(wf, '(deleted)')}"[:32]
         click.echo(f"{_when(when):<19}  {_when(local) + ' ' + local.tzname():<25}  {workflow_name:<32}  "
                    f"{appt:>5}  {who}")
-    for job, timestamp, error, failed_at in failed:
+    for job, _, error, failed_at in failed:
         click.echo(f"kept aside (cannot be restored): {job}, since {_when(failed_at)} UTC: {error}")

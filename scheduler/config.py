@@ -126,7 +126,7 @@ def load_config(explicit: str | os.PathLike | None = None,
     if path is not None:
         _merge_file(values, path)
     for section, keys in values.items():
-        for key, default in keys.items():
+        for key in keys:
             name = f"APPTFLOW_{section}_{key}".upper()
             if name in environ:
                 keys[key] = _coerce(environ[name], DEFAULTS[section][key], name)

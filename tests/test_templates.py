@@ -14,7 +14,7 @@ from db.records import Appointment, Booking, Customer, Location, Service, Staff
 from engine import keywords
 from engine.context import build_context, locale_of, zone
 from engine.errors import RenderError
-from engine.templates import ENVIRONMENT, check, make_environment, render
+from engine.templates import check, make_environment, render
 
 UTC = dt.timezone.utc
 COMPANY = {"name": "Salon Opéra", "phone": "+33 1 23 45 67 89", "website": "https://salon.example",
