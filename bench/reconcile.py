@@ -1,78 +1,89 @@
-"""Reconciling many time-offset firings: apptflow's batched jobstore writes vs bare APScheduler add_job.
+"""Reconcile: every future firing of many appointments planned into APScheduler's SQL jobstore.
 
-    python bench/reconcile.py [--jobs N] [--url DATABASE_URL]
-
-Both sides write the same N date jobs (same function reference, same
-primitive arguments) into APScheduler 3's SQLAlchemy jobstore table on the
-same database, in the same run; the figure that matters is the ratio.
+apptflow's full reconciliation (what the daemon does at start and every
+``reconcile_interval``) of N appointments × 2 time-offset workflows, against
+bare APScheduler ``add_job(..., replace_existing=True)`` writing the same kind
+of date jobs into a jobstore on the same database in the same run. The bare
+side runs on a sample (it needs one transaction per job); the ratio is of
+firings per second.
 """
 
 from __future__ import annotations
 
-import argparse
 import datetime as dt
-import tempfile
 import time
-from pathlib import Path
 
 from apscheduler.jobstores.sqlalchemy import SQLAlchemyJobStore
 from apscheduler.schedulers.background import BackgroundScheduler
 from sqlalchemy import text
 
-from db import schema
+from bench.harness import UTC, Figure, insert_appointments, mark_events_processed, seed_services
 from db.connect import connect
+from scheduler.catalogue import Catalogue
 from scheduler.jobs import FIRE
-from scheduler.jobstore import ArgsRecordingExecutor, SafeJobStore, date_job, make_scheduler
+from scheduler.planner import Planner
+from tests.pipeline import add_workflow
 
-UTC = dt.timezone.utc
+
+def offset_workflows(engine, service: int, count: int = 2) -> None:
+    """*count* time-offset workflows on *service* (a day before the start, an hour after the end, ...)."""
+    for n, (kind, offset) in enumerate((("appointment_starts", "-1d"), ("appointment_ends", "1h"))[:count]):
+        add_workflow(engine, {"name": f"reminder {n}", "trigger": {"type": kind, "offset": offset},
+                              "filters": {"services": [service]},
+                              "actions": [{"type": "webhook", "url": "https://hooks.example.com/x",
+                                           "json": {"id": "{{ appointment_id }}"}}]})
 
 
-def bare_add_job(engine, count: int, start: dt.datetime) -> float:
-    scheduler = BackgroundScheduler(timezone=UTC, jobstores={"default": SQLAlchemyJobStore(engine=engine)})
+def book_future(engine, ids: dict[str, int], count: int, now: dt.datetime) -> None:
+    """*count* approved appointments, a minute apart from two days on; their change events taken as consumed."""
+    for start in range(0, count, 100_000):
+        times = [now + dt.timedelta(days=2, minutes=n) for n in range(start, min(count, start + 100_000))]
+        insert_appointments(engine, ids, ids["service"], times)
+    mark_events_processed(engine)
+
+
+def reconcile(engine, now: dt.datetime) -> tuple[float, int]:
+    """(seconds, jobs written) of one full reconciliation, as the daemon starts it."""
+    planner = Planner(engine, Catalogue(), clock=lambda: now)
+    began = time.perf_counter()
+    written, _ = planner.reconcile(now)
+    return time.perf_counter() - began, written
+
+
+def bare_add_job(engine, count: int, now: dt.datetime) -> float:
+    """Seconds for bare ``add_job`` to write *count* date jobs into a jobstore table of its own."""
+    store = SQLAlchemyJobStore(engine=engine, tablename="bench_bare_jobs")
+    scheduler = BackgroundScheduler(timezone=UTC, jobstores={"default": store})
     scheduler.start(paused=True)
     began = time.perf_counter()
     for n in range(count):
-        run_at = start + dt.timedelta(seconds=n)
+        run_at = now + dt.timedelta(days=2, minutes=n)
         scheduler.add_job(FIRE, "date", run_date=run_at, id=f"wf:1:appt:{n}", args=(1, n, run_at.isoformat()),
                           replace_existing=True, misfire_grace_time=3600)
     elapsed = time.perf_counter() - began
     scheduler.shutdown(wait=False)
+    with engine.begin() as conn:
+        conn.execute(text("DROP TABLE bench_bare_jobs"))
     return elapsed
 
 
-def batched(engine, count: int, start: dt.datetime) -> float:
-    store = SafeJobStore(engine, lambda: dt.datetime.now(UTC))
-    scheduler = make_scheduler(store, ArgsRecordingExecutor(1))
-    began = time.perf_counter()
-    jobs = [date_job(scheduler, job_id=f"wf:1:appt:{n}", func=FIRE, args=(1, n, (start + dt.timedelta(seconds=n)).isoformat()),
-                     run_at=start + dt.timedelta(seconds=n), grace=dt.timedelta(hours=1), name="bench")
-            for n in range(count)]
-    store.replace_jobs(jobs)
-    return time.perf_counter() - began
-
-
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--jobs", type=int, default=2000)
-    parser.add_argument("--url", default=None, help="database URL (default: a new SQLite file)")
-    args = parser.parse_args()
-    url = args.url or f"sqlite:///{Path(tempfile.mkdtemp()) / 'bench.db'}"
+def run(url: str, backend: str, appointments: int, sample: int) -> list[Figure]:
     engine = connect(url)
-    schema.upgrade(engine)
-    start = dt.datetime.now(UTC) + dt.timedelta(days=1)
-    results = {}
-    for name, run in (("bare add_job", bare_add_job), ("apptflow batch", batched)):
-        with engine.begin() as conn:
-            conn.execute(text("DELETE FROM apscheduler_jobs"))
-        results[name] = run(engine, args.jobs, start)
-        with engine.connect() as conn:
-            assert conn.execute(text("SELECT count(*) FROM apscheduler_jobs")).scalar() == args.jobs
-    floor = results["bare add_job"]
-    print(f"{engine.dialect.name}, {args.jobs} jobs")
-    for name, seconds in results.items():
-        print(f"  {name:<15} {seconds:8.3f}s  {args.jobs / seconds:10.0f} jobs/s  ratio to bare add_job {seconds / floor:6.3f}")
+    now = dt.datetime.now(UTC).replace(microsecond=0)
+    ids = seed_services(engine, 1)
+    offset_workflows(engine, ids["service"])
+    book_future(engine, ids, appointments, now)
+    first, written = reconcile(engine, now)
+    again, rewritten = reconcile(engine, now)
+    with engine.connect() as conn:
+        jobs = conn.execute(text("SELECT count(*) FROM apscheduler_jobs")).scalar_one()
+    assert jobs == written == 2 * appointments and rewritten == 0, (jobs, written, rewritten)
+    floor = sample / bare_add_job(engine, sample, now)
     engine.dispose()
-
-
-if __name__ == "__main__":
-    main()
+    what = f"{appointments} appointments × 2 workflows"
+    return [
+        Figure(scenario="reconcile", database=backend, figure=f"{what}: firings planned/s",
+               value=written / first, unit="/s", floor=floor, aim="≥ 10,000/s and ≥ 10 × floor"),
+        Figure(scenario="reconcile", database=backend, figure=f"{what}, nothing changed: firings checked/s",
+               value=written / again, unit="/s", floor=floor),
+    ]

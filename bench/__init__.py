@@ -1,0 +1,1 @@
+"""apptflow's benchmark suite: ``python -m bench`` (see bench/README.md)."""
