@@ -38,6 +38,8 @@ _SECRET_PREFIX = "whsec_"
 # Response headers a receiver may use to name what it created, best first.
 _ID_HEADERS = ("X-Request-Id", "Request-Id", "X-Message-Id")
 _EXCERPT = 200
+# An answer up to this long is read to its end so its connection can be reused.
+_DRAIN_LIMIT, _DRAIN_CHUNK = 64 * 1024, 16 * 1024
 
 
 def signing_key(secret: str) -> bytes:
@@ -137,6 +139,7 @@ def _checked_origin(url: str) -> str:
 def _receipt(response: requests.Response, webhook_id: str, where: str) -> Receipt:
     status = response.status_code
     if 200 <= status < 300:
+        _drain(response)
         provider_id = next((response.headers[h] for h in _ID_HEADERS if response.headers.get(h)), webhook_id)
         logger.info("webhook: %s answered %d for %s", where, status, webhook_id)
         return Receipt(provider_id=provider_id, detail=str(status))
@@ -146,6 +149,20 @@ def _receipt(response: requests.Response, webhook_id: str, where: str) -> Receip
         raise PermanentSendError(f"webhook to {where}: HTTP {status}, a redirect to {target} (not followed)")
     error = TransientSendError if is_transient_status(status) else PermanentSendError
     raise error(f"webhook to {where}: HTTP {status}: {_excerpt(response)}")
+
+
+def _drain(response: requests.Response) -> None:
+    """Read a short answer to its end, so the connection goes back to the pool (keep-alive).
+
+    A streamed response closed unread closes its connection: every webhook
+    would pay for a new TCP (and TLS) handshake. A long answer is not read:
+    its connection is dropped instead.
+    """
+    read = 0
+    for chunk in response.iter_content(_DRAIN_CHUNK):
+        read += len(chunk)
+        if read > _DRAIN_LIMIT:
+            return
 
 
 def _excerpt(response: requests.Response) -> str:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from typing import Any
 
 from sqlalchemy import Text, cast, func, select, update
@@ -136,17 +137,39 @@ def load_bookings(conn: Connection, appointment_ids: list[int]) -> list[Booking]
     ]
 
 
-def load_bookings_from(conn: Connection, anchor: str, earliest) -> list[Booking]:
-    """Every appointment whose *anchor* column (starts_at or ends_at) is at or after *earliest*."""
-    column = appointments.c[anchor]
-    query = select(appointments.c.id, column).order_by(appointments.c.id)
-    if conn.dialect.name == "sqlite":
-        # SQLite holds whatever ISO 8601 spelling the booking application wrote, which does
-        # not sort as text: compare the parsed values.
-        ids = [row.id for row in conn.execute(query) if row[1] >= earliest]
-    else:
-        ids = list(conn.execute(query.where(column >= earliest)).scalars())
-    return load_bookings(conn, ids)
+def bookings_by_id(conn: Connection, appointment_ids: set[int]) -> dict[int, Booking]:
+    """The bookings of these appointments that exist, by appointment id (one query per table)."""
+    return {b.appointment.id: b for b in load_bookings(conn, sorted(appointment_ids))}
+
+
+def booking_pages(conn: Connection, anchor: str, earliest, size: int) -> Iterator[list[Booking]]:
+    """Every appointment whose *anchor* column (starts_at or ends_at) is at or after *earliest*,
+    *size* bookings at a time in id order, so that memory holds one page whatever the table's size."""
+    column, last = appointments.c[anchor], 0
+    while True:
+        query = select(appointments.c.id, column).where(appointments.c.id > last).order_by(appointments.c.id)
+        if conn.dialect.name == "sqlite":
+            # SQLite holds whatever ISO 8601 spelling the booking application wrote, which does
+            # not sort as text: compare the parsed values.
+            rows = conn.execute(query.limit(size)).all()
+            ids = [row.id for row in rows if row[1] >= earliest]
+        else:
+            rows = conn.execute(query.where(column >= earliest).limit(size)).all()
+            ids = [row.id for row in rows]
+        if not rows:
+            return
+        last = rows[-1].id
+        if ids:
+            yield load_bookings(conn, ids)
+
+
+def existing_appointments(conn: Connection, ids: set[int]) -> set[int]:
+    """Which of these appointment ids exist."""
+    wanted, found = sorted(ids), set()
+    for start in range(0, len(wanted), 500):
+        query = select(appointments.c.id).where(appointments.c.id.in_(wanted[start:start + 500]))
+        found.update(conn.execute(query).scalars())
+    return found
 
 
 def appointment_ids_of_customer(conn: Connection, customer_id: int) -> list[int]:

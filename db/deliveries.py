@@ -16,6 +16,8 @@ from db.tables import deliveries
 # States a delivery can be in; the last four are final unless an admin retries.
 PENDING, SENDING, SENT, DEAD, UNKNOWN, SKIPPED, MISSED = (
     "pending", "sending", "sent", "dead", "unknown", "skipped", "missed")
+# A multi-row insert's parameters stay well under SQLite's limit (32,766) at this many rows.
+_ROWS_PER_INSERT = 500
 
 
 def _delivery(row) -> Delivery:
@@ -23,32 +25,47 @@ def _delivery(row) -> Delivery:
 
 
 def insert_deliveries(conn: Connection, rows: list[dict[str, Any]]) -> int:
-    """Insert outbox rows, ignoring those whose idempotency key exists; return how many were new."""
-    if not rows:
-        return 0
+    """Insert outbox rows, ignoring those whose idempotency key exists; return how many were new.
+
+    Many rows to a statement: ``ON CONFLICT DO NOTHING ... RETURNING`` returns the new rows only, on
+    PostgreSQL and SQLite alike, so their count is the answer.
+    """
     dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
-    statement = (dialect.insert(deliveries).on_conflict_do_nothing(index_elements=["idempotency_key"])
-                 .returning(deliveries.c.id))
-    # one by one: which rows of a multi-row insert ... on conflict were new is not portable
-    return sum(len(conn.execute(statement.values(**row)).all()) for row in rows)
+    written = 0
+    for start in range(0, len(rows), _ROWS_PER_INSERT):
+        statement = (dialect.insert(deliveries).values(rows[start:start + _ROWS_PER_INSERT])
+                     .on_conflict_do_nothing(index_elements=["idempotency_key"]).returning(deliveries.c.id))
+        written += len(conn.execute(statement).all())
+    return written
 
 
 def claim_due(conn: Connection, now: dt.datetime, lease: dt.timedelta) -> Delivery | None:
     """Take the next due pending delivery: mark it sending under a lease and count the attempt."""
+    claimed = claim_due_batch(conn, now, lease, 1)
+    return claimed[0] if claimed else None
+
+
+def claim_due_batch(conn: Connection, now: dt.datetime, lease: dt.timedelta, limit: int) -> list[Delivery]:
+    """Take up to *limit* due pending deliveries, soonest due first, in one statement (see claim_due)."""
     due = (
         select(deliveries.c.id)
         .where(deliveries.c.status == PENDING, deliveries.c.next_attempt_at <= now)
         .order_by(deliveries.c.next_attempt_at, deliveries.c.id)
-        .limit(1)
+        .limit(limit)
         .with_for_update(skip_locked=True)
     )
-    row = conn.execute(
+    rows = conn.execute(
         update(deliveries)
-        .where(deliveries.c.id == due.scalar_subquery())
+        .where(deliveries.c.id.in_(due.scalar_subquery()))
         .values(status=SENDING, lease_until=now + lease, attempts=deliveries.c.attempts + 1, updated_at=now)
         .returning(*deliveries.c)
-    ).one_or_none()
-    return _delivery(row) if row else None
+    ).all()
+    return sorted((_delivery(row) for row in rows), key=lambda d: (d.next_attempt_at, d.id))
+
+
+def release(conn: Connection, claim: Delivery, now: dt.datetime) -> bool:
+    """Give back a claimed delivery that was not attempted: pending again, the attempt uncounted."""
+    return _finish(conn, claim, now, status=PENDING, attempts=claim.attempts - 1)
 
 
 def _finish(conn: Connection, claim: Delivery, now: dt.datetime, **values: Any) -> bool:

@@ -40,6 +40,13 @@ def mark_processed(conn: Connection, event_id: int, now: dt.datetime, error: str
     )
 
 
+def mark_processed_many(conn: Connection, event_ids: list[int], now: dt.datetime) -> None:
+    """Mark events handled, many to a statement."""
+    for start in range(0, len(event_ids), 500):
+        conn.execute(update(change_events).where(change_events.c.id.in_(event_ids[start:start + 500]))
+                     .values(processed_at=now, error=None))
+
+
 def backlog(conn: Connection) -> tuple[int, dt.datetime | None]:
     """How many events wait, and when the oldest of them was captured."""
     row = conn.execute(

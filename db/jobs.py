@@ -19,6 +19,23 @@ def run_times(conn: Connection, *, like: str | None = None) -> dict[str, float |
     return {row.id: row.next_run_time for row in conn.execute(query)}
 
 
+def run_times_of(conn: Connection, ids) -> dict[str, float | None]:
+    """Job id → next run time, for the jobs among *ids* that exist (by primary key, whatever the table's size)."""
+    wanted, found = sorted(ids), {}
+    for start in range(0, len(wanted), 500):
+        query = select(apscheduler_jobs.c.id, apscheduler_jobs.c.next_run_time).where(
+            apscheduler_jobs.c.id.in_(wanted[start:start + 500]))
+        found.update({row.id: row.next_run_time for row in conn.execute(query)})
+    return found
+
+
+def job_ids_after(conn: Connection, last: str, limit: int) -> list[str]:
+    """Up to *limit* job ids after *last* in id order: every job, a page at a time."""
+    query = (select(apscheduler_jobs.c.id).where(apscheduler_jobs.c.id > last)
+             .order_by(apscheduler_jobs.c.id).limit(limit))
+    return list(conn.execute(query).scalars())
+
+
 def job_states(conn: Connection, *conditions) -> list:
     """(id, job_state) of the jobs meeting APScheduler's *conditions*, soonest first."""
     query = select(apscheduler_jobs.c.id, apscheduler_jobs.c.job_state).order_by(apscheduler_jobs.c.next_run_time)

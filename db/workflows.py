@@ -56,6 +56,12 @@ def get_workflow(conn: Connection, workflow_id: int) -> WorkflowRow:
     return rows[0]
 
 
+def get_workflows(conn: Connection, ids: set[int]) -> dict[int, WorkflowRow]:
+    """The workflows with these ids that exist, by id."""
+    rows = conn.execute(select(*_WORKFLOW_COLUMNS).where(workflows.c.id.in_(sorted(ids))))
+    return {row.id: row for row in _with_actions(conn, rows)}
+
+
 def workflow_id_by_name(conn: Connection, name: str) -> int | None:
     """The id of the workflow called *name*, if any."""
     return conn.execute(select(workflows.c.id).where(workflows.c.name == name)).scalar_one_or_none()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 import threading
 
@@ -13,6 +14,17 @@ from engine.errors import InvalidWorkflow
 from engine.workflow import Workflow
 
 logger = logging.getLogger(__name__)
+
+
+@functools.lru_cache(maxsize=512)
+def parsed(row) -> Workflow:
+    """The workflow a row holds, parsed and validated once per distinct row.
+
+    Rows are frozen values of every column (actions included), so a row
+    edited in any way is a new key: callers read rows fresh from the
+    database and skip only the parsing, never the reading.
+    """
+    return workflow_from_row(row)
 
 
 class Catalogue:
@@ -42,7 +54,7 @@ class Catalogue:
         valid = {}
         for row in store.list_workflows(conn):
             try:
-                workflow = workflow_from_row(row)
+                workflow = parsed(row)
                 error = None
             except InvalidWorkflow as invalid:
                 workflow, error = None, str(invalid)

@@ -21,10 +21,18 @@ WORKFLOW_TABLES = ("workflows", "workflow_actions")
 
 
 class EventConsumer:
-    """Claims unprocessed change events, hands each to the engine, writes its deliveries."""
+    """Claims unprocessed change events, hands each to the engine, writes its deliveries.
+
+    A batch is handled in one pass: its bookings read together, its deliveries
+    written in one statement, its events marked in one. If anything in the
+    pass fails, the batch is handled again event by event, each in a savepoint
+    of its own, so that one bad event is marked with its error and the others
+    go through.
+    """
 
     def __init__(self, engine: Engine, catalogue, *, batch_size: int = 100, max_depth: int = 5,
-                 after_commit: Callable[[list[ChangeEvent], dt.datetime], None] | None = None):
+                 after_commit: Callable[[list[ChangeEvent], dt.datetime], None] | None = None,
+                 on_deliveries: Callable[[], None] = lambda: None):
         self.engine = engine
         self.catalogue = catalogue
         self.batch_size = batch_size
@@ -32,6 +40,8 @@ class EventConsumer:
         # Called with each batch once committed (time-offset planning, which writes
         # APScheduler's jobstore in transactions of its own).
         self.after_commit = after_commit
+        # Called as soon as a batch that wrote deliveries commits: the workers need not wait for planning.
+        self.on_deliveries = on_deliveries
 
     def process_batch(self, now: dt.datetime) -> int:
         """Handle one batch of events; return how many were handled."""
@@ -39,8 +49,9 @@ class EventConsumer:
             batch = events.claim_events(conn, self.batch_size)
             if any(e.table_name in WORKFLOW_TABLES for e in batch):
                 self.catalogue.invalidate()
-            for event in batch:
-                self._handle_isolated(conn, event, now)
+            written = self._handle_batch(conn, batch, now) if batch else 0
+        if written:
+            self.on_deliveries()
         if batch and self.after_commit is not None:
             self.after_commit(batch, now)
         return len(batch)
@@ -52,41 +63,75 @@ class EventConsumer:
             total += count
         return total
 
-    def _handle_isolated(self, conn: Connection, event: ChangeEvent, now: dt.datetime) -> None:
+    def _handle_batch(self, conn: Connection, batch: list[ChangeEvent], now: dt.datetime) -> int:
         try:
             with conn.begin_nested():
-                self.handle(conn, event, now)
+                written = self._handle_together(conn, batch, now)
+            events.mark_processed_many(conn, [e.id for e in batch], now)
+            return written
+        except Exception:  # noqa: BLE001 - find the bad event, one at a time
+            logger.info("a batch of %d events failed together; handling them one by one", len(batch))
+            return sum(self._handle_isolated(conn, event, now) for event in batch)
+
+    def _handle_together(self, conn: Connection, batch: list[ChangeEvent], now: dt.datetime) -> int:
+        for event in batch:
+            self._on_workflow_deleted(conn, event, now)
+        found = bookings.bookings_by_id(conn, {e.row_id for e in batch if e.table_name == "appointments"
+                                               and e.op != "DELETE"})
+        workflows = self.catalogue.workflows(conn)
+        rows = []
+        for event in batch:
+            if event.table_name not in WORKFLOW_TABLES and event.op != "DELETE":
+                booking = (found.get(event.row_id) if event.table_name == "appointments"
+                           else bookings.load_customer_booking(conn, event.row_id))
+                rows += self._plan(event, workflows, booking, now)
+        return self._write(conn, rows, batch[0].id if len(batch) == 1 else None)
+
+    def _handle_isolated(self, conn: Connection, event: ChangeEvent, now: dt.datetime) -> int:
+        try:
+            with conn.begin_nested():
+                written = self.handle(conn, event, now)
             events.mark_processed(conn, event.id, now)
+            return written
         except Exception as error:  # noqa: BLE001 - one bad event must not stop the queue
             logger.exception("event %s (%s %s %s) could not be handled", event.id, event.op,
                              event.table_name, event.row_id, extra={"event": event.id})
             events.mark_processed(conn, event.id, now, error=f"{type(error).__name__}: {error}")
+            return 0
 
-    def handle(self, conn: Connection, event: ChangeEvent, now: dt.datetime) -> None:
-        """Everything one event causes, inside the caller's transaction."""
-        if event.table_name == "workflows" and event.op == "DELETE":
-            skipped = deliveries.skip_pending_of_workflow(conn, event.row_id, now, "workflow deleted")
-            logger.info("workflow %s deleted: %d pending deliveries skipped", event.row_id, skipped,
-                        extra={"workflow": event.row_id})
-        if event.table_name not in WORKFLOW_TABLES:
-            self._match(conn, event, now)
-
-    def _match(self, conn: Connection, event: ChangeEvent, now: dt.datetime) -> None:
-        if event.op == "DELETE":
-            return
+    def handle(self, conn: Connection, event: ChangeEvent, now: dt.datetime) -> int:
+        """Everything one event causes, inside the caller's transaction; return how many deliveries it wrote."""
+        self._on_workflow_deleted(conn, event, now)
+        if event.table_name in WORKFLOW_TABLES or event.op == "DELETE":
+            return 0
         if event.table_name == "appointments":
             booking = bookings.load_booking(conn, event.row_id)
         else:
             booking = bookings.load_customer_booking(conn, event.row_id)
-        matches = match_event(event, self.catalogue.workflows(conn), booking)
-        rows = [row for m in matches for row in plan_deliveries(m, now, max_depth=self.max_depth)]
-        written = deliveries.insert_deliveries(conn, rows)
+        return self._write(conn, self._plan(event, self.catalogue.workflows(conn), booking, now), event.id)
+
+    @staticmethod
+    def _on_workflow_deleted(conn: Connection, event: ChangeEvent, now: dt.datetime) -> None:
+        if event.table_name == "workflows" and event.op == "DELETE":
+            skipped = deliveries.skip_pending_of_workflow(conn, event.row_id, now, "workflow deleted")
+            logger.info("workflow %s deleted: %d pending deliveries skipped", event.row_id, skipped,
+                        extra={"workflow": event.row_id})
+
+    def _plan(self, event: ChangeEvent, workflows, booking, now: dt.datetime) -> list[dict]:
+        matches = match_event(event, workflows, booking)
         for match in matches:
             logger.info("event %s: workflow %s (%s) matched %s %s", event.id, match.workflow.id,
                         match.workflow.name, event.table_name, event.row_id,
                         extra={"workflow": match.workflow.id, "event": event.id})
+        return [row for m in matches for row in plan_deliveries(m, now, max_depth=self.max_depth)]
+
+    @staticmethod
+    def _write(conn: Connection, rows: list[dict], event_id: int | None) -> int:
+        written = deliveries.insert_deliveries(conn, rows)
         if written != len(rows):
-            logger.info("event %s: %d deliveries existed already (replay)", event.id, len(rows) - written)
+            where = f"event {event_id}" if event_id is not None else "a batch of events"
+            logger.info("%s: %d deliveries existed already (replay)", where, len(rows) - written)
+        return written
 
 
 class Wakeup:

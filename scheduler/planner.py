@@ -4,21 +4,22 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import queue
 import threading
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 
 from apscheduler.events import EVENT_JOB_ERROR, EVENT_JOB_EXECUTED, EVENT_JOB_MISSED
 from apscheduler.util import datetime_to_utc_timestamp
 from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.exc import SQLAlchemyError
 
-from db import NotFound
 from db import booking as bookings
 from db import deliveries
 from db import jobs as job_queries
-from db.connect import read_only
 from db import workflows as store
+from db.connect import read_only
 from db.records import ChangeEvent
-from engine.document import workflow_from_row
 from engine.durations import format_duration
 from engine.errors import InvalidWorkflow
 from engine.matching import Match
@@ -36,9 +37,36 @@ from engine.planning import (
 )
 from engine.workflow import Workflow
 from scheduler import jobs
-from scheduler.jobstore import ArgsRecordingExecutor, SafeJobStore, date_job, make_scheduler
+from scheduler.catalogue import parsed
+from scheduler.jobstore import (
+    ArgsRecordingExecutor,
+    SafeJobStore,
+    apscheduler_lock,
+    date_job,
+    loop_thread,
+    make_scheduler,
+)
 
 logger = logging.getLogger(__name__)
+
+# Appointments read at once when reconciling; job ids read at once when looking for orphans.
+PAGE, ORPHAN_PAGE = 2000, 10_000
+# Due firings written in one transaction at most.
+FIRE_BATCH = 500
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class _Due:
+    """A job APScheduler ran (or reported missed), waiting for the firing thread."""
+
+    missed: bool
+    workflow_id: int
+    appointment_id: int
+    planned_at: dt.datetime
+
+    @property
+    def extra(self) -> dict[str, int]:
+        return {"workflow": self.workflow_id, "appointment": self.appointment_id}
 
 
 class Planner:
@@ -55,6 +83,8 @@ class Planner:
         # Appointments whose firing failed (the database was away): re-planned by retry_failed().
         self._failed: set[int] = set()
         self._failed_lock = threading.Lock()
+        self._due: queue.SimpleQueue[_Due | None] = queue.SimpleQueue()
+        self._firing: threading.Thread | None = None
         self._build()
 
     # --- lifecycle ---------------------------------------------------------
@@ -73,16 +103,24 @@ class Planner:
             self._build()
         self._used = True
         jobs.register(self)
+        if self._firing is None or not self._firing.is_alive():
+            self._firing = threading.Thread(target=self._fire_loop, name="apptflow-firing", daemon=True)
+            self._firing.start()
         self.scheduler.start()
 
     def stop(self) -> None:
+        """Stop APScheduler, then write the firings it had queued."""
         if self.scheduler.running:
             self.scheduler.shutdown(wait=True)
+        if self._firing is not None:
+            self._due.put(None)
+            self._firing.join()
+            self._firing = None
         jobs.register(None)
 
     def ensure_running(self) -> None:
         """Restart APScheduler if its loop thread died (its `running` flag does not tell)."""
-        thread = getattr(self.scheduler, "_thread", None)  # BackgroundScheduler's loop, APScheduler 3.x
+        thread = loop_thread(self.scheduler)
         if self.scheduler.running and thread is not None and not thread.is_alive():
             logger.error("APScheduler's loop died; restarting it")
             self.scheduler.shutdown(wait=False)
@@ -127,42 +165,68 @@ class Planner:
 
     def replan_appointments(self, appointment_ids: Iterable[int], now: dt.datetime) -> None:
         """Add, move or remove the jobs of these appointments; record firings planned too late as skipped."""
+        workflows = self._offset_workflows()
+        if not workflows:
+            return  # no time-offset workflow: no job to have (a deleted one's jobs go with its own event)
+        appointment_ids = set(appointment_ids)
         desired: dict[str, Firing] = {}
         late: list[tuple[Workflow, TooLate]] = []
-        scope: set[str] = set()
-        workflows = self._offset_workflows()
         with read_only(self.engine) as conn:
+            found = bookings.bookings_by_id(conn, appointment_ids)
             for appointment_id in appointment_ids:
-                scope.update(job_queries.run_times(conn, like=f"wf:%:appt:{appointment_id}"))
-                booking = bookings.load_booking(conn, appointment_id)
                 for workflow in workflows:
-                    result = plan(workflow, booking, now)
+                    result = plan(workflow, found.get(appointment_id), now)
                     if isinstance(result, Firing) and not self._done(conn, result, now):
                         desired[job_id(workflow.id, appointment_id)] = result
                     elif isinstance(result, TooLate):
                         late.append((workflow, result))
-        self._apply(desired, scope, now)
+        self._apply(desired, {job_id(w.id, a) for w in workflows for a in appointment_ids}, now)
         if late:
             self._record_late(late, now)
 
     def reconcile(self, now: dt.datetime, *, workflow_ids: Iterable[int] | None = None) -> tuple[int, int]:
-        """Make the jobs of these workflows (all, by default) match their future firings; return (written, removed)."""
-        desired: dict[str, Firing] = {}
-        workflows = self._offset_workflows(workflow_ids)
-        with read_only(self.engine) as conn:
-            if workflow_ids is None:
-                scope = set(job_queries.run_times(conn, like="wf:%"))
-            else:
-                scope = {i for w in set(workflow_ids) for i in job_queries.run_times(conn, like=f"wf:{w}:%")}
-            for workflow in workflows:
-                if not workflow.enabled:
-                    continue
-                anchor = "starts_at" if workflow.trigger.type == "appointment_starts" else "ends_at"
-                for booking in bookings.load_bookings_from(conn, anchor, earliest_anchor(workflow, now)):
-                    result = plan(workflow, booking, now)
-                    if isinstance(result, Firing) and not self._done(conn, result, now):
-                        desired[job_id(workflow.id, booking.appointment.id)] = result
-        return self._apply(desired, scope, now)
+        """Make the jobs of these workflows (all, by default) match their future firings; return (written, removed).
+
+        Appointments are read a page at a time and each page's jobs compared by id, so memory
+        and each step stay bounded whatever the number of appointments; then a pass over the
+        job ids removes the jobs whose workflow or appointment is gone.
+        """
+        wanted = set(workflow_ids) if workflow_ids is not None else None
+        active = [w for w in self._offset_workflows(wanted) if w.enabled]
+        written = removed = 0
+        for workflow in active:
+            anchor = "starts_at" if workflow.trigger.type == "appointment_starts" else "ends_at"
+            with read_only(self.engine) as conn:
+                for page in bookings.booking_pages(conn, anchor, earliest_anchor(workflow, now), PAGE):
+                    desired = {}
+                    for booking in page:
+                        result = plan(workflow, booking, now)
+                        if isinstance(result, Firing) and not self._done(conn, result, now):
+                            desired[job_id(workflow.id, booking.appointment.id)] = result
+                    scope = {job_id(workflow.id, b.appointment.id) for b in page}
+                    added, dropped = self._apply(desired, scope, now, log=False)
+                    written, removed = written + added, removed + dropped
+        removed += self._remove_orphans({w.id for w in active}, wanted, now)
+        if written or removed:
+            logger.info("time-offset jobs reconciled: %d written, %d removed", written, removed)
+        return written, removed
+
+    def _remove_orphans(self, active: set[int], wanted: set[int] | None, now: dt.datetime) -> int:
+        """Remove the jobs (of the *wanted* workflows, or all) whose workflow is not an enabled
+        time-offset one any more or whose appointment is gone; due ones are APScheduler's."""
+        removed, last = 0, ""
+        while True:
+            with read_only(self.engine) as conn:
+                page = job_queries.job_ids_after(conn, last, ORPHAN_PAGE)
+                if not page:
+                    return removed
+                last = page[-1]
+                ids = {i: parse_job_id(i) for i in page}
+                ids = {i: p for i, p in ids.items() if p is None or wanted is None or p[0] in wanted}
+                present = bookings.existing_appointments(conn, {p[1] for p in ids.values() if p})
+            orphans = {i for i, p in ids.items()
+                       if p is not None and (p[0] not in active or p[1] not in present)}
+            removed += self._apply({}, orphans, now, log=False)[1]
 
     @staticmethod
     def _done(conn: Connection, firing: Firing, now: dt.datetime) -> bool:
@@ -170,16 +234,18 @@ class Planner:
         return firing.planned_at < now and deliveries.occurrence_recorded(
             conn, firing.workflow_id, firing.appointment_id, occurrence(firing.planned_at))
 
-    def _apply(self, desired: dict[str, Firing], scope: set[str], now: dt.datetime) -> tuple[int, int]:
+    def _apply(self, desired: dict[str, Firing], scope: set[str], now: dt.datetime, *,
+               log: bool = True) -> tuple[int, int]:
         """Write the desired jobs that differ, remove the in-scope jobs no longer desired.
 
         A job already due is APScheduler's to run or to record as missed: left alone.
         """
-        # APScheduler's own lock: its loop must not run a job we are rewriting (a private
-        # attribute, stable across APScheduler 3.x).
-        with self.scheduler._jobstores_lock:
+        if not desired and not scope:
+            return 0, 0
+        with apscheduler_lock(self.scheduler):  # its loop must not run a job we are rewriting
+            self.store.flush_removals()  # a fired job's removal must not delete the job we write
             with read_only(self.engine) as conn:
-                existing = job_queries.run_times(conn, like="wf:%") if desired or scope else {}
+                existing = job_queries.run_times_of(conn, desired.keys() | scope)
             due = {i for i, t in existing.items() if t is not None and t <= datetime_to_utc_timestamp(now)}
             to_write = [
                 date_job(self.scheduler, job_id=i, func=jobs.FIRE, run_at=f.run_at, grace=f.grace,
@@ -195,7 +261,7 @@ class Planner:
                 self.store.remove_jobs(to_remove)
         if to_write and self.scheduler.running:
             self.scheduler.wakeup()
-        if to_write or to_remove:
+        if log and (to_write or to_remove):
             logger.info("time-offset jobs: %d written, %d removed", len(to_write), len(to_remove))
         return len(to_write), len(to_remove)
 
@@ -218,71 +284,110 @@ class Planner:
                               "offset": format_duration(workflow.trigger.offset)})
 
     # --- firing ------------------------------------------------------------
-
-    def _load(self, conn: Connection, workflow_id: int) -> Workflow | None:
-        try:
-            return workflow_from_row(store.get_workflow(conn, workflow_id))
-        except (NotFound, InvalidWorkflow) as error:
-            logger.info("time-offset job for workflow %s does nothing: %s", workflow_id, error)
-            return None
+    #
+    # APScheduler's executor threads only queue a due job (fire) or a missed one (its listener);
+    # one thread writes whatever has queued in one transaction: 1,000 reminders due in the same
+    # second are a few transactions, not a thousand.
 
     def fire(self, workflow_id: int, appointment_id: int, planned_at: str) -> None:
-        """A job is due: re-read everything, re-check, and write the deliveries (or say why not)."""
-        now = self.clock()
-        planned = dt.datetime.fromisoformat(planned_at)
-        extra = {"workflow": workflow_id, "appointment": appointment_id}
-        with self.engine.begin() as conn:
-            workflow = self._load(conn, workflow_id)
-            booking = bookings.load_booking(conn, appointment_id)
-            if workflow is None or not still_planned(workflow, booking, planned):
-                logger.info("stale job for workflow %s, appointment %s at %s: nothing to do (the appointment "
-                            "or workflow changed since it was planned)", workflow_id, appointment_id,
-                            planned_at, extra=extra)
-                return
-            rows = plan_deliveries(self._match(workflow, appointment_id, planned), now, max_depth=self.max_depth)
-            written = deliveries.insert_deliveries(conn, rows)
-        lateness = (now - planned).total_seconds()
-        logger.info("workflow %s fired for appointment %s (planned %s, %.3fs late): %d deliveries",
-                    workflow_id, appointment_id, planned_at, lateness, written, extra=extra)
-        self.on_deliveries()
+        """A job is due (called by APScheduler): queue it for the firing thread."""
+        self._due.put(_Due(missed=False, workflow_id=workflow_id, appointment_id=appointment_id,
+                           planned_at=dt.datetime.fromisoformat(planned_at)))
 
     def _on_outcome(self, event) -> None:
         args = self.executor.pop_args(event.job_id, event.scheduled_run_time)
+        if event.code == EVENT_JOB_ERROR:
+            # APScheduler has removed the job: re-plan the appointment on the next loop.
+            logger.error("time-offset job %s failed, will re-plan it: %s", event.job_id, event.exception)
+            self._replan_later(parse_job_id(event.job_id))
         if event.code != EVENT_JOB_MISSED:
-            if event.code == EVENT_JOB_ERROR:
-                # APScheduler has removed the job: re-plan the appointment on the next loop.
-                logger.error("time-offset job %s failed, will re-plan it: %s", event.job_id, event.exception)
-                ids = parse_job_id(event.job_id)
-                if ids is not None:
-                    with self._failed_lock:
-                        self._failed.add(ids[1])
             return
         ids = parse_job_id(event.job_id)
         if ids is None or args is None:
             logger.error("job %s missed at %s (not an apptflow firing)", event.job_id, event.scheduled_run_time)
             return
-        try:
-            self.record_missed(*ids, planned_at=dt.datetime.fromisoformat(args[2]), now=self.clock())
-        except Exception:  # noqa: BLE001 - a listener must not break APScheduler's loop
-            logger.exception("could not record the missed firing of job %s", event.job_id)
+        self._due.put(_Due(missed=True, workflow_id=ids[0], appointment_id=ids[1],
+                           planned_at=dt.datetime.fromisoformat(args[2])))
 
-    def record_missed(self, workflow_id: int, appointment_id: int, *, planned_at: dt.datetime,
-                      now: dt.datetime) -> int:
-        """A firing the daemon was down for beyond its grace: record its deliveries as missed."""
+    def _replan_later(self, ids: tuple[int, int] | None) -> None:
+        if ids is not None:
+            with self._failed_lock:
+                self._failed.add(ids[1])
+
+    def _fire_loop(self) -> None:
+        """Write the queued firings, a batch at a time, until stop() queues None."""
+        while True:
+            batch = [self._due.get()]
+            while batch[-1] is not None and len(batch) < FIRE_BATCH:
+                try:
+                    batch.append(self._due.get_nowait())
+                except queue.Empty:
+                    break
+            due = [item for item in batch if item is not None]
+            if due:
+                self._fire_isolated(due)
+            if batch[-1] is None:
+                return
+
+    def _fire_isolated(self, due: list[_Due]) -> None:
+        """Write a batch; a database error re-plans it, any other one is narrowed down to its firing."""
+        try:
+            self.fire_batch(due, self.clock())
+        except SQLAlchemyError as error:
+            logger.warning("cannot write %d due firings, they will be re-planned: %s", len(due),
+                           error.__cause__ or error)
+            for item in due:
+                self._replan_later((item.workflow_id, item.appointment_id))
+        except Exception:  # noqa: BLE001 - one bad firing must not take the others with it
+            if len(due) > 1:
+                for item in due:
+                    self._fire_isolated([item])
+                return
+            logger.exception("time-offset firing of workflow %s for appointment %s failed, will re-plan it",
+                             due[0].workflow_id, due[0].appointment_id)
+            self._replan_later((due[0].workflow_id, due[0].appointment_id))
+
+    def fire_batch(self, due: list[_Due], now: dt.datetime) -> int:
+        """Re-read everything, re-check each firing, write their deliveries in one transaction; return how many."""
+        rows: list[dict] = []
         with self.engine.begin() as conn:
-            workflow = self._load(conn, workflow_id)
-            if workflow is None or not still_planned(workflow, bookings.load_booking(conn, appointment_id),
-                                                     planned_at):
-                logger.info("job %s for appointment %s missed, but it no longer applies: nothing recorded",
-                            workflow_id, appointment_id)
-                return 0
-            late = format_duration(dt.timedelta(seconds=round((now - planned_at).total_seconds())))
-            reason = (f"missed: due at {planned_at.isoformat()}, the daemon was down until {late} later "
-                      f"(grace {format_duration(grace_of(workflow))})")
-            rows = [{**row, "status": "missed", "error": reason}
-                    for row in plan_deliveries(self._match(workflow, appointment_id, planned_at), now,
-                                               max_depth=self.max_depth)]
+            workflows = store.get_workflows(conn, {d.workflow_id for d in due})
+            found = bookings.bookings_by_id(conn, {d.appointment_id for d in due})
+            for item in due:
+                workflow = self._parse(workflows.get(item.workflow_id), item.workflow_id)
+                if workflow is None or not still_planned(workflow, found.get(item.appointment_id), item.planned_at):
+                    logger.info("stale job for workflow %s, appointment %s at %s: nothing to do (the appointment "
+                                "or workflow changed since it was planned)", item.workflow_id,
+                                item.appointment_id, item.planned_at.isoformat(), extra=item.extra)
+                    continue
+                rows += self._firing_rows(workflow, item, now)
             written = deliveries.insert_deliveries(conn, rows)
-        logger.warning("workflow %s, appointment %s: %s", workflow_id, appointment_id, reason,
-                       extra={"workflow": workflow_id, "appointment": appointment_id})
+        if written:
+            self.on_deliveries()
         return written
+
+    def _firing_rows(self, workflow: Workflow, item: _Due, now: dt.datetime) -> list[dict]:
+        planned = plan_deliveries(self._match(workflow, item.appointment_id, item.planned_at), now,
+                                  max_depth=self.max_depth)
+        if not item.missed:
+            logger.info("workflow %s fired for appointment %s (planned %s, %.3fs late)", item.workflow_id,
+                        item.appointment_id, item.planned_at.isoformat(), (now - item.planned_at).total_seconds(),
+                        extra=item.extra)
+            return planned
+        late = format_duration(dt.timedelta(seconds=round((now - item.planned_at).total_seconds())))
+        reason = (f"missed: due at {item.planned_at.isoformat()}, the daemon was down until {late} later "
+                  f"(grace {format_duration(grace_of(workflow))})")
+        logger.warning("workflow %s, appointment %s: %s", item.workflow_id, item.appointment_id, reason,
+                       extra=item.extra)
+        return [{**row, "status": "missed", "error": reason} for row in planned]
+
+    @staticmethod
+    def _parse(row, workflow_id: int) -> Workflow | None:
+        if row is None:
+            logger.info("time-offset job for workflow %s does nothing: the workflow is gone", workflow_id)
+            return None
+        try:
+            return parsed(row)
+        except InvalidWorkflow as error:
+            logger.info("time-offset job for workflow %s does nothing: %s", workflow_id, error)
+            return None

@@ -1,27 +1,27 @@
-"""Delivery workers: claim a due delivery, render it with the data as it is now, send, record."""
+"""Delivery workers: claim due deliveries, render each with the data as it is now, send, record."""
 
 from __future__ import annotations
 
 import datetime as dt
 import logging
 import random
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy.engine import Engine
 
 from channels import PermanentSendError, TransientSendError
-from db import NotFound
 from db import booking as bookings
 from db import deliveries
 from db import workflows as store
 from db.records import Booking, Delivery
 from engine.context import build_context
-from engine.document import workflow_from_row
 from engine.errors import InvalidWorkflow, RenderError
 from engine.render import describe_recipients, recipient_count, render_action
 from engine.retry import DEFAULT_POLICY, RetryPolicy
 from engine.workflow import Action
+from scheduler.catalogue import parsed
 
 logger = logging.getLogger(__name__)
 
@@ -42,33 +42,83 @@ class Outcome:
     error: str | None = None
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class _Loaded:
+    """What a batch of claimed deliveries refers to, read in one go: workflow rows and bookings by id."""
+
+    workflows: dict[int, Any]
+    bookings: dict[int, Booking]
+    customers: dict[int, Booking]
+
+
 class DeliveryWorker:
-    """One attempt at a time; the daemon runs several in threads."""
+    """Claims due deliveries a few at a time and attempts them; the daemon runs several in threads.
+
+    A batch is claimed in one statement and what it refers to is read in one
+    go; each delivery is then rendered and sent in turn, and its outcome
+    recorded at once, fenced by its attempt. A delivery whose turn comes after
+    half its lease has gone is given back unattempted, so a slow batch cannot
+    let a lease expire before its send.
+    """
 
     def __init__(self, engine: Engine, transports, *, company: dict[str, str],
                  policy: RetryPolicy = DEFAULT_POLICY, lease: dt.timedelta = dt.timedelta(minutes=2),
-                 rng: random.Random | None = None):
+                 rng: random.Random | None = None, batch: int = 1,
+                 clock: Callable[[], dt.datetime] | None = None):
         self.engine = engine
         self.transports = transports
         self.company = company
         self.policy = policy
         self.lease = lease
         self.rng = rng or random.Random()
+        self.batch = batch
+        self.clock = clock  # None: every outcome is recorded at the `now` the batch was claimed at
 
     def work_one(self, now: dt.datetime) -> Outcome | None:
         """Claim and attempt the next due delivery; None when nothing is due."""
+        outcomes = self.work(now, limit=1)
+        return outcomes[0] if outcomes else None
+
+    def work(self, now: dt.datetime, *, limit: int | None = None) -> list[Outcome]:
+        """Claim up to *limit* (the batch size) due deliveries and attempt them; [] when nothing is due."""
         with self.engine.begin() as conn:
-            delivery = deliveries.claim_due(conn, now, self.lease)
-        if delivery is None:
-            return None
-        return self.attempt(delivery, now)
+            claims = deliveries.claim_due_batch(conn, now, self.lease, limit or self.batch)
+        if not claims:
+            return []
+        loaded = self._load_all(claims)
+        outcomes = []
+        for n, claim in enumerate(claims):
+            at = self.clock() if self.clock else now
+            if at - now > self.lease / 2:
+                self._give_back(claims[n:], at)
+                break
+            outcomes.append(self._attempt(claim, loaded, at))
+        return outcomes
 
     def attempt(self, delivery: Delivery, now: dt.datetime) -> Outcome:
         """Render and send one claimed delivery and record the outcome."""
+        return self._attempt(delivery, self._load_all([delivery]), now)
+
+    def _give_back(self, claims: list[Delivery], now: dt.datetime) -> None:
+        with self.engine.begin() as conn:
+            for claim in claims:
+                deliveries.release(conn, claim, now)
+        logger.info("gave back %d claimed deliveries unattempted: half their lease had gone", len(claims))
+
+    def _load_all(self, claims: list[Delivery]) -> _Loaded:
+        appointments = {c.subject_id for c in claims if c.subject_table == "appointments"}
+        customers = {c.subject_id for c in claims if c.subject_table != "appointments"}
+        with self.engine.connect() as conn:
+            rows = store.get_workflows(conn, {c.workflow_id for c in claims})
+            found = bookings.bookings_by_id(conn, appointments) if appointments else {}
+            people = {i: bookings.load_customer_booking(conn, i) for i in customers}
+        return _Loaded(workflows=rows, bookings=found, customers={i: b for i, b in people.items() if b})
+
+    def _attempt(self, delivery: Delivery, loaded: _Loaded, now: dt.datetime) -> Outcome:
         extra = {"delivery": delivery.id, "workflow": delivery.workflow_id}
         rendered = recipients = None
         try:
-            action, booking = self._load(delivery)
+            action, booking = self._resolve(delivery, loaded)
             context = build_context(booking, company=self.company, extra=delivery.context)
             rendered = render_action(action, booking, context, delivery.recipient_index)
             recipients = describe_recipients(action.type, rendered)
@@ -100,19 +150,17 @@ class DeliveryWorker:
                        outcome, extra={"delivery": delivery.id})
         return Outcome(status="lost", error="lease expired during the attempt")
 
-    def _load(self, delivery: Delivery) -> tuple[Action, Booking]:
-        with self.engine.connect() as conn:
-            try:
-                row = store.get_workflow(conn, delivery.workflow_id)
-            except NotFound:
-                raise Skip("workflow deleted") from None
-            if delivery.subject_table == "appointments":
-                booking = bookings.load_booking(conn, delivery.subject_id)
-            else:
-                booking = bookings.load_customer_booking(conn, delivery.subject_id)
+    def _resolve(self, delivery: Delivery, loaded: _Loaded) -> tuple[Action, Booking]:
+        row = loaded.workflows.get(delivery.workflow_id)
+        if row is None:
+            raise Skip("workflow deleted")
+        if delivery.subject_table == "appointments":
+            booking = loaded.bookings.get(delivery.subject_id)
+        else:
+            booking = loaded.customers.get(delivery.subject_id)
         if not row.enabled:
             raise Skip("workflow disabled")
-        workflow = workflow_from_row(row)
+        workflow = parsed(row)
         action = next((a for a in workflow.actions if a.id == delivery.action_id), None)
         if action is None:
             raise Skip("the action no longer exists in the workflow")
