@@ -41,31 +41,10 @@ def load_customer(conn: Connection, customer_id: int | None) -> Customer | None:
     return Customer(**{**row._mapping, "custom": _custom(row.custom)})
 
 
-def load_appointment(conn: Connection, appointment_id: int) -> Appointment | None:
-    """An appointment as it is now, or None if it was deleted."""
-    row = _one(conn, appointments, appointment_id)
-    if row is None:
-        return None
-    return Appointment(**{**row._mapping, "custom": _custom(row.custom)})
-
-
 def load_booking(conn: Connection, appointment_id: int) -> Booking | None:
     """An appointment with its customer, service, staff and location, or None if it is gone."""
-    appointment = load_appointment(conn, appointment_id)
-    if appointment is None:
-        return None
-    service, member, location = (
-        _one(conn, table, row_id) for table, row_id in (
-            (services, appointment.service_id), (staff, appointment.staff_id),
-            (locations, appointment.location_id))
-    )
-    return Booking(
-        appointment=appointment,
-        customer=load_customer(conn, appointment.customer_id),
-        service=Service(**service._mapping) if service else None,
-        staff=Staff(**member._mapping) if member else None,
-        location=Location(**location._mapping) if location else None,
-    )
+    found = load_bookings(conn, [appointment_id])
+    return found[0] if found else None
 
 
 def load_customer_booking(conn: Connection, customer_id: int) -> Booking | None:
@@ -101,40 +80,39 @@ def set_appointment_status(conn: Connection, appointment_id: int, status: str, d
     return result.rowcount > 0
 
 
-def _by_id(conn: Connection, table, ids: set[int]) -> dict[int, Any]:
-    ids.discard(None)
-    rows = {}
-    chunk = sorted(ids)
-    for start in range(0, len(chunk), 500):
-        query = select(*_columns(table)).where(table.c.id.in_(chunk[start:start + 500]))
-        rows.update({row.id: row for row in conn.execute(query)})
-    return rows
+# One query reads a booking whole: the appointment and the four rows it refers to, each row's
+# columns side by side in the order of _PARTS.
+_PARTS = ((appointments, Appointment), (customers, Customer), (services, Service), (staff, Staff),
+          (locations, Location))
+_BOOKING_QUERY = select(*(column for table, _ in _PARTS for column in _columns(table))).select_from(
+    appointments.outerjoin(customers, customers.c.id == appointments.c.customer_id)
+    .outerjoin(services, services.c.id == appointments.c.service_id)
+    .outerjoin(staff, staff.c.id == appointments.c.staff_id)
+    .outerjoin(locations, locations.c.id == appointments.c.location_id))
+
+
+def _booking(row) -> Booking:
+    records, offset = [], 0
+    for table, kind in _PARTS:
+        values = dict(zip(table.c.keys(), row[offset:offset + len(table.c)]))
+        offset += len(table.c)
+        if values["id"] is None:  # a dangling or empty reference
+            records.append(None)
+            continue
+        if "custom" in values:
+            values["custom"] = _custom(values["custom"])
+        records.append(kind(**values))
+    appointment, customer, service, member, location = records
+    return Booking(appointment=appointment, customer=customer, service=service, staff=member, location=location)
 
 
 def load_bookings(conn: Connection, appointment_ids: list[int]) -> list[Booking]:
-    """Many bookings at once: one query per table, not per appointment."""
-    found = _by_id(conn, appointments, set(appointment_ids))
-    appts = [Appointment(**{**found[i]._mapping, "custom": _custom(found[i].custom)})
-             for i in appointment_ids if i in found]
-    people = _by_id(conn, customers, {a.customer_id for a in appts})
-    related = {name: _by_id(conn, table, {getattr(a, key) for a in appts}) for name, table, key in (
-        ("service", services, "service_id"), ("staff", staff, "staff_id"), ("location", locations, "location_id"))}
-    kinds = {"service": Service, "staff": Staff, "location": Location}
-
-    def one(name: str, row_id):
-        row = related[name].get(row_id)
-        return kinds[name](**row._mapping) if row is not None else None
-
-    return [
-        Booking(
-            appointment=a,
-            customer=Customer(**{**people[a.customer_id]._mapping, "custom": _custom(people[a.customer_id].custom)})
-            if a.customer_id in people else None,
-            service=one("service", a.service_id), staff=one("staff", a.staff_id),
-            location=one("location", a.location_id),
-        )
-        for a in appts
-    ]
+    """Many bookings at once, in the order asked (the gone ones left out): one query per 500."""
+    found = {}
+    for start in range(0, len(appointment_ids), 500):
+        query = _BOOKING_QUERY.where(appointments.c.id.in_(appointment_ids[start:start + 500]))
+        found.update((b.appointment.id, b) for b in map(_booking, conn.execute(query)))
+    return [found[i] for i in appointment_ids if i in found]
 
 
 def bookings_by_id(conn: Connection, appointment_ids: set[int]) -> dict[int, Booking]:

@@ -53,6 +53,35 @@ def notify_systemd(state: str) -> None:
             logger.warning("could not notify systemd", exc_info=True)
 
 
+class WorkSignal:
+    """Wakes one idle worker per call, and remembers a call that came while none was waiting.
+
+    One delivery to send should wake one worker, not all of them racing for it;
+    a worker that claims a full batch wakes the next, so a burst draws in every
+    worker in turn.
+    """
+
+    def __init__(self):
+        self._condition = threading.Condition()
+        self._pending = False
+
+    def set(self) -> None:
+        with self._condition:
+            self._pending = True
+            self._condition.notify()
+
+    def wake_all(self) -> None:
+        with self._condition:
+            self._pending = True
+            self._condition.notify_all()
+
+    def wait(self, timeout: float) -> None:
+        with self._condition:
+            if not self._pending:
+                self._condition.wait(timeout)
+            self._pending = False
+
+
 def retry_policy(config: Config) -> RetryPolicy:
     daemon = config.section("daemon")
     return RetryPolicy(base=parse_duration(daemon["retry_base"]), cap=parse_duration(daemon["retry_cap"]),
@@ -70,7 +99,7 @@ class Daemon:
         self.clock = clock
         self.transports = transports or Transports(config)
         self.catalogue = Catalogue()
-        self.work_ready = threading.Event()
+        self.work_ready = WorkSignal()
         self.planner = Planner(self.engine, self.catalogue, clock=clock, on_deliveries=self.work_ready.set,
                                max_depth=daemon["max_chain_depth"], threads=daemon["job_threads"])
         self.consumer = EventConsumer(self.engine, self.catalogue, max_depth=daemon["max_chain_depth"],
@@ -158,9 +187,11 @@ class Daemon:
 
     def _work(self) -> None:
         while not self.stopping.is_set():
-            if not self.worker.work(self.clock()):
+            done = self.worker.work(self.clock())
+            if len(done) >= self.worker.batch:
+                self.work_ready.set()  # there may be more: draw in another worker
+            elif not done:
                 self.work_ready.wait(self.poll)
-                self.work_ready.clear()
 
     def _housekeep(self) -> None:
         now = self.clock()
@@ -171,14 +202,14 @@ class Daemon:
         if resent or held:
             logger.warning("reclaimed deliveries interrupted by a crash: %d resent, %d held as unknown",
                            resent, held)
-            self.work_ready.set()
+            self.work_ready.wake_all()
         self.stopping.wait(self.heartbeat)
 
     def stop(self, timeout: float = 60.0) -> None:
         """Stop claiming work, let in-flight sends finish, and record the stop."""
         notify_systemd("STOPPING=1")
         self.stopping.set()
-        self.work_ready.set()
+        self.work_ready.wake_all()
         for thread in self._threads:
             thread.join(timeout)
         try:

@@ -9,7 +9,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Connection, Engine
 
 from channels import PermanentSendError, TransientSendError
 from db import booking as bookings
@@ -83,9 +83,9 @@ class DeliveryWorker:
         """Claim up to *limit* (the batch size) due deliveries and attempt them; [] when nothing is due."""
         with self.engine.begin() as conn:
             claims = deliveries.claim_due_batch(conn, now, self.lease, limit or self.batch)
-        if not claims:
-            return []
-        loaded = self._load_all(claims)
+            if not claims:
+                return []
+            loaded = self._load_all(conn, claims)
         outcomes = []
         for n, claim in enumerate(claims):
             at = self.clock() if self.clock else now
@@ -97,7 +97,9 @@ class DeliveryWorker:
 
     def attempt(self, delivery: Delivery, now: dt.datetime) -> Outcome:
         """Render and send one claimed delivery and record the outcome."""
-        return self._attempt(delivery, self._load_all([delivery]), now)
+        with self.engine.connect() as conn:
+            loaded = self._load_all(conn, [delivery])
+        return self._attempt(delivery, loaded, now)
 
     def _give_back(self, claims: list[Delivery], now: dt.datetime) -> None:
         with self.engine.begin() as conn:
@@ -105,13 +107,13 @@ class DeliveryWorker:
                 deliveries.release(conn, claim, now)
         logger.info("gave back %d claimed deliveries unattempted: half their lease had gone", len(claims))
 
-    def _load_all(self, claims: list[Delivery]) -> _Loaded:
+    @staticmethod
+    def _load_all(conn: Connection, claims: list[Delivery]) -> _Loaded:
         appointments = {c.subject_id for c in claims if c.subject_table == "appointments"}
         customers = {c.subject_id for c in claims if c.subject_table != "appointments"}
-        with self.engine.connect() as conn:
-            rows = store.get_workflows(conn, {c.workflow_id for c in claims})
-            found = bookings.bookings_by_id(conn, appointments) if appointments else {}
-            people = {i: bookings.load_customer_booking(conn, i) for i in customers}
+        rows = store.get_workflows(conn, {c.workflow_id for c in claims})
+        found = bookings.bookings_by_id(conn, appointments) if appointments else {}
+        people = {i: bookings.load_customer_booking(conn, i) for i in customers}
         return _Loaded(workflows=rows, bookings=found, customers={i: b for i, b in people.items() if b})
 
     def _attempt(self, delivery: Delivery, loaded: _Loaded, now: dt.datetime) -> Outcome:

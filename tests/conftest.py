@@ -31,7 +31,8 @@ def pg_cluster():
         if UNDER_CI:
             pytest.fail(f"PostgreSQL could not start under CI: {error}", pytrace=False)
         pytest.skip(f"PostgreSQL could not start: {error}")
-    admin = connect(cluster.url(), isolation_level="AUTOCOMMIT")
+    # pre-ping: tests restart the cluster under this long-lived engine
+    admin = connect(cluster.url(), isolation_level="AUTOCOMMIT", pool_pre_ping=True)
     with admin.connect() as conn:
         conn.exec_driver_sql(f"CREATE DATABASE {TEMPLATE}")
     template = connect(cluster.url(TEMPLATE))
