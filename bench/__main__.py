@@ -72,10 +72,10 @@ def main(argv: list[str] | None = None) -> int:
                 sizes = delivery.QUICK if args.quick else delivery.FULL
                 figures += delivery.run(databases.fresh(backend), backend, sizes)
             if "reconcile" in only:
-                figures += reconcile.run(databases.fresh(backend), backend, *((1000, 300) if args.quick
+                figures += reconcile.run(databases.fresh(backend), backend, *((500, 200) if args.quick
                                                                               else (100_000, 2000)))
             if "idle" in only:
-                figures += idle.run(databases.fresh(backend), backend, *((1000, 2.0) if args.quick
+                figures += idle.run(databases.fresh(backend), backend, *((500, 1.0) if args.quick
                                                                          else (100_000, 30.0)))
             print(f"{backend}: done after {time.monotonic() - began:.0f} s", file=sys.stderr, flush=True)
         print(_machine(databases, backends))

@@ -43,10 +43,11 @@ class Sizes:
     isolated: int  # timers, one a second apart... ish
     same_second: tuple[int, ...]
     burst: int
+    lead: float = 5.0  # seconds from booking to the first firing, at least (more for many firings)
 
 
 FULL = Sizes(latency=((3, 300), (50, 1000)), isolated=20, same_second=(1000, 10000), burst=10000)
-QUICK = Sizes(latency=((50, 40),), isolated=3, same_second=(100,), burst=300)
+QUICK = Sizes(latency=((50, 20),), isolated=2, same_second=(50,), burst=200, lead=2.5)
 
 
 def run(url: str, backend: str, sizes: Sizes) -> list[Figure]:
@@ -122,9 +123,9 @@ def _apptflow(engine, backend, receiver, ids, sizes, floors) -> list[Figure]:
                                   figure=f"{count} bookings at {rate:g}/s: commit → received, {label}",
                                   value=percentile(ours, q) * 1000, unit="ms",
                                   floor=percentile(floor, q) * 1000, aim=aims.get(label, "—")))
-    figures += _timers(engine, receiver, ids, sizes.isolated, floors, isolated=True)
+    figures += _timers(engine, receiver, ids, sizes.isolated, floors, isolated=True, lead=sizes.lead)
     for count in sizes.same_second:
-        figures += _timers(engine, receiver, ids, count, floors, isolated=False)
+        figures += _timers(engine, receiver, ids, count, floors, isolated=False, lead=sizes.lead)
     figures.append(_burst(engine, receiver, ids, sizes.burst, floors["burst"], backend))
     return figures
 
@@ -154,10 +155,10 @@ def _steady(engine, receiver, ids, service, rate, count, path) -> list[float]:
             if json.loads(body)["id"] in committed]
 
 
-def _timers(engine, receiver, ids, count, floors, *, isolated: bool) -> list[Figure]:
+def _timers(engine, receiver, ids, count, floors, *, isolated: bool, lead: float) -> list[Figure]:
     """*count* reminders, all due at one second (or a second and a bit apart): lateness at the receiver."""
     receiver.reset()
-    lead = 5 + count / 400  # time to plan the jobs before the first is due
+    lead += count / 400  # time to plan the jobs before the first is due
     first = dt.datetime.fromtimestamp(round(time.time() + lead), UTC)
     planned = [first + dt.timedelta(seconds=1.3 * n) if isolated else first for n in range(count)]
     booked, committed = insert_appointments(engine, ids, ids["service3"], [p + BEFORE for p in planned])

@@ -56,6 +56,10 @@ def is_public(address: str) -> bool:
 def resolve(host: str, port: int) -> list[str]:
     """Every address ``host`` resolves to for a TCP connection, in the resolver's order."""
     try:
+        return [str(ipaddress.ip_address(host))]  # a literal address: nothing to resolve
+    except ValueError:
+        pass
+    try:
         infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
     except (socket.gaierror, UnicodeError) as error:
         raise TransientSendError(f"cannot resolve {host!r}: {error}") from None

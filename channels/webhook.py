@@ -141,7 +141,7 @@ def _receipt(response: requests.Response, webhook_id: str, where: str) -> Receip
     if 200 <= status < 300:
         _drain(response)
         provider_id = next((response.headers[h] for h in _ID_HEADERS if response.headers.get(h)), webhook_id)
-        logger.info("webhook: %s answered %d for %s", where, status, webhook_id)
+        logger.debug("webhook: %s answered %d for %s", where, status, webhook_id)  # the worker logs the send
         return Receipt(provider_id=provider_id, detail=str(status))
     if 300 <= status < 400:
         location = response.headers.get("Location", "")

@@ -16,8 +16,6 @@ from db.tables import deliveries
 # States a delivery can be in; the last four are final unless an admin retries.
 PENDING, SENDING, SENT, DEAD, UNKNOWN, SKIPPED, MISSED = (
     "pending", "sending", "sent", "dead", "unknown", "skipped", "missed")
-# A multi-row insert's parameters stay well under SQLite's limit (32,766) at this many rows.
-_ROWS_PER_INSERT = 500
 
 
 def _delivery(row) -> Delivery:
@@ -27,16 +25,16 @@ def _delivery(row) -> Delivery:
 def insert_deliveries(conn: Connection, rows: list[dict[str, Any]]) -> int:
     """Insert outbox rows, ignoring those whose idempotency key exists; return how many were new.
 
-    Many rows to a statement: ``ON CONFLICT DO NOTHING ... RETURNING`` returns the new rows only, on
-    PostgreSQL and SQLite alike, so their count is the answer.
+    One statement for all the rows (SQLAlchemy sends them as multi-row VALUES, compiled once):
+    ``ON CONFLICT DO NOTHING ... RETURNING`` returns the new rows only, on PostgreSQL and SQLite
+    alike, so their count is the answer.
     """
+    if not rows:
+        return 0
     dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
-    written = 0
-    for start in range(0, len(rows), _ROWS_PER_INSERT):
-        statement = (dialect.insert(deliveries).values(rows[start:start + _ROWS_PER_INSERT])
-                     .on_conflict_do_nothing(index_elements=["idempotency_key"]).returning(deliveries.c.id))
-        written += len(conn.execute(statement).all())
-    return written
+    statement = (dialect.insert(deliveries).on_conflict_do_nothing(index_elements=["idempotency_key"])
+                 .returning(deliveries.c.id))
+    return len(conn.execute(statement, rows).all())
 
 
 def claim_due(conn: Connection, now: dt.datetime, lease: dt.timedelta) -> Delivery | None:

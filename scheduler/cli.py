@@ -285,8 +285,13 @@ def workflow_delete(app: App, workflow_id: int) -> None:
 # --- daemon -----------------------------------------------------------------
 
 def _setup_logging(level: str) -> None:
-    logging.basicConfig(level=getattr(logging, level.upper(), logging.INFO),
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    numeric = getattr(logging, level.upper(), logging.INFO)
+    logging.basicConfig(level=numeric, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    # APScheduler says three lines per job it runs ("Running job", "executed", "Removed"): 3,000
+    # lines for a morning's 1,000 reminders, each formatting the job. apptflow logs each firing
+    # once itself, so APScheduler speaks only of problems unless asked for DEBUG.
+    logging.getLogger("apscheduler").setLevel(max(numeric, logging.WARNING) if numeric > logging.DEBUG
+                                              else numeric)
 
 
 @main.command("run")

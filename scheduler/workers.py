@@ -5,8 +5,9 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import random
+import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy.engine import Connection, Engine
@@ -24,6 +25,9 @@ from engine.workflow import Action
 from scheduler.catalogue import parsed
 
 logger = logging.getLogger(__name__)
+
+# Outcomes of a batch are written together, but none waits longer than this for the others' sends.
+RECORD_WITHIN = 0.2
 
 
 class _LeaseLost(Exception):
@@ -43,6 +47,17 @@ class Outcome:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class _Unrecorded:
+    """An attempt's outcome, known but not yet written: written with the batch's others in one transaction."""
+
+    delivery: Delivery
+    outcome: Outcome
+    write: Callable[[Connection], bool]  # the fenced update; False if the lease was lost meanwhile
+    announce: Callable[[], None]  # its log line, once written
+    since: float = field(default_factory=time.monotonic)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class _Loaded:
     """What a batch of claimed deliveries refers to, read in one go: workflow rows and bookings by id."""
 
@@ -55,8 +70,9 @@ class DeliveryWorker:
     """Claims due deliveries a few at a time and attempts them; the daemon runs several in threads.
 
     A batch is claimed in one statement and what it refers to is read in one
-    go; each delivery is then rendered and sent in turn, and its outcome
-    recorded at once, fenced by its attempt. A delivery whose turn comes after
+    go; each delivery is then rendered and sent in turn, and the outcomes are
+    written together, each fenced by its attempt, when the batch is done (or
+    RECORD_WITHIN after the first, for slow sends). A delivery whose turn comes after
     half its lease has gone is given back unattempted, so a slow batch cannot
     let a lease expire before its send.
     """
@@ -86,20 +102,44 @@ class DeliveryWorker:
             if not claims:
                 return []
             loaded = self._load_all(conn, claims)
-        outcomes = []
+        outcomes: list[Outcome] = []
+        unrecorded: list[_Unrecorded] = []
         for n, claim in enumerate(claims):
             at = self.clock() if self.clock else now
             if at - now > self.lease / 2:
                 self._give_back(claims[n:], at)
                 break
-            outcomes.append(self._attempt(claim, loaded, at))
-        return outcomes
+            result = self._attempt(claim, loaded, at)
+            if isinstance(result, Outcome):
+                outcomes.append(result)
+                continue
+            unrecorded.append(result)
+            if time.monotonic() - unrecorded[0].since > RECORD_WITHIN:
+                outcomes += self._record(unrecorded)
+                unrecorded = []
+        return outcomes + self._record(unrecorded)
 
     def attempt(self, delivery: Delivery, now: dt.datetime) -> Outcome:
         """Render and send one claimed delivery and record the outcome."""
         with self.engine.connect() as conn:
             loaded = self._load_all(conn, [delivery])
-        return self._attempt(delivery, loaded, now)
+        result = self._attempt(delivery, loaded, now)
+        return result if isinstance(result, Outcome) else self._record([result])[0]
+
+    def _record(self, unrecorded: list[_Unrecorded]) -> list[Outcome]:
+        """Write outcomes in one transaction, each fenced by its attempt; then say what became of each."""
+        if not unrecorded:
+            return []
+        with self.engine.begin() as conn:
+            owned = [u.write(conn) for u in unrecorded]
+        outcomes = []
+        for u, mine in zip(unrecorded, owned, strict=True):
+            if mine:
+                u.announce()
+                outcomes.append(u.outcome)
+            else:
+                outcomes.append(self._lost(u.delivery, u.outcome.status))
+        return outcomes
 
     def _give_back(self, claims: list[Delivery], now: dt.datetime) -> None:
         with self.engine.begin() as conn:
@@ -116,7 +156,7 @@ class DeliveryWorker:
         people = {i: bookings.load_customer_booking(conn, i) for i in customers}
         return _Loaded(workflows=rows, bookings=found, customers={i: b for i, b in people.items() if b})
 
-    def _attempt(self, delivery: Delivery, loaded: _Loaded, now: dt.datetime) -> Outcome:
+    def _attempt(self, delivery: Delivery, loaded: _Loaded, now: dt.datetime) -> Outcome | _Unrecorded:
         extra = {"delivery": delivery.id, "workflow": delivery.workflow_id}
         rendered = recipients = None
         try:
@@ -138,13 +178,12 @@ class DeliveryWorker:
         except Exception as error:  # noqa: BLE001 - unexpected: log it, treat it as passing
             logger.exception("delivery %s failed unexpectedly", delivery.id, extra=extra)
             return self._retry(delivery, now, f"{type(error).__name__}: {error}", rendered, recipients)
-        with self.engine.begin() as conn:
-            owned = deliveries.mark_sent(conn, delivery, now, provider_id=receipt.provider_id,
-                                         rendered=rendered, recipients=recipients)
-        if not owned:
-            return self._lost(delivery, "sent")
-        logger.info("delivery %s sent (%s to %s)", delivery.id, delivery.action_type, recipients, extra=extra)
-        return Outcome(status="sent")
+        return _Unrecorded(
+            delivery=delivery, outcome=Outcome(status="sent"),
+            write=lambda conn: deliveries.mark_sent(conn, delivery, now, provider_id=receipt.provider_id,
+                                                    rendered=rendered, recipients=recipients),
+            announce=lambda: logger.info("delivery %s sent (%s to %s)", delivery.id, delivery.action_type,
+                                         recipients, extra=extra))
 
     def _lost(self, delivery: Delivery, outcome: str) -> Outcome:
         logger.warning("delivery %s: attempt %d ended (%s) after its lease expired and the delivery was "
@@ -187,27 +226,25 @@ class DeliveryWorker:
             return self._lost(delivery, "set_status")
         return Outcome(status="sent")
 
-    def _retry(self, delivery: Delivery, now: dt.datetime, error: str, rendered, recipients) -> Outcome:
+    def _retry(self, delivery: Delivery, now: dt.datetime, error: str, rendered, recipients) -> _Unrecorded:
         at = self.policy.next_attempt(delivery.attempts, now, self.rng)
         if at is None:
             return self._final(delivery, now, "dead", f"gave up after {delivery.attempts} attempts: {error}",
                                rendered, recipients)
-        with self.engine.begin() as conn:
-            owned = deliveries.mark_retry(conn, delivery, now, at=at, error=error, rendered=rendered,
-                                          recipients=recipients)
-        if not owned:
-            return self._lost(delivery, error)
-        logger.warning("delivery %s failed (attempt %d), retrying at %s: %s", delivery.id,
-                       delivery.attempts, at.isoformat(), error, extra={"delivery": delivery.id})
-        return Outcome(status="pending", error=error)
+        return _Unrecorded(
+            delivery=delivery, outcome=Outcome(status="pending", error=error),
+            write=lambda conn: deliveries.mark_retry(conn, delivery, now, at=at, error=error, rendered=rendered,
+                                                     recipients=recipients),
+            announce=lambda: logger.warning("delivery %s failed (attempt %d), retrying at %s: %s", delivery.id,
+                                            delivery.attempts, at.isoformat(), error,
+                                            extra={"delivery": delivery.id}))
 
-    def _final(self, delivery: Delivery, now: dt.datetime, status: str, error: str, rendered,
-               recipients) -> Outcome:
-        with self.engine.begin() as conn:
-            owned = deliveries.mark_final(conn, delivery, now, status=status, error=error, rendered=rendered,
-                                          recipients=recipients)
-        if not owned:
-            return self._lost(delivery, status)
+    @staticmethod
+    def _final(delivery: Delivery, now: dt.datetime, status: str, error: str, rendered,
+               recipients) -> _Unrecorded:
         log = logger.warning if status == "dead" else logger.info
-        log("delivery %s %s: %s", delivery.id, status, error, extra={"delivery": delivery.id})
-        return Outcome(status=status, error=error)
+        return _Unrecorded(
+            delivery=delivery, outcome=Outcome(status=status, error=error),
+            write=lambda conn: deliveries.mark_final(conn, delivery, now, status=status, error=error,
+                                                     rendered=rendered, recipients=recipients),
+            announce=lambda: log("delivery %s %s: %s", delivery.id, status, error, extra={"delivery": delivery.id}))
