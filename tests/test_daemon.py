@@ -15,7 +15,7 @@ from click.testing import CliRunner
 
 from scheduler.cli import main
 from scheduler.daemon import Daemon
-from tests.booking import book, seed
+from tests.booking import book, insert, seed
 from tests.channels.servers import HttpServer, Reply
 from tests.conftest import sql
 from tests.pipeline import add_workflow, make_config
@@ -249,3 +249,30 @@ def test_a_daemon_down_across_a_firing_fires_late_within_grace_and_records_misse
     assert len(receiver.requests) == (1 if expected == "sent" else 0)
     if expected == "missed":
         assert error.startswith(f"missed: due at {planned.isoformat()}")
+
+
+def test_a_thousand_reminders_due_in_the_same_second_each_arrive_once_and_none_early(engine, db_url, receiver):
+    arrived = []
+    receiver.route = lambda request: (arrived.append(time.time()), Reply(status=200))[1]
+    add_workflow(engine, {"name": "r", "trigger": {"type": "appointment_starts", "offset": "-1m"},
+                          "actions": [{"type": "webhook", "url": f"{receiver.url}/r",
+                                       "json": {"id": "{{ appointment_id }}"}}]})
+    ids = seed(engine)
+    process = start_daemon(db_url)
+    planned = dt.datetime.now(dt.timezone.utc).replace(microsecond=0) + dt.timedelta(seconds=8)
+    try:
+        with engine.begin() as conn:  # a morning's reminders: 1,000 bookings starting at the same second
+            appointments = [insert(conn, "appointments", customer_id=ids["customer"], service_id=ids["service"],
+                                   staff_id=ids["staff"], location_id=ids["location"], status="approved",
+                                   starts_at=(planned + dt.timedelta(minutes=1)).isoformat(),
+                                   ends_at=(planned + dt.timedelta(minutes=46)).isoformat())
+                            for _ in range(1000)]
+        wait_until(lambda: count(engine, "status = 'sent'") == 1000, timeout=120)
+    finally:
+        stderr = stop_daemon(process)
+    assert process.returncode == 0, stderr
+    assert sorted(int(r.json()["id"]) for r in receiver.requests) == sorted(appointments)  # each exactly once
+    assert len({r.headers["webhook-id"] for r in receiver.requests}) == 1000
+    assert min(arrived) >= planned.timestamp(), "a reminder arrived before its time"
+    assert sql(engine, "SELECT DISTINCT occurrence FROM deliveries") == [(f"at:{planned.isoformat()}",)]
+    assert count(engine) == 1000
