@@ -10,7 +10,8 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import decimal
-from collections.abc import Mapping
+from collections.abc import Callable, Collection, Mapping
+from dataclasses import dataclass
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -82,50 +83,88 @@ def _text(value: Any) -> Any:
     return "" if value is None else value
 
 
-def _times(appointment, tz: ZoneInfo, suffix: str, locale: Locale) -> dict[str, str]:
-    start, end = appointment.starts_at, appointment.ends_at
-    values = {
-        "appointment_date": _date(start, tz, locale),
-        "appointment_start_date": _date(start, tz, locale),
-        "appointment_end_date": _date(end, tz, locale),
-        "appointment_date_time": _date_time(start, tz, locale),
-        "appointment_start_date_time": _date_time(start, tz, locale),
-        "appointment_end_date_time": _date_time(end, tz, locale),
-        "appointment_start_time": _time(start, tz, locale),
-        "appointment_end_time": _time(end, tz, locale),
-    }
-    return {f"{name}{suffix}": value for name, value in values.items()}
+@dataclass(frozen=True, slots=True)
+class _Facts:
+    """What every keyword of one booking is computed from."""
+
+    booking: Booking
+    locale: Locale
+    location_zone: ZoneInfo
+    customer_zone: ZoneInfo
 
 
-def _appointment_keywords(booking: Booking, locale: Locale) -> dict[str, Any]:
-    a, service, member, location = booking.appointment, booking.service, booking.staff, booking.location
-    location_zone = zone(location.timezone if location else None)
-    customer_zone = _customer_zone(booking) or location_zone
-    minutes = round((a.ends_at - a.starts_at).total_seconds() / 60)
-    return {
-        "appointment_id": a.id,
-        **_times(a, location_zone, "", locale),
-        **_times(a, customer_zone, "_client", locale),
-        "appointment_duration": _duration(minutes),
-        "appointment_status": a.status,
-        "appointment_service_price": _price(service.price if service else None, locale),
-        "appointment_created_date": _date(a.created_at, location_zone, locale),
-        "appointment_created_time": _time(a.created_at, location_zone, locale),
-        "appointment_started_by": a.started_by,
-        "service_name": service.name if service else "",
-        "service_price": _price(service.price if service else None, locale),
-        "service_duration": _duration(service.duration_minutes if service else None),
-        "staff_name": _text(member.name) if member else "",
-        "staff_email": _text(member.email) if member else "",
-        "staff_phone": _text(member.phone) if member else "",
-        "location_name": _text(location.name) if location else "",
-        "location_address": _text(location.address) if location else "",
-        "location_timezone": location_zone.key,
-        "appointment": _plain(a, "appointment"),
-        "service": _plain(service, "service"),
-        "staff": _plain(member, "staff"),
-        "location": _plain(location, "location"),
-    }
+_MOMENTS = {"date": _date, "time": _time, "date_time": _date_time}
+# keyword stem → (the appointment's moment, how it is written)
+_TIMES = {
+    "appointment_date": ("starts_at", "date"), "appointment_start_date": ("starts_at", "date"),
+    "appointment_end_date": ("ends_at", "date"), "appointment_date_time": ("starts_at", "date_time"),
+    "appointment_start_date_time": ("starts_at", "date_time"),
+    "appointment_end_date_time": ("ends_at", "date_time"),
+    "appointment_start_time": ("starts_at", "time"), "appointment_end_time": ("ends_at", "time"),
+}
+
+
+def _moment(column: str, kind: str, client: bool) -> Callable[[_Facts], str]:
+    def produce(f: _Facts) -> str:
+        tz = f.customer_zone if client else f.location_zone
+        return _MOMENTS[kind](getattr(f.booking.appointment, column), tz, f.locale)
+    return produce
+
+
+def _minutes(a) -> int:
+    return round((a.ends_at - a.starts_at).total_seconds() / 60)
+
+
+def _of(record: str, field: str) -> Callable[[_Facts], Any]:
+    """A column of the service, staff member or location, empty when there is none."""
+    def produce(f: _Facts) -> Any:
+        row = getattr(f.booking, record)
+        return _text(getattr(row, field)) if row else ""
+    return produce
+
+
+def _customer_name(f: _Facts) -> str:
+    c = f.booking.customer
+    return " ".join(n for n in ((c.first_name, c.last_name) if c else ()) if n)
+
+
+def _customer_field(field: str) -> Callable[[_Facts], str]:
+    return lambda f: (getattr(f.booking.customer, field) if f.booking.customer else "") or ""
+
+
+# Every keyword, computed only when a template asks for it: formatting all of them (two dozen
+# dates in the customer's locale) cost more than rendering and sending a webhook.
+_APPOINTMENT: dict[str, Callable[[_Facts], Any]] = {
+    "appointment_id": lambda f: f.booking.appointment.id,
+    **{name: _moment(column, kind, False) for name, (column, kind) in _TIMES.items()},
+    **{f"{name}_client": _moment(column, kind, True) for name, (column, kind) in _TIMES.items()},
+    "appointment_duration": lambda f: _duration(_minutes(f.booking.appointment)),
+    "appointment_status": lambda f: f.booking.appointment.status,
+    "appointment_service_price": lambda f: _price(f.booking.service.price if f.booking.service else None, f.locale),
+    "appointment_created_date": lambda f: _date(f.booking.appointment.created_at, f.location_zone, f.locale),
+    "appointment_created_time": lambda f: _time(f.booking.appointment.created_at, f.location_zone, f.locale),
+    "appointment_started_by": lambda f: f.booking.appointment.started_by,
+    "service_name": lambda f: f.booking.service.name if f.booking.service else "",
+    "service_price": lambda f: _price(f.booking.service.price if f.booking.service else None, f.locale),
+    "service_duration": lambda f: _duration(f.booking.service.duration_minutes if f.booking.service else None),
+    "staff_name": _of("staff", "name"), "staff_email": _of("staff", "email"), "staff_phone": _of("staff", "phone"),
+    "location_name": _of("location", "name"), "location_address": _of("location", "address"),
+    "location_timezone": lambda f: f.location_zone.key,
+    "appointment": lambda f: _plain(f.booking.appointment, "appointment"),
+    "service": lambda f: _plain(f.booking.service, "service"),
+    "staff": lambda f: _plain(f.booking.staff, "staff"),
+    "location": lambda f: _plain(f.booking.location, "location"),
+}
+
+_CUSTOMER: dict[str, Callable[[_Facts], Any]] = {
+    "customer_full_name": _customer_name,
+    "customer_first_name": _customer_field("first_name"),
+    "customer_last_name": _customer_field("last_name"),
+    "customer_email": _customer_field("email"),
+    "customer_phone": _customer_field("phone"),
+    "customer_locale": _customer_field("locale"),
+    "customer": lambda f: _plain(f.booking.customer, "customer"),
+}
 
 
 def _customer_zone(booking: Booking) -> ZoneInfo | None:
@@ -135,32 +174,23 @@ def _customer_zone(booking: Booking) -> ZoneInfo | None:
     return known if name and known.key == name else None
 
 
-def _customer_keywords(booking: Booking) -> dict[str, Any]:
-    c = booking.customer
-    names = [n for n in ((c.first_name, c.last_name) if c else ()) if n]
-    return {
-        "customer_full_name": " ".join(names),
-        "customer_first_name": (c.first_name if c else "") or "",
-        "customer_last_name": (c.last_name if c else "") or "",
-        "customer_email": (c.email if c else "") or "",
-        "customer_phone": (c.phone if c else "") or "",
-        "customer_locale": (c.locale if c else "") or "",
-        "customer": _plain(c, "customer"),
-    }
-
-
-def build_context(booking: Booking, *, company: Mapping[str, str], extra: Mapping[str, Any]) -> dict[str, Any]:
-    """Every keyword for *booking*, plus the company's and the trigger's (*extra*: old/new status, ...)."""
+def build_context(booking: Booking, *, company: Mapping[str, str], extra: Mapping[str, Any],
+                  names: Collection[str] | None = None) -> dict[str, Any]:
+    """The keywords for *booking* (only *names*, if given), plus the company's and the trigger's
+    (*extra*: old/new status, ...)."""
     locale = locale_of(booking)
-    context: dict[str, Any] = {
-        **_customer_keywords(booking),
-        **{f"company_{key}": company.get(key, "") for key in ("name", "phone", "website", "address")},
-    }
+    location_zone = zone(booking.location.timezone if booking.location else None)
+    facts = _Facts(booking=booking, locale=locale, location_zone=location_zone,
+                   customer_zone=_customer_zone(booking) or location_zone)
+    producers = {**_CUSTOMER, **(_APPOINTMENT if booking.appointment is not None else {})}
+    wanted = producers.keys() if names is None else [n for n in names if n in producers]
+    context: dict[str, Any] = {name: producers[name](facts) for name in wanted}
+    context.update({f"company_{key}": company.get(key, "") for key in ("name", "phone", "website", "address")})
     if booking.appointment is not None:
-        context.update(_appointment_keywords(booking, locale))
+        context["location_timezone"] = location_zone.key  # read by the format_* filters too
     context.update(extra)
     if extra.get("fire_time"):
-        context["fire_time"] = _fire_time(extra["fire_time"], zone(context.get("location_timezone")), locale)
+        context["fire_time"] = _fire_time(extra["fire_time"], location_zone, locale)
     # Read by the format_* filters; not a keyword of its own.
     context["_locale"] = str(locale)
     return context

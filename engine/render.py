@@ -13,7 +13,7 @@ from typing import Any
 
 from db.records import Booking
 from engine.errors import RenderError
-from engine.templates import is_template, render
+from engine.templates import is_template, names_in, render
 from engine.validation import is_email, is_phone
 from engine.workflow import Action
 
@@ -28,6 +28,21 @@ def recipient_count(action: Action) -> int | None:
     """How many deliveries the action makes per occurrence (None: one, for all its recipients)."""
     field = PER_RECIPIENT.get(action.type)
     return len(action.fields[field]) if field else None
+
+
+def keywords_used(action: Action) -> frozenset[str]:
+    """Every name the action's templates read: the context need hold no other keyword."""
+    names: set[str] = set()
+    pending: list[Any] = list(action.fields.values())
+    while pending:
+        value = pending.pop()
+        if isinstance(value, str):
+            names |= names_in(value)
+        elif isinstance(value, dict):
+            pending += value.values()
+        elif isinstance(value, list):
+            pending += value
+    return frozenset(names)
 
 
 def _text(source: str | None, context: dict[str, Any]) -> str | None:

@@ -270,6 +270,17 @@ class _Deadline:
         return self.trace if frame.f_code.co_filename == "<template>" else None
 
 
+@functools.lru_cache(maxsize=1024)
+def names_in(source: str) -> frozenset[str]:
+    """The top-level names a template reads (empty for plain text or a template that does not parse)."""
+    if not is_template(source):
+        return frozenset()
+    try:
+        return frozenset(meta.find_undeclared_variables(ENVIRONMENT.parse(source)))
+    except TemplateSyntaxError:
+        return frozenset()  # rendering it says what is wrong
+
+
 def check(source: str, keywords: frozenset[str], context: str = "") -> list[str]:
     """Every problem with *source* as a template offered *keywords*: syntax, unknown filters, unknown names.
 

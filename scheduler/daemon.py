@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import logging
 import os
 import socket
@@ -31,6 +32,8 @@ logger = logging.getLogger(__name__)
 # Deliveries a worker claims at once: one statement and one read for several sends, while a
 # crash leaves few claims to reclaim.
 WORKER_BATCH = 10
+# How long a worker other than the polling one sleeps when nothing wakes it (a safety net).
+IDLE_WORKER_WAIT = 60.0
 
 
 def utc_now() -> dt.datetime:
@@ -63,7 +66,7 @@ class WorkSignal:
 
     def __init__(self):
         self._condition = threading.Condition()
-        self._pending = False
+        self._pending = self._closed = False
 
     def set(self) -> None:
         with self._condition:
@@ -75,9 +78,15 @@ class WorkSignal:
             self._pending = True
             self._condition.notify_all()
 
+    def close(self) -> None:
+        """Wake every worker, now and at every later wait: the daemon is stopping."""
+        with self._condition:
+            self._closed = True
+            self._condition.notify_all()
+
     def wait(self, timeout: float) -> None:
         with self._condition:
-            if not self._pending:
+            if not self._pending and not self._closed:
                 self._condition.wait(timeout)
             self._pending = False
 
@@ -125,7 +134,7 @@ class Daemon:
         self._spawn("consumer", self._lead)
         self._spawn("housekeeping", self._housekeep)
         for n in range(self.worker_count):
-            self._spawn(f"worker-{n}", self._work)
+            self._spawn(f"worker-{n}", functools.partial(self._work, polls=n == 0))
         logger.info("apptflow running: %d workers, polling every %gs", self.worker_count, self.poll)
         notify_systemd("READY=1")
 
@@ -185,13 +194,18 @@ class Daemon:
         finally:
             wakeup.close()
 
-    def _work(self) -> None:
+    def _work(self, polls: bool) -> None:
+        """Deliver until stopping. One worker polls; the others sleep until new work wakes them.
+
+        New deliveries of this process wake a worker at once; those of another instance and
+        retries coming due are found by the polling one, which draws the others in.
+        """
         while not self.stopping.is_set():
             done = self.worker.work(self.clock())
             if len(done) >= self.worker.batch:
                 self.work_ready.set()  # there may be more: draw in another worker
             elif not done:
-                self.work_ready.wait(self.poll)
+                self.work_ready.wait(self.poll if polls else max(self.poll, IDLE_WORKER_WAIT))
 
     def _housekeep(self) -> None:
         now = self.clock()
@@ -209,7 +223,7 @@ class Daemon:
         """Stop claiming work, let in-flight sends finish, and record the stop."""
         notify_systemd("STOPPING=1")
         self.stopping.set()
-        self.work_ready.wake_all()
+        self.work_ready.close()
         for thread in self._threads:
             thread.join(timeout)
         try:
