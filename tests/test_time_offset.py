@@ -256,3 +256,18 @@ def test_the_apscheduler_internals_apptflow_relies_on_are_still_there(harness):
     assert loop_thread(scheduler) is None  # not started yet
     harness.planner.start()
     assert loop_thread(scheduler).is_alive()
+
+
+def test_a_job_built_from_its_state_is_the_job_add_job_builds(harness):
+    from apscheduler.job import Job
+
+    from scheduler.jobstore import MAX_INSTANCES, date_job
+
+    run_at = NOW + dt.timedelta(hours=2)
+    ours = date_job(harness.planner.scheduler, job_id="wf:1:appt:2", func="scheduler.jobs:fire",
+                    args=(1, 2, run_at.isoformat()), run_at=run_at, grace=dt.timedelta(minutes=5), name="n")
+    theirs = Job(harness.planner.scheduler, id="wf:1:appt:2", func="scheduler.jobs:fire",
+                 trigger=ours.trigger, executor="default", args=(1, 2, run_at.isoformat()), kwargs={}, name="n",
+                 misfire_grace_time=300, coalesce=True, max_instances=MAX_INSTANCES, next_run_time=run_at)
+    assert ours.__getstate__() == theirs.__getstate__()
+    assert ours.next_run_time == run_at and ours.func is theirs.func
