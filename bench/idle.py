@@ -22,6 +22,7 @@ from db.connect import connect
 from scheduler.catalogue import Catalogue
 from scheduler.consumer import EventConsumer
 from scheduler.jobstore import SafeJobStore
+from scheduler.planner import Planner
 from scheduler.workers import DeliveryWorker
 
 ROUNDS = 200
@@ -29,6 +30,11 @@ ROUNDS = 200
 
 def idle_poll(engine, now: dt.datetime) -> float:
     """Mean seconds of one idle round of the daemon's loops."""
+    if engine.dialect.name == "postgresql":
+        with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+            # What autovacuum does soon after a bulk load. Until then, each event handled leaves a
+            # dead entry in the index of unhandled events that the consumer's claim steps over.
+            conn.exec_driver_sql("VACUUM ANALYZE")
     consumer = EventConsumer(engine, Catalogue())
     worker = DeliveryWorker(engine, transports=None, company={})
     store = SafeJobStore(engine, lambda: now)
@@ -47,6 +53,14 @@ def idle_poll(engine, now: dt.datetime) -> float:
     return (time.perf_counter() - began) / ROUNDS
 
 
+def periodic_reconcile(engine, now: dt.datetime) -> float:
+    """Seconds of one periodic reconciliation, as the daemon runs it every reconcile_interval (10 min)."""
+    planner = Planner(engine, Catalogue(), clock=lambda: now)
+    began = time.perf_counter()
+    planner.reconcile(now, until=now + 2 * dt.timedelta(minutes=10))
+    return time.perf_counter() - began
+
+
 def run(url: str, backend: str, small: int, window: float) -> list[Figure]:
     engine = connect(url)
     now = dt.datetime.now(UTC).replace(microsecond=0)
@@ -57,6 +71,7 @@ def run(url: str, backend: str, small: int, window: float) -> list[Figure]:
     poll_small = idle_poll(engine, now)
     book_future(engine, ids, 9 * small, now + dt.timedelta(days=365))
     reconcile_seconds, _ = reconcile(engine, now)
+    periodic = periodic_reconcile(engine, now)
     poll_large = idle_poll(engine, now)
     engine.dispose()
     daemon = DaemonProcess(url)
@@ -85,4 +100,6 @@ def run(url: str, backend: str, small: int, window: float) -> list[Figure]:
                unit="s"),
         Figure(scenario="idle", database=backend, figure=f"full reconciliation in-process, {large}",
                value=reconcile_seconds, unit="s"),
+        Figure(scenario="idle", database=backend, figure=f"periodic reconciliation (every 10 min), {large}",
+               value=periodic, unit="s", aim="< 6 s (1 % of 10 min)"),
     ]

@@ -120,9 +120,10 @@ def bookings_by_id(conn: Connection, appointment_ids: set[int]) -> dict[int, Boo
     return {b.appointment.id: b for b in load_bookings(conn, sorted(appointment_ids))}
 
 
-def booking_pages(conn: Connection, anchor: str, earliest, size: int) -> Iterator[list[Booking]]:
-    """Every appointment whose *anchor* column (starts_at or ends_at) is at or after *earliest*,
-    *size* bookings at a time in id order, so that memory holds one page whatever the table's size."""
+def booking_pages(conn: Connection, anchor: str, earliest, size: int, latest=None) -> Iterator[list[Booking]]:
+    """Every appointment whose *anchor* column (starts_at or ends_at) is at or after *earliest* (and at
+    or before *latest*, if given), *size* bookings at a time in id order, so that memory holds one page
+    whatever the table's size."""
     column, last = appointments.c[anchor], 0
     while True:
         query = select(appointments.c.id, column).where(appointments.c.id > last).order_by(appointments.c.id)
@@ -130,8 +131,10 @@ def booking_pages(conn: Connection, anchor: str, earliest, size: int) -> Iterato
             # SQLite holds whatever ISO 8601 spelling the booking application wrote, which does
             # not sort as text: compare the parsed values.
             rows = conn.execute(query.limit(size)).all()
-            ids = [row.id for row in rows if row[1] >= earliest]
+            ids = [row.id for row in rows if row[1] >= earliest and (latest is None or row[1] <= latest)]
         else:
+            if latest is not None:
+                query = query.where(column <= latest)
             rows = conn.execute(query.where(column >= earliest).limit(size)).all()
             ids = [row.id for row in rows]
         if not rows:

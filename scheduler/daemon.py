@@ -177,6 +177,7 @@ class Daemon:
         """Handle events as they come; reconcile every time-offset job at first and now and then."""
         wakeup = self.wakeup = Wakeup(self.engine, self.poll, self.stopping)
         next_reconcile = next_confirm = 0.0
+        horizon: dt.timedelta | None = None  # the first reconciliation, as we start leading, is whole
         try:
             while not self.stopping.is_set():
                 if time.monotonic() >= next_confirm:
@@ -188,8 +189,12 @@ class Daemon:
                 while self.consumer.process_batch(self.clock()):  # a fresh now for every batch
                     pass
                 if time.monotonic() >= next_reconcile:
-                    self.planner.reconcile(self.clock())
+                    now = self.clock()
+                    self.planner.reconcile(now, until=now + horizon if horizon else None)
                     next_reconcile = time.monotonic() + self.reconcile_every
+                    # Later ones check the firings due within two intervals: each firing is checked
+                    # at least once more before it is due, at a cost that does not grow with the tables.
+                    horizon = 2 * dt.timedelta(seconds=self.reconcile_every)
                 wakeup.wait()
         finally:
             wakeup.close()

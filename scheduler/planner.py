@@ -184,20 +184,24 @@ class Planner:
         if late:
             self._record_late(late, now)
 
-    def reconcile(self, now: dt.datetime, *, workflow_ids: Iterable[int] | None = None) -> tuple[int, int]:
+    def reconcile(self, now: dt.datetime, *, workflow_ids: Iterable[int] | None = None,
+                  until: dt.datetime | None = None) -> tuple[int, int]:
         """Make the jobs of these workflows (all, by default) match their future firings; return (written, removed).
 
         Appointments are read a page at a time and each page's jobs compared by id, so memory
         and each step stay bounded whatever the number of appointments; then a pass over the
-        job ids removes the jobs whose workflow or appointment is gone.
+        job ids removes the jobs whose workflow or appointment is gone. With *until*, only the
+        firings due by then are checked, and the pass over job ids is left out: the periodic
+        reconciliation's cost follows the coming firings, not the size of the tables.
         """
         wanted = set(workflow_ids) if workflow_ids is not None else None
         active = [w for w in self._offset_workflows(wanted) if w.enabled]
         written = removed = 0
         for workflow in active:
             anchor = "starts_at" if workflow.trigger.type == "appointment_starts" else "ends_at"
+            latest = until - workflow.trigger.offset if until is not None else None
             with read_only(self.engine) as conn:
-                for page in bookings.booking_pages(conn, anchor, earliest_anchor(workflow, now), PAGE):
+                for page in bookings.booking_pages(conn, anchor, earliest_anchor(workflow, now), PAGE, latest):
                     desired = {}
                     for booking in page:
                         result = plan(workflow, booking, now)
@@ -206,7 +210,8 @@ class Planner:
                     scope = {job_id(workflow.id, b.appointment.id) for b in page}
                     added, dropped = self._apply(desired, scope, now, log=False)
                     written, removed = written + added, removed + dropped
-        removed += self._remove_orphans({w.id for w in active}, wanted, now)
+        if until is None:
+            removed += self._remove_orphans({w.id for w in active}, wanted, now)
         if written or removed:
             logger.info("time-offset jobs reconciled: %d written, %d removed", written, removed)
         return written, removed

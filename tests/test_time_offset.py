@@ -271,3 +271,18 @@ def test_a_job_built_from_its_state_is_the_job_add_job_builds(harness):
                  misfire_grace_time=300, coalesce=True, max_instances=MAX_INSTANCES, next_run_time=run_at)
     assert ours.__getstate__() == theirs.__getstate__()
     assert ours.next_run_time == run_at and ours.func is theirs.func
+
+
+def test_a_reconciliation_with_a_horizon_checks_only_the_firings_due_by_then(engine, harness):
+    workflow = add_workflow(engine, reminder("-30m"))
+    ids = seed(engine)
+    near = book(engine, ids, starts_at=at(hours=1), ends_at=at(hours=1, minutes=45))
+    far = book(engine, ids, starts_at=at(hours=30), ends_at=at(hours=30, minutes=45))
+    harness.consumer.drain(NOW)
+    planned = harness.jobs()
+    assert set(planned) == {f"wf:{workflow}:appt:{near}", f"wf:{workflow}:appt:{far}"}
+    sql(engine, "DELETE FROM apscheduler_jobs")  # behind the daemon's back
+    assert harness.planner.reconcile(NOW, until=START + dt.timedelta(hours=2)) == (1, 0)
+    assert harness.jobs() == {f"wf:{workflow}:appt:{near}": planned[f"wf:{workflow}:appt:{near}"]}
+    assert harness.planner.reconcile(NOW) == (1, 0)  # the whole one, as the daemon starts leading
+    assert harness.jobs() == planned
