@@ -17,10 +17,10 @@ import subprocess
 import sys
 import time
 
-from bench import delivery, idle, reconcile
+from bench import delivery, idle, reconcile, stages
 from bench.harness import Databases, Figure
 
-SCENARIOS = ("delivery", "reconcile", "idle")
+SCENARIOS = ("stages", "delivery", "reconcile", "idle")
 
 
 def _machine(databases: Databases, backends: list[str]) -> str:
@@ -68,6 +68,8 @@ def main(argv: list[str] | None = None) -> int:
     began = time.monotonic()
     try:
         for backend in backends:
+            if "stages" in only:
+                figures += stages.run(databases.fresh(backend), backend, 200 if args.quick else 2000)
             if "delivery" in only:
                 sizes = delivery.QUICK if args.quick else delivery.FULL
                 figures += delivery.run(databases.fresh(backend), backend, sizes)
