@@ -112,6 +112,7 @@ class Planner:
         """Stop APScheduler, then write the firings it had queued."""
         if self.scheduler.running:
             self.scheduler.shutdown(wait=True)
+            self.store.flush_removals()  # else the next leader runs them again (harmlessly: idempotent)
         if self._firing is not None:
             self._due.put(None)
             self._firing.join()
