@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import datetime as dt
+from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import and_, func, select, update
+from sqlalchemy import and_, bindparam, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 
@@ -80,24 +81,87 @@ def _finish(conn: Connection, claim: Delivery, now: dt.datetime, **values: Any) 
     ).rowcount == 1
 
 
-def mark_sent(conn: Connection, claim: Delivery, now: dt.datetime, *, provider_id: str | None,
-              rendered: Any, recipients: str | None) -> bool:
-    """Record a successful send."""
-    return _finish(conn, claim, now, status=SENT, provider_id=provider_id, rendered=rendered,
-                   recipients=recipients, sent_at=now, error=None)
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Finished:
+    """An attempt's outcome, to record: the claim it ends, when, and the columns it sets."""
+
+    claim: Delivery
+    at: dt.datetime
+    values: dict[str, Any]
 
 
-def mark_retry(conn: Connection, claim: Delivery, now: dt.datetime, *, at: dt.datetime, error: str,
-               rendered: Any = None, recipients: str | None = None) -> bool:
-    """Record a transient failure and when to try again."""
-    return _finish(conn, claim, now, status=PENDING, next_attempt_at=at, error=error,
-                   rendered=rendered, recipients=recipients)
+def sent(claim: Delivery, now: dt.datetime, *, provider_id: str | None, rendered: Any,
+         recipients: str | None) -> Finished:
+    """A successful send."""
+    return Finished(claim=claim, at=now, values={"status": SENT, "provider_id": provider_id, "rendered": rendered,
+                                                 "recipients": recipients, "sent_at": now, "error": None})
 
 
-def mark_final(conn: Connection, claim: Delivery, now: dt.datetime, *, status: str, error: str,
-               rendered: Any = None, recipients: str | None = None) -> bool:
-    """Record that a delivery is dead or skipped, with the reason."""
-    return _finish(conn, claim, now, status=status, error=error, rendered=rendered, recipients=recipients)
+def retry(claim: Delivery, now: dt.datetime, *, at: dt.datetime, error: str, rendered: Any = None,
+          recipients: str | None = None) -> Finished:
+    """A transient failure, and when to try again."""
+    return Finished(claim=claim, at=now, values={"status": PENDING, "next_attempt_at": at, "error": error,
+                                                 "rendered": rendered, "recipients": recipients})
+
+
+def final(claim: Delivery, now: dt.datetime, *, status: str, error: str, rendered: Any = None,
+          recipients: str | None = None) -> Finished:
+    """A delivery dead or skipped, with the reason."""
+    return Finished(claim=claim, at=now, values={"status": status, "error": error, "rendered": rendered,
+                                                 "recipients": recipients})
+
+
+def mark_sent(conn: Connection, claim: Delivery, now: dt.datetime, **outcome: Any) -> bool:
+    """Record a successful send (see sent)."""
+    return _record(conn, sent(claim, now, **outcome))
+
+
+def mark_retry(conn: Connection, claim: Delivery, now: dt.datetime, **outcome: Any) -> bool:
+    """Record a transient failure and when to try again (see retry)."""
+    return _record(conn, retry(claim, now, **outcome))
+
+
+def mark_final(conn: Connection, claim: Delivery, now: dt.datetime, **outcome: Any) -> bool:
+    """Record that a delivery is dead or skipped, with the reason (see final)."""
+    return _record(conn, final(claim, now, **outcome))
+
+
+def _record(conn: Connection, finished: Finished) -> bool:
+    return _finish(conn, finished.claim, finished.at, **finished.values)
+
+
+# Every column an outcome may set; finish_many writes them all, the claim's own value where an
+# outcome leaves one alone (the attempt owns the row, so that value is the row's).
+_OUTCOME_COLUMNS = ("status", "provider_id", "rendered", "recipients", "sent_at", "next_attempt_at", "error")
+_WRITE_OUTCOME = (
+    update(deliveries).where(deliveries.c.id == bindparam("b_id"))
+    .values(lease_until=None, updated_at=bindparam("b_updated_at"),
+            **{column: bindparam(f"b_{column}") for column in _OUTCOME_COLUMNS})
+)
+
+
+def finish_many(conn: Connection, finished: list[Finished]) -> set[int]:
+    """Record many outcomes; return the ids of those whose attempt still owned its row.
+
+    The rows still owned (status sending, same attempt count) are locked
+    first, so the writes that follow, sent together as one executemany,
+    cannot race a reclaim; an outcome whose lease was lost is left unwritten.
+    """
+    if not finished:
+        return set()
+    by_id = {f.claim.id: f for f in finished}
+    rows = conn.execute(
+        select(deliveries.c.id, deliveries.c.attempts)
+        .where(deliveries.c.id.in_(sorted(by_id)), deliveries.c.status == SENDING)
+        .order_by(deliveries.c.id).with_for_update()
+    ).all()
+    owned = {row.id for row in rows if row.attempts == by_id[row.id].claim.attempts}
+    if owned:
+        conn.execute(_WRITE_OUTCOME, [
+            {"b_id": i, "b_updated_at": by_id[i].at,
+             **{f"b_{c}": by_id[i].values.get(c, getattr(by_id[i].claim, c)) for c in _OUTCOME_COLUMNS}}
+            for i in sorted(owned)])
+    return owned
 
 
 def reclaim_expired(conn: Connection, now: dt.datetime) -> tuple[int, int]:

@@ -52,7 +52,7 @@ class _Unrecorded:
 
     delivery: Delivery
     outcome: Outcome
-    write: Callable[[Connection], bool]  # the fenced update; False if the lease was lost meanwhile
+    finished: deliveries.Finished  # what to write
     announce: Callable[[], None]  # its log line, once written
     since: float = field(default_factory=time.monotonic)
 
@@ -131,10 +131,10 @@ class DeliveryWorker:
         if not unrecorded:
             return []
         with self.engine.begin() as conn:
-            owned = [u.write(conn) for u in unrecorded]
+            owned = deliveries.finish_many(conn, [u.finished for u in unrecorded])
         outcomes = []
-        for u, mine in zip(unrecorded, owned, strict=True):
-            if mine:
+        for u in unrecorded:
+            if u.delivery.id in owned:
                 u.announce()
                 outcomes.append(u.outcome)
             else:
@@ -181,8 +181,8 @@ class DeliveryWorker:
             return self._retry(delivery, now, f"{type(error).__name__}: {error}", rendered, recipients)
         return _Unrecorded(
             delivery=delivery, outcome=Outcome(status="sent"),
-            write=lambda conn: deliveries.mark_sent(conn, delivery, now, provider_id=receipt.provider_id,
-                                                    rendered=rendered, recipients=recipients),
+            finished=deliveries.sent(delivery, now, provider_id=receipt.provider_id, rendered=rendered,
+                                     recipients=recipients),
             announce=lambda: logger.info("delivery %s sent (%s to %s)", delivery.id, delivery.action_type,
                                          recipients, extra=extra))
 
@@ -234,8 +234,7 @@ class DeliveryWorker:
                                rendered, recipients)
         return _Unrecorded(
             delivery=delivery, outcome=Outcome(status="pending", error=error),
-            write=lambda conn: deliveries.mark_retry(conn, delivery, now, at=at, error=error, rendered=rendered,
-                                                     recipients=recipients),
+            finished=deliveries.retry(delivery, now, at=at, error=error, rendered=rendered, recipients=recipients),
             announce=lambda: logger.warning("delivery %s failed (attempt %d), retrying at %s: %s", delivery.id,
                                             delivery.attempts, at.isoformat(), error,
                                             extra={"delivery": delivery.id}))
@@ -246,6 +245,6 @@ class DeliveryWorker:
         log = logger.warning if status == "dead" else logger.info
         return _Unrecorded(
             delivery=delivery, outcome=Outcome(status=status, error=error),
-            write=lambda conn: deliveries.mark_final(conn, delivery, now, status=status, error=error,
-                                                     rendered=rendered, recipients=recipients),
+            finished=deliveries.final(delivery, now, status=status, error=error, rendered=rendered,
+                                      recipients=recipients),
             announce=lambda: log("delivery %s %s: %s", delivery.id, status, error, extra={"delivery": delivery.id}))
