@@ -22,11 +22,15 @@ def normalise_url(url: str | URL) -> URL:
     return url
 
 
-def connect(url: str | URL = DEFAULT_URL, **engine_options) -> Engine:
-    """An engine for *url*: psycopg 3 on PostgreSQL; WAL, foreign keys and write-locking transactions on SQLite."""
+def connect(url: str | URL = DEFAULT_URL, *, busy_timeout: float = 30.0, **engine_options) -> Engine:
+    """An engine for *url*: psycopg 3 on PostgreSQL; WAL, foreign keys and write-locking transactions on SQLite.
+
+    *busy_timeout* (SQLite): how long a transaction waits for another writer's lock before
+    failing with "database is locked".
+    """
     url = normalise_url(url)
     if url.get_backend_name() == "sqlite":
-        return _sqlite_engine(url, **engine_options)
+        return _sqlite_engine(url, busy_timeout, **engine_options)
     # connect_timeout: a server that accepts but never answers must not hang a thread forever.
     # No pre-ping: it costs a round trip on every checkout, a third of a short transaction. A
     # connection the server dropped fails its next statement instead, SQLAlchemy then discards
@@ -34,9 +38,9 @@ def connect(url: str | URL = DEFAULT_URL, **engine_options) -> Engine:
     return create_engine(url, connect_args={"connect_timeout": 10}, **engine_options)
 
 
-def _sqlite_engine(url: URL, **engine_options) -> Engine:
+def _sqlite_engine(url: URL, busy_timeout: float, **engine_options) -> Engine:
     engine = create_engine(
-        url, connect_args={"timeout": 30, "check_same_thread": False}, **engine_options
+        url, connect_args={"timeout": busy_timeout, "check_same_thread": False}, **engine_options
     )
 
     @event.listens_for(engine, "connect")
@@ -48,7 +52,7 @@ def _sqlite_engine(url: URL, **engine_options) -> Engine:
         dbapi_connection.isolation_level = None
         cursor = dbapi_connection.cursor()
         cursor.execute("PRAGMA foreign_keys = ON")
-        cursor.execute("PRAGMA busy_timeout = 30000")
+        cursor.execute(f"PRAGMA busy_timeout = {int(busy_timeout * 1000)}")
         if url.database not in (None, "", ":memory:"):
             cursor.execute("PRAGMA journal_mode = WAL")
         cursor.close()

@@ -14,9 +14,12 @@ def try_lead(conn: Connection) -> bool:
     return bool(conn.execute(text("SELECT pg_try_advisory_lock(:key)"), {"key": LEADER_LOCK_KEY}).scalar())
 
 
-def still_connected(conn: Connection) -> bool:
-    """A round trip on the session that holds the lock (it is released when the session ends)."""
-    return conn.execute(text("SELECT 1")).scalar() == 1
+def still_held(conn: Connection) -> bool:
+    """Whether this session still holds the leader lock (a round trip: it fails if the session is gone)."""
+    return bool(conn.execute(text(
+        "SELECT EXISTS (SELECT 1 FROM pg_locks WHERE locktype = 'advisory' AND pid = pg_backend_pid() "
+        "AND granted AND classid = :high AND objid = :low AND objsubid = 1)"
+    ), {"high": LEADER_LOCK_KEY >> 32, "low": LEADER_LOCK_KEY & 0xFFFFFFFF}).scalar())
 
 
 def resign(conn: Connection) -> None:

@@ -20,6 +20,7 @@ from db import deliveries, events, instances
 from db import jobs as job_queries
 from db import workflows as store
 from db.connect import connect
+from db.errors import describe, unavailable
 from engine.context import build_context
 from engine.document import dump_yaml, load_yaml, split_document, to_document, workflow_from_row
 from engine.errors import InvalidWorkflow, Problem, RenderError
@@ -49,7 +50,7 @@ class App:
             with self.engine.connect() as conn:
                 revision = schema.current_revision(conn)
         except OperationalError as error:
-            raise click.ClickException(f"cannot reach the database: {error.orig}") from None
+            raise click.ClickException(f"cannot reach the database: {describe(error)}") from None
         if revision is None:
             raise click.ClickException("the database has no apptflow schema yet: run `apptflow db init`")
         return self.engine
@@ -58,7 +59,19 @@ class App:
 pass_app = click.make_pass_decorator(App)
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+class _Commands(click.Group):
+    """Any command: a database that cannot be reached is one line on stderr and exit 1, not a traceback."""
+
+    def invoke(self, ctx: click.Context):
+        try:
+            return super().invoke(ctx)
+        except Exception as error:
+            if unavailable(error):
+                raise click.ClickException(f"cannot reach the database: {describe(error)}") from None
+            raise
+
+
+@click.group(cls=_Commands, context_settings={"help_option_names": ["-h", "--help"]})
 @click.option("--config", "config_file", type=click.Path(dir_okay=False),
               help="TOML configuration file (default: $APPTFLOW_CONFIG, then /etc/apptflow/apptflow.toml).")
 @click.pass_context
@@ -82,7 +95,7 @@ def _install(app: App) -> None:
     try:
         before, after = schema.upgrade(app.engine)
     except OperationalError as error:
-        raise click.ClickException(f"cannot reach the database: {error.orig}") from None
+        raise click.ClickException(f"cannot reach the database: {describe(error)}") from None
     if before is None:
         click.echo(f"schema created at revision {after}; change capture installed")
     elif before == after:

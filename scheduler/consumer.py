@@ -11,6 +11,7 @@ from sqlalchemy.engine import Connection, Engine
 
 from db import booking as bookings
 from db import deliveries, events
+from db.errors import describe, unavailable
 from db.records import ChangeEvent
 from engine.matching import match_event
 from engine.outbox import plan_deliveries
@@ -27,7 +28,8 @@ class EventConsumer:
     written in one statement, its events marked in one. If anything in the
     pass fails, the batch is handled again event by event, each in a savepoint
     of its own, so that one bad event is marked with its error and the others
-    go through.
+    go through. An unavailable database is not a bad event: the whole
+    transaction fails, nothing is marked, and the batch is claimed again later.
     """
 
     def __init__(self, engine: Engine, catalogue, *, batch_size: int = 100, max_depth: int = 5,
@@ -69,7 +71,9 @@ class EventConsumer:
                 written = self._handle_together(conn, batch, now)
             events.mark_processed_many(conn, [e.id for e in batch], now)
             return written
-        except Exception:  # noqa: BLE001 - find the bad event, one at a time
+        except Exception as error:  # noqa: BLE001 - find the bad event, one at a time
+            if unavailable(error):
+                raise
             logger.info("a batch of %d events failed together; handling them one by one", len(batch))
             return sum(self._handle_isolated(conn, event, now) for event in batch)
 
@@ -94,6 +98,8 @@ class EventConsumer:
             events.mark_processed(conn, event.id, now)
             return written
         except Exception as error:  # noqa: BLE001 - one bad event must not stop the queue
+            if unavailable(error):
+                raise
             logger.exception("event %s (%s %s %s) could not be handled", event.id, event.op,
                              event.table_name, event.row_id, extra={"event": event.id})
             events.mark_processed(conn, event.id, now, error=f"{type(error).__name__}: {error}")
@@ -148,6 +154,7 @@ class Wakeup:
         self.stop = stop
         self._url = engine.url if engine.dialect.name == "postgresql" else None
         self._listener = None
+        self._failed_before = False  # said once until LISTEN is back, not at every poll of an outage
         self.listening = threading.Event()  # set once LISTEN is in place (PostgreSQL)
 
     def wait(self) -> None:
@@ -157,8 +164,8 @@ class Wakeup:
         try:
             for _ in self._listener.notifies(timeout=self.interval, stop_after=1):
                 pass
-        except Exception:  # noqa: BLE001 - the database went away: poll until it is back
-            logger.warning("lost the LISTEN connection; polling until it is back", exc_info=True)
+        except Exception as error:  # noqa: BLE001 - the database went away: poll until it is back
+            logger.warning("lost the LISTEN connection (%s); polling until it is back", describe(error))
             self.close()
             self.stop.wait(self.interval)
 
@@ -172,9 +179,12 @@ class Wakeup:
             self._listener = psycopg.connect(conninfo, autocommit=True, connect_timeout=5)
             events.listen(self._listener)
             self.listening.set()
+            self._failed_before = False
             return True
-        except psycopg.Error:
-            logger.warning("cannot LISTEN for change notifications; polling", exc_info=True)
+        except psycopg.Error as error:
+            if not self._failed_before:
+                logger.warning("cannot LISTEN for change notifications (%s); polling", describe(error))
+            self._failed_before = True
             self.close()
             return False
 

@@ -13,16 +13,17 @@ import uuid
 from collections.abc import Callable
 
 from sqlalchemy.engine import Engine
-from sqlalchemy.exc import DBAPIError, OperationalError
 
 from db import deliveries, events, instances
 from db.connect import connect
+from db.errors import unavailable
 from engine.durations import parse_duration
 from engine.retry import RetryPolicy
 from scheduler.catalogue import Catalogue
 from scheduler.config import Config, seconds
 from scheduler.consumer import EventConsumer, Wakeup
 from scheduler.leader import Leadership
+from scheduler.outage import FIRST_WAIT, LONGEST_WAIT, Outage
 from scheduler.planner import Planner
 from scheduler.transports import Transports
 from scheduler.workers import DeliveryWorker
@@ -34,6 +35,8 @@ logger = logging.getLogger(__name__)
 WORKER_BATCH = 10
 # How long a worker other than the polling one sleeps when nothing wakes it (a safety net).
 IDLE_WORKER_WAIT = 60.0
+# How long a loop waits before trying again when the database did not answer.
+UNAVAILABLE_WAIT = 0.5
 
 
 def utc_now() -> dt.datetime:
@@ -109,8 +112,10 @@ class Daemon:
         self.transports = transports or Transports(config)
         self.catalogue = Catalogue()
         self.work_ready = WorkSignal()
+        self.outage = Outage()  # every thread reports to it: one line a second while the database is away
         self.planner = Planner(self.engine, self.catalogue, clock=clock, on_deliveries=self.work_ready.set,
-                               max_depth=daemon["max_chain_depth"], threads=daemon["job_threads"])
+                               max_depth=daemon["max_chain_depth"], threads=daemon["job_threads"],
+                               outage=self.outage)
         self.consumer = EventConsumer(self.engine, self.catalogue, max_depth=daemon["max_chain_depth"],
                                       after_commit=self.planner.after_batch, on_deliveries=self.work_ready.set)
         self.reconcile_every = seconds(daemon["reconcile_interval"])
@@ -118,7 +123,7 @@ class Daemon:
         self.event_retention = parse_duration(daemon["event_retention"])
         self.worker = DeliveryWorker(self.engine, self.transports, company=dict(config.section("company")),
                                      policy=retry_policy(config), lease=parse_duration(daemon["lease"]),
-                                     batch=WORKER_BATCH, clock=clock)
+                                     batch=WORKER_BATCH, clock=clock, outage=self.outage)
         self.poll = seconds(daemon["poll_interval"])
         self.heartbeat = seconds(daemon["heartbeat"])
         self.worker_count = max(1, daemon["workers"])
@@ -144,57 +149,85 @@ class Daemon:
         self._threads.append(thread)
 
     def _guarded(self, name: str, step: Callable[[], None]) -> Callable[[], None]:
-        """Run *step* until stopping; an exception is logged and the loop goes on after a pause."""
+        """Run *step* until stopping; an exception is logged and the loop goes on after a pause.
+
+        An unavailable database is not a bug: it is reported to the daemon's Outage (one
+        line a second for all threads, no traceback) and waited out.
+        """
         def loop():
             while not self.stopping.is_set():
                 try:
                     step()
-                except DBAPIError as error:
-                    if not error.connection_invalidated and not isinstance(error, OperationalError):
+                except Exception as error:  # noqa: BLE001 - the loop must survive bugs too
+                    if unavailable(error):
+                        self.outage.failed(name, error)
+                        self.stopping.wait(UNAVAILABLE_WAIT)
+                    else:
                         logger.exception("%s loop failed; retrying", name)
-                    else:  # the database is restarting or unreachable: say so once a second, briefly
-                        logger.warning("%s: database unavailable, retrying: %s", name, error.orig)
-                    self.stopping.wait(1.0)
-                except Exception:  # noqa: BLE001 - the loop must survive bugs too
-                    logger.exception("%s loop failed; retrying", name)
-                    self.stopping.wait(1.0)
+                        self.stopping.wait(1.0)
         return loop
 
     def _lead(self) -> None:
-        """Lead when no other instance does: consume events and run the time-offset jobs until we stop."""
+        """Lead when no other instance does: consume events and run the time-offset jobs until we stop.
+
+        Losing the lead (its lock's session is gone) pauses APScheduler at once; leading
+        again resumes it, with a whole reconciliation, without building it anew.
+        """
         if not self.leadership.acquire():
             self.stopping.wait(self.heartbeat)
             return
+        self.outage.answered()
         self.catalogue.invalidate()  # edits made while another instance led are not in our copy
         self.planner.start()
         try:
             self._consume()
         finally:
-            self.planner.stop()
+            if self.stopping.is_set():
+                self.planner.stop()
+            else:
+                self.planner.pause()
             self.leadership.release()
 
     def _consume(self) -> None:
-        """Handle events as they come; reconcile every time-offset job at first and now and then."""
+        """Handle events as they come; reconcile every time-offset job at first and now and then.
+
+        While the database is away the loop waits for it and goes on where it was, still
+        leading as long as the leader lock's session lives; returns when it does not.
+        """
         wakeup = self.wakeup = Wakeup(self.engine, self.poll, self.stopping)
         next_reconcile = next_confirm = 0.0
         horizon: dt.timedelta | None = None  # the first reconciliation, as we start leading, is whole
+        wait = FIRST_WAIT
         try:
             while not self.stopping.is_set():
-                if time.monotonic() >= next_confirm:
+                try:
+                    if time.monotonic() >= next_confirm:
+                        if not self.leadership.confirm():
+                            return
+                        self.planner.ensure_running()
+                        next_confirm = time.monotonic() + self.heartbeat
+                    if self.planner.behind:
+                        self.planner.retry_failed(self.clock())
+                    while self.consumer.process_batch(self.clock()):  # a fresh now for every batch
+                        pass
+                    self.outage.answered()
+                    if time.monotonic() >= next_reconcile:
+                        now = self.clock()
+                        self.planner.reconcile(now, until=now + horizon if horizon else None)
+                        next_reconcile = time.monotonic() + self.reconcile_every
+                        # Later ones check the firings due within two intervals: each firing is checked
+                        # at least once more before it is due, at a cost that does not grow with the tables.
+                        horizon = 2 * dt.timedelta(seconds=self.reconcile_every)
+                except Exception as error:
+                    if not unavailable(error):
+                        raise
+                    self.outage.failed("consumer", error)
                     if not self.leadership.confirm():
                         return
-                    self.planner.ensure_running()
-                    self.planner.retry_failed(self.clock())
-                    next_confirm = time.monotonic() + self.heartbeat
-                while self.consumer.process_batch(self.clock()):  # a fresh now for every batch
-                    pass
-                if time.monotonic() >= next_reconcile:
-                    now = self.clock()
-                    self.planner.reconcile(now, until=now + horizon if horizon else None)
-                    next_reconcile = time.monotonic() + self.reconcile_every
-                    # Later ones check the firings due within two intervals: each firing is checked
-                    # at least once more before it is due, at a cost that does not grow with the tables.
-                    horizon = 2 * dt.timedelta(seconds=self.reconcile_every)
+                    self.stopping.wait(wait)
+                    wait = min(2 * wait, LONGEST_WAIT)
+                    continue
+                wait = FIRST_WAIT
                 wakeup.wait()
         finally:
             wakeup.close()
@@ -219,8 +252,9 @@ class Daemon:
             resent, held = deliveries.reclaim_expired(conn, now)
             events.purge_processed(conn, now - self.event_retention)
         if resent or held:
-            logger.warning("reclaimed deliveries interrupted by a crash: %d resent, %d held as unknown",
-                           resent, held)
+            logger.warning("reclaimed deliveries whose lease ended unrecorded (a worker or instance stopped "
+                           "mid-send, or the database was away past the lease): %d to send again, %d held "
+                           "as unknown", resent, held)
             self.work_ready.wake_all()
         self.stopping.wait(self.heartbeat)
 
@@ -231,6 +265,7 @@ class Daemon:
         self.work_ready.close()
         for thread in self._threads:
             thread.join(timeout)
+        self.planner.stop()  # paused, if this instance had stopped leading
         try:
             with self.engine.begin() as conn:
                 instances.stopped(conn, self.instance_id, self.clock())

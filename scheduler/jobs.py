@@ -18,6 +18,13 @@ def register(planner) -> None:
     _planner = planner
 
 
+def unregister(planner) -> None:
+    """Unregister *planner*, if it is the registered one (another daemon in this process may lead)."""
+    global _planner
+    if _planner is planner:
+        _planner = None
+
+
 def fire(workflow_id: int, appointment_id: int, planned_at: str) -> None:
     """A time-offset firing is due: hand it to the running daemon's planner."""
     if _planner is None:

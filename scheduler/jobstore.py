@@ -18,12 +18,15 @@ from apscheduler.util import check_callable_args, datetime_to_utc_timestamp, ref
 from sqlalchemy.exc import SQLAlchemyError
 
 from db import jobs as job_queries
+from db.errors import describe, unavailable
 from db.tables import apscheduler_jobs
+from scheduler.outage import Outage
 
 logger = logging.getLogger(__name__)
 
 UTC = dt.timezone.utc
-RETRY_SECONDS = 5
+# APScheduler's loop asks again this soon when the database did not answer.
+RETRY_SECONDS = 1
 # Firings are idempotent (the planned time is in their key), so a job re-planned while its
 # previous run is still going may run beside it rather than be dropped.
 MAX_INSTANCES = 3
@@ -38,8 +41,9 @@ class SafeJobStore(SQLAlchemyJobStore):
     ``apptflow jobs`` / ``apptflow status`` report it.
     """
 
-    def __init__(self, engine, clock):
+    def __init__(self, engine, clock, outage: Outage | None = None):
         super().__init__(engine=engine, tablename=apscheduler_jobs.name)
+        self.outage = outage or Outage()  # told of every failure to reach the database (it says so, once a second)
         # APScheduler's statements and ours then name one Table object.
         self.jobs_t = apscheduler_jobs
         self.clock = clock
@@ -75,21 +79,28 @@ class SafeJobStore(SQLAlchemyJobStore):
     # APScheduler 3 calls the next methods from its scheduling loop without handling their
     # errors: one failed statement would end the loop (and every later firing) silently.
 
+    def _failed(self, what: str, error: SQLAlchemyError) -> None:
+        if unavailable(error):
+            self.outage.failed(what, error)
+        else:
+            logger.warning("%s failed: %s", what, describe(error))
+
     def get_due_jobs(self, now):
         try:
             return super().get_due_jobs(now)
         except SQLAlchemyError as error:
-            logger.warning("cannot read due jobs, retrying: %s", error.__cause__ or error)
+            self._failed("reading due jobs", error)
             return []
 
     def get_next_run_time(self):
         self.flush_removals()  # APScheduler asks this once a pass, after running the pass's due jobs
         try:
-            return super().get_next_run_time()
+            found = super().get_next_run_time()
         except SQLAlchemyError as error:
-            logger.warning("cannot read the next run time, retrying in %ss: %s", RETRY_SECONDS,
-                           error.__cause__ or error)
+            self._failed("reading the next job's time", error)
             return dt.datetime.now(UTC) + dt.timedelta(seconds=RETRY_SECONDS)
+        self.outage.answered()
+        return found
 
     def update_job(self, job):
         try:
@@ -97,7 +108,7 @@ class SafeJobStore(SQLAlchemyJobStore):
         except JobLookupError:
             pass  # removed meanwhile (re-planned away): nothing to update
         except SQLAlchemyError as error:
-            logger.warning("cannot update job %s: %s", job.id, error.__cause__ or error)
+            self._failed(f"updating job {job.id}", error)
 
     def remove_job(self, job_id):
         """Remove a job at the end of the loop's pass, with every other job the pass ran.
@@ -119,7 +130,7 @@ class SafeJobStore(SQLAlchemyJobStore):
             self._fired.clear()
         except SQLAlchemyError as error:
             # Kept: still left out of what we return, and deleted on a later pass.
-            logger.warning("cannot remove %d fired jobs yet: %s", len(self._fired), error.__cause__ or error)
+            self._failed(f"removing {len(self._fired)} fired jobs", error)
 
     def replace_jobs(self, jobs: list[Job]) -> None:
         """Write many jobs in one transaction (APScheduler's add_job commits once per job)."""

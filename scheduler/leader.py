@@ -14,6 +14,7 @@ import logging
 from sqlalchemy.engine import Connection, Engine
 
 from db import leader
+from db.errors import describe
 
 logger = logging.getLogger(__name__)
 
@@ -53,11 +54,14 @@ class Leadership:
         if self._conn is None:
             return False
         try:
-            return leader.still_connected(self._conn)
-        except Exception:  # noqa: BLE001 - any failure means the session, and the lock, are gone
-            logger.warning("lost the leader lock's connection; stepping down", exc_info=True)
-            self._drop()
-            return False
+            if leader.still_held(self._conn):
+                return True
+            logger.warning("the leader lock is no longer held by this instance; it stops scheduling")
+        except Exception as error:  # noqa: BLE001 - any failure means the session, and the lock, are gone
+            logger.warning("lost the leader lock's connection (%s); this instance stops scheduling until "
+                           "it leads again", describe(error))
+        self._drop()
+        return False
 
     def release(self) -> None:
         """Step down (and let another instance lead)."""

@@ -19,6 +19,7 @@ from db import deliveries
 from db import jobs as job_queries
 from db import workflows as store
 from db.connect import read_only
+from db.errors import unavailable
 from db.records import ChangeEvent
 from engine.durations import format_duration
 from engine.errors import InvalidWorkflow
@@ -38,6 +39,7 @@ from engine.planning import (
 from engine.workflow import Workflow
 from scheduler import jobs
 from scheduler.catalogue import parsed
+from scheduler.outage import GaveUp, Outage
 from scheduler.jobstore import (
     ArgsRecordingExecutor,
     SafeJobStore,
@@ -73,40 +75,58 @@ class Planner:
     """Owns the APScheduler instance and keeps its jobs in line with appointments and workflows."""
 
     def __init__(self, engine: Engine, catalogue, *, clock: Callable[[], dt.datetime],
-                 on_deliveries: Callable[[], None] = lambda: None, max_depth: int = 5, threads: int = 4):
+                 on_deliveries: Callable[[], None] = lambda: None, max_depth: int = 5, threads: int = 4,
+                 outage: Outage | None = None):
         self.engine = engine
+        self.outage = outage or Outage()
         self.catalogue = catalogue
         self.clock = clock
         self.on_deliveries = on_deliveries
         self.max_depth = max_depth
         self.threads = threads
-        # Appointments whose firing failed (the database was away): re-planned by retry_failed().
+        # Appointments whose firing failed, and batches of events whose planning failed (the
+        # database was away): planned again by retry_failed().
         self._failed: set[int] = set()
+        self._unplanned: list[list[ChangeEvent]] = []
         self._failed_lock = threading.Lock()
         self._due: queue.SimpleQueue[_Due | None] = queue.SimpleQueue()
         self._firing: threading.Thread | None = None
+        self._stopping = threading.Event()  # the firing thread stops waiting for the database
         self._build()
 
     # --- lifecycle ---------------------------------------------------------
 
     def _build(self) -> None:
         # A shut-down APScheduler (and its executor) cannot start again: a new one each time we lead.
-        self.store = SafeJobStore(self.engine, self.clock)
+        self.store = SafeJobStore(self.engine, self.clock, self.outage)
         self.executor = ArgsRecordingExecutor(self.threads)
         self.scheduler = make_scheduler(self.store, self.executor)
         self.scheduler.add_listener(self._on_outcome, EVENT_JOB_MISSED | EVENT_JOB_EXECUTED | EVENT_JOB_ERROR)
         self._used = False
 
     def start(self) -> None:
-        """Start APScheduler: jobs missed while down run now (within grace) or are recorded missed."""
-        if self._used:
-            self._build()
-        self._used = True
+        """Start (or resume) APScheduler: jobs missed meanwhile run now (within grace) or are recorded missed.
+
+        APScheduler is built once and only paused while this instance does not lead (see
+        pause): leading again after an outage does not rebuild it.
+        """
         jobs.register(self)
         if self._firing is None or not self._firing.is_alive():
+            self._stopping.clear()
             self._firing = threading.Thread(target=self._fire_loop, name="apptflow-firing", daemon=True)
             self._firing.start()
+        if self.scheduler.running:
+            self.scheduler.resume()
+            return
+        if self._used:  # a shut-down APScheduler cannot start again
+            self._build()
+        self._used = True
         self.scheduler.start()
+
+    def pause(self) -> None:
+        """Stop scheduling at once (this instance no longer leads): no job runs until start()."""
+        if self.scheduler.running:
+            self.scheduler.pause()
 
     def stop(self) -> None:
         """Stop APScheduler, then write the firings it had queued."""
@@ -114,10 +134,11 @@ class Planner:
             self.scheduler.shutdown(wait=True)
             self.store.flush_removals()  # else the next leader runs them again (harmlessly: idempotent)
         if self._firing is not None:
+            self._stopping.set()
             self._due.put(None)
             self._firing.join()
             self._firing = None
-        jobs.register(None)
+        jobs.unregister(self)
 
     def ensure_running(self) -> None:
         """Restart APScheduler if its loop thread died (its `running` flag does not tell)."""
@@ -128,11 +149,26 @@ class Planner:
             self.start()
 
     def retry_failed(self, now: dt.datetime) -> None:
-        """Re-plan the appointments whose firing failed, now that the database may be back."""
+        """Plan again what failed for want of a database: event batches, firings that errored."""
         with self._failed_lock:
             failed, self._failed = self._failed, set()
-        if failed:
-            self.replan_appointments(failed, now)
+            unplanned, self._unplanned = self._unplanned, []
+        try:
+            while unplanned:
+                self.after_batch(unplanned[0], now, remember=False)
+                unplanned.pop(0)
+            if failed:
+                self.replan_appointments(failed, now)
+        except Exception:
+            with self._failed_lock:  # still failing: kept for the next try
+                self._unplanned[:0] = unplanned
+                self._failed |= failed
+            raise
+
+    @property
+    def behind(self) -> bool:
+        """Whether planning that failed waits to be done again (see retry_failed)."""
+        return bool(self._failed or self._unplanned)
 
     # --- planning ----------------------------------------------------------
 
@@ -143,8 +179,21 @@ class Planner:
             return [w for w in self.catalogue.workflows(conn)
                     if w.trigger.is_time_offset and (wanted is None or w.id in wanted)]
 
-    def after_batch(self, batch: list[ChangeEvent], now: dt.datetime) -> None:
-        """Follow a committed batch of change events: re-plan appointments, reconcile edited workflows."""
+    def after_batch(self, batch: list[ChangeEvent], now: dt.datetime, *, remember: bool = True) -> None:
+        """Follow a committed batch of change events: re-plan appointments, reconcile edited workflows.
+
+        The events are already marked processed: if the database goes away meanwhile, the
+        batch is kept (with *remember*) and planned again by retry_failed().
+        """
+        try:
+            self._follow(batch, now)
+        except Exception as error:
+            if remember and unavailable(error):
+                with self._failed_lock:
+                    self._unplanned.append(batch)
+            raise
+
+    def _follow(self, batch: list[ChangeEvent], now: dt.datetime) -> None:
         appointments, customers, workflow_ids = set(), set(), set()
         for event in batch:
             if event.table_name == "appointments":
@@ -336,9 +385,15 @@ class Planner:
                 return
 
     def _fire_isolated(self, due: list[_Due]) -> None:
-        """Write a batch; a database error re-plans it, any other one is narrowed down to its firing."""
+        """Write a batch, waiting for the database if it is away; a failing statement re-plans the
+        batch, any other error is narrowed down to its firing."""
         try:
-            self.fire_batch(due, self.clock())
+            self.outage.persist(f"writing {len(due)} due firings", lambda: self.fire_batch(due, self.clock()),
+                                stopping=self._stopping)
+        except GaveUp:
+            # Their jobs are gone: the reconciliation of the next start plans again those still in grace.
+            logger.warning("%d due firings not written: the daemon stopped while the database was away; the "
+                           "next start plans again those still within their grace", len(due))
         except SQLAlchemyError as error:
             logger.warning("cannot write %d due firings, they will be re-planned: %s", len(due),
                            error.__cause__ or error)

@@ -23,11 +23,15 @@ from engine.render import describe_recipients, keywords_used, recipient_count, r
 from engine.retry import DEFAULT_POLICY, RetryPolicy
 from engine.workflow import Action
 from scheduler.catalogue import parsed
+from scheduler.outage import GaveUp, Outage
 
 logger = logging.getLogger(__name__)
 
 # Outcomes of a batch are written together, but none waits longer than this for the others' sends.
 RECORD_WITHIN = 0.2
+# A known outcome is retried while the database is away until this close to the end of its lease
+# (at most): past it, the delivery may be reclaimed and attempted again.
+LEASE_MARGIN = 5.0
 
 
 class _LeaseLost(Exception):
@@ -54,6 +58,7 @@ class _Unrecorded:
     outcome: Outcome
     finished: deliveries.Finished  # what to write
     announce: Callable[[], None]  # its log line, once written
+    deadline: float  # on the monotonic clock: stop trying to write it then (its lease is ending)
     since: float = field(default_factory=time.monotonic)
 
 
@@ -75,12 +80,17 @@ class DeliveryWorker:
     RECORD_WITHIN after the first, for slow sends). A delivery whose turn comes after
     half its lease has gone is given back unattempted, so a slow batch cannot
     let a lease expire before its send.
+
+    An outcome, once known, is kept and written as soon as the database
+    answers: an outage between a send and its record delays the record, it
+    does not let the lease expire into a second send. Only when the lease is
+    about to end does the worker give the outcome up (and say so).
     """
 
     def __init__(self, engine: Engine, transports, *, company: dict[str, str],
                  policy: RetryPolicy = DEFAULT_POLICY, lease: dt.timedelta = dt.timedelta(minutes=2),
                  rng: random.Random | None = None, batch: int = 1,
-                 clock: Callable[[], dt.datetime] | None = None):
+                 clock: Callable[[], dt.datetime] | None = None, outage: Outage | None = None):
         self.engine = engine
         self.transports = transports
         self.company = company
@@ -89,6 +99,12 @@ class DeliveryWorker:
         self.rng = rng or random.Random()
         self.batch = batch
         self.clock = clock  # None: every outcome is recorded at the `now` the batch was claimed at
+        self.outage = outage or Outage()
+
+    def _deadline(self, claimed: float) -> float:
+        """When to stop trying to record an outcome of a batch claimed at *claimed* (monotonic)."""
+        lease = self.lease.total_seconds()
+        return claimed + lease - min(LEASE_MARGIN, lease / 10)
 
     def work_one(self, now: dt.datetime) -> Outcome | None:
         """Claim and attempt the next due delivery; None when nothing is due."""
@@ -99,17 +115,19 @@ class DeliveryWorker:
         """Claim up to *limit* (the batch size) due deliveries and attempt them; [] when nothing is due."""
         with self.engine.begin() as conn:
             claims = deliveries.claim_due_batch(conn, now, self.lease, limit or self.batch)
-            if not claims:
-                return []
-            loaded = self._load_all(conn, claims)
+            loaded = self._load_all(conn, claims) if claims else None
+        self.outage.answered()
+        if not claims:
+            return []
+        deadline = self._deadline(time.monotonic())
         outcomes: list[Outcome] = []
         unrecorded: list[_Unrecorded] = []
         for n, claim in enumerate(claims):
             at = self.clock() if self.clock else now
             if at - now > self.lease / 2:
-                self._give_back(claims[n:], at)
+                self._give_back(claims[n:], at, deadline)
                 break
-            result = self._attempt(claim, loaded, at)
+            result = self._attempt(claim, loaded, at, deadline)
             if isinstance(result, Outcome):
                 outcomes.append(result)
                 continue
@@ -123,15 +141,27 @@ class DeliveryWorker:
         """Render and send one claimed delivery and record the outcome."""
         with self.engine.connect() as conn:
             loaded = self._load_all(conn, [delivery])
-        result = self._attempt(delivery, loaded, now)
+        result = self._attempt(delivery, loaded, now, self._deadline(time.monotonic()))
         return result if isinstance(result, Outcome) else self._record([result])[0]
 
     def _record(self, unrecorded: list[_Unrecorded]) -> list[Outcome]:
-        """Write outcomes in one transaction, each fenced by its attempt; then say what became of each."""
+        """Write outcomes in one transaction, each fenced by its attempt; then say what became of each.
+
+        While the database is away the write is tried again until it lands or the first
+        lease of the batch is about to end.
+        """
         if not unrecorded:
             return []
-        with self.engine.begin() as conn:
-            owned = deliveries.finish_many(conn, [u.finished for u in unrecorded])
+
+        def write() -> set[int]:
+            with self.engine.begin() as conn:
+                return deliveries.finish_many(conn, [u.finished for u in unrecorded])
+
+        try:
+            owned = self.outage.persist(f"recording {len(unrecorded)} delivery outcomes", write,
+                                        deadline=min(u.deadline for u in unrecorded))
+        except GaveUp:
+            return [self._unrecorded(u) for u in unrecorded]
         outcomes = []
         for u in unrecorded:
             if u.delivery.id in owned:
@@ -141,10 +171,23 @@ class DeliveryWorker:
                 outcomes.append(self._lost(u.delivery, u.outcome.status))
         return outcomes
 
-    def _give_back(self, claims: list[Delivery], now: dt.datetime) -> None:
-        with self.engine.begin() as conn:
-            for claim in claims:
-                deliveries.release(conn, claim, now)
+    @staticmethod
+    def _unrecorded(u: _Unrecorded) -> Outcome:
+        logger.warning("delivery %s: its outcome (%s) could not be recorded before its lease ended: the "
+                       "database was away; it will be reclaimed and attempted again", u.delivery.id,
+                       u.outcome.status, extra={"delivery": u.delivery.id})
+        return Outcome(status="lost", error="outcome not recorded: the database was away until the lease ended")
+
+    def _give_back(self, claims: list[Delivery], now: dt.datetime, deadline: float) -> None:
+        def release() -> None:
+            with self.engine.begin() as conn:
+                for claim in claims:
+                    deliveries.release(conn, claim, now)
+
+        try:
+            self.outage.persist(f"giving back {len(claims)} claimed deliveries", release, deadline=deadline)
+        except GaveUp:
+            return  # unattempted: reclaimed when their lease ends, and sent once then
         logger.info("gave back %d claimed deliveries unattempted: half their lease had gone", len(claims))
 
     @staticmethod
@@ -156,7 +199,8 @@ class DeliveryWorker:
         people = {i: bookings.load_customer_booking(conn, i) for i in customers}
         return _Loaded(workflows=rows, bookings=found, customers={i: b for i, b in people.items() if b})
 
-    def _attempt(self, delivery: Delivery, loaded: _Loaded, now: dt.datetime) -> Outcome | _Unrecorded:
+    def _attempt(self, delivery: Delivery, loaded: _Loaded, now: dt.datetime,
+                 deadline: float) -> Outcome | _Unrecorded:
         extra = {"delivery": delivery.id, "workflow": delivery.workflow_id}
         rendered = recipients = None
         try:
@@ -166,21 +210,21 @@ class DeliveryWorker:
             rendered = render_action(action, booking, context, delivery.recipient_index)
             recipients = describe_recipients(action.type, rendered)
             if action.type == "set_status":
-                return self._set_status(delivery, rendered, recipients, now)
+                return self._set_status(delivery, rendered, recipients, now, deadline)
             receipt = self.transports.send(action.type, rendered, delivery)
         except Skip as reason:
-            return self._final(delivery, now, "skipped", str(reason), rendered, recipients)
+            return self._final(delivery, now, "skipped", str(reason), rendered, recipients, deadline)
         except (RenderError, InvalidWorkflow) as error:
-            return self._final(delivery, now, "dead", f"cannot render: {error}", rendered, recipients)
+            return self._final(delivery, now, "dead", f"cannot render: {error}", rendered, recipients, deadline)
         except PermanentSendError as error:
-            return self._final(delivery, now, "dead", str(error), rendered, recipients)
+            return self._final(delivery, now, "dead", str(error), rendered, recipients, deadline)
         except TransientSendError as error:
-            return self._retry(delivery, now, str(error), rendered, recipients)
+            return self._retry(delivery, now, str(error), rendered, recipients, deadline)
         except Exception as error:  # noqa: BLE001 - unexpected: log it, treat it as passing
             logger.exception("delivery %s failed unexpectedly", delivery.id, extra=extra)
-            return self._retry(delivery, now, f"{type(error).__name__}: {error}", rendered, recipients)
+            return self._retry(delivery, now, f"{type(error).__name__}: {error}", rendered, recipients, deadline)
         return _Unrecorded(
-            delivery=delivery, outcome=Outcome(status="sent"),
+            delivery=delivery, outcome=Outcome(status="sent"), deadline=deadline,
             finished=deliveries.sent(delivery, now, provider_id=receipt.provider_id, rendered=rendered,
                                      recipients=recipients),
             announce=lambda: logger.info("delivery %s sent (%s to %s)", delivery.id, delivery.action_type,
@@ -213,8 +257,10 @@ class DeliveryWorker:
         return action, booking
 
     def _set_status(self, delivery: Delivery, rendered: dict[str, Any], recipients: str,
-                    now: dt.datetime) -> Outcome:
-        try:
+                    now: dt.datetime, deadline: float) -> Outcome:
+        """Change the status and record the delivery sent in one transaction, tried again (it is
+        idempotent) while the database is away."""
+        def change() -> None:
             with self.engine.begin() as conn:
                 found = bookings.set_appointment_status(conn, delivery.subject_id, rendered["status"],
                                                         delivery.depth + 1)
@@ -223,17 +269,27 @@ class DeliveryWorker:
                 if not deliveries.mark_sent(conn, delivery, now, provider_id=None, rendered=rendered,
                                             recipients=recipients):
                     raise _LeaseLost  # roll the status change back: the newer attempt makes it
+
+        try:
+            self.outage.persist(f"setting the status of appointment {delivery.subject_id}", change,
+                                deadline=deadline)
         except _LeaseLost:
             return self._lost(delivery, "set_status")
+        except GaveUp:
+            logger.warning("delivery %s: the status could not be set before its lease ended: the database "
+                           "was away; it will be reclaimed and attempted again", delivery.id,
+                           extra={"delivery": delivery.id})
+            return Outcome(status="lost", error="the database was away until the lease ended")
         return Outcome(status="sent")
 
-    def _retry(self, delivery: Delivery, now: dt.datetime, error: str, rendered, recipients) -> _Unrecorded:
+    def _retry(self, delivery: Delivery, now: dt.datetime, error: str, rendered, recipients,
+               deadline: float) -> _Unrecorded:
         at = self.policy.next_attempt(delivery.attempts, now, self.rng)
         if at is None:
             return self._final(delivery, now, "dead", f"gave up after {delivery.attempts} attempts: {error}",
-                               rendered, recipients)
+                               rendered, recipients, deadline)
         return _Unrecorded(
-            delivery=delivery, outcome=Outcome(status="pending", error=error),
+            delivery=delivery, outcome=Outcome(status="pending", error=error), deadline=deadline,
             finished=deliveries.retry(delivery, now, at=at, error=error, rendered=rendered, recipients=recipients),
             announce=lambda: logger.warning("delivery %s failed (attempt %d), retrying at %s: %s", delivery.id,
                                             delivery.attempts, at.isoformat(), error,
@@ -241,10 +297,10 @@ class DeliveryWorker:
 
     @staticmethod
     def _final(delivery: Delivery, now: dt.datetime, status: str, error: str, rendered,
-               recipients) -> _Unrecorded:
+               recipients, deadline: float) -> _Unrecorded:
         log = logger.warning if status == "dead" else logger.info
         return _Unrecorded(
-            delivery=delivery, outcome=Outcome(status=status, error=error),
+            delivery=delivery, outcome=Outcome(status=status, error=error), deadline=deadline,
             finished=deliveries.final(delivery, now, status=status, error=error, rendered=rendered,
                                       recipients=recipients),
             announce=lambda: log("delivery %s %s: %s", delivery.id, status, error, extra={"delivery": delivery.id}))
