@@ -140,28 +140,35 @@ _WRITE_OUTCOME = (
 )
 
 
-def finish_many(conn: Connection, finished: list[Finished]) -> set[int]:
+def finish_many(conn: Connection, finished: list[Finished], *, again: bool = False) -> set[int]:
     """Record many outcomes; return the ids of those whose attempt still owned its row.
 
     The rows still owned (status sending, same attempt count) are locked
     first, so the writes that follow, sent together as one executemany,
     cannot race a reclaim; an outcome whose lease was lost is left unwritten.
+    With *again* (an earlier try's connection broke, maybe after its commit
+    had landed), a row that already holds exactly this outcome counts as
+    recorded too.
     """
     if not finished:
         return set()
     by_id = {f.claim.id: f for f in finished}
     rows = conn.execute(
-        select(deliveries.c.id, deliveries.c.attempts)
-        .where(deliveries.c.id.in_(sorted(by_id)), deliveries.c.status == SENDING)
+        select(deliveries.c.id, deliveries.c.attempts, deliveries.c.status, deliveries.c.updated_at,
+               deliveries.c.lease_until)
+        .where(deliveries.c.id.in_(sorted(by_id)))
         .order_by(deliveries.c.id).with_for_update()
     ).all()
-    owned = {row.id for row in rows if row.attempts == by_id[row.id].claim.attempts}
+    owned = {row.id for row in rows if row.status == SENDING and row.attempts == by_id[row.id].claim.attempts}
+    landed = {row.id for row in rows if again and row.id not in owned and row.lease_until is None
+              and row.attempts == by_id[row.id].claim.attempts and row.updated_at == by_id[row.id].at
+              and row.status == by_id[row.id].values["status"]}
     if owned:
         conn.execute(_WRITE_OUTCOME, [
             {"b_id": i, "b_updated_at": by_id[i].at,
              **{f"b_{c}": by_id[i].values.get(c, getattr(by_id[i].claim, c)) for c in _OUTCOME_COLUMNS}}
             for i in sorted(owned)])
-    return owned
+    return owned | landed
 
 
 def reclaim_expired(conn: Connection, now: dt.datetime) -> tuple[int, int]:

@@ -153,9 +153,13 @@ class DeliveryWorker:
         if not unrecorded:
             return []
 
+        tries = 0
+
         def write() -> set[int]:
+            nonlocal tries
+            tries += 1
             with self.engine.begin() as conn:
-                return deliveries.finish_many(conn, [u.finished for u in unrecorded])
+                return deliveries.finish_many(conn, [u.finished for u in unrecorded], again=tries > 1)
 
         try:
             owned = self.outage.persist(f"recording {len(unrecorded)} delivery outcomes", write,

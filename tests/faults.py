@@ -187,6 +187,10 @@ class CuttableProxy:
 
     def close(self) -> None:
         self._running = False
+        try:
+            self._listener.shutdown(socket.SHUT_RDWR)  # wakes the accepting thread (close alone does not)
+        except OSError:
+            pass
         self._listener.close()
         with self._lock:
             for link in list(self._links):

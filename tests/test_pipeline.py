@@ -386,3 +386,34 @@ def test_a_recipient_entry_removed_by_sql_skips_its_delivery(engine, pipeline):
     pipeline.run()
     assert [(s, e) for _, _, s, e in deliveries(engine)] == [
         ("sent", None), ("skipped", "recipient entry 1 was removed from the action")]
+
+
+def test_an_outcome_written_again_after_a_broken_connection_counts_once(engine, pipeline):
+    """The record's commit may land although its connection broke before the answer: the worker
+    writes it again, and finds it there, rather than calling the attempt lost."""
+    from db import deliveries as outbox
+
+    add_workflow(engine, email_workflow())
+    book(engine, seed(engine), starts_at=START, ends_at=END)
+    pipeline.consumer.drain(NOW)
+    lease = dt.timedelta(minutes=2)
+    with engine.begin() as conn:
+        claim = outbox.claim_due(conn, NOW, lease)
+    done = outbox.sent(claim, NOW, provider_id="<id@x>", rendered={"subject": "s"}, recipients="a@x")
+    with engine.begin() as conn:
+        assert outbox.finish_many(conn, [done]) == {claim.id}  # landed; its answer was lost
+    with engine.begin() as conn:
+        assert outbox.finish_many(conn, [done]) == set()  # a first try would not own it
+        assert outbox.finish_many(conn, [done], again=True) == {claim.id}  # a retry finds its own outcome
+    assert sql(engine, "SELECT status, attempts, provider_id FROM deliveries") == [("sent", 1, "<id@x>")]
+    # a row reclaimed meanwhile (pending again, the same attempt count) is not mistaken for a retry's outcome
+    book(engine, seed(engine), starts_at=START, ends_at=END)
+    pipeline.consumer.drain(NOW)
+    with engine.begin() as conn:
+        second = outbox.claim_due(conn, NOW, lease)
+        outbox.reclaim_expired(conn, NOW + 2 * lease)
+    retry = outbox.retry(second, NOW + dt.timedelta(seconds=1), at=NOW + lease, error="503")
+    with engine.begin() as conn:
+        assert outbox.finish_many(conn, [retry], again=True) == set()
+    assert sql(engine, "SELECT status, error FROM deliveries WHERE id = :id", id=second.id) == [
+        ("pending", "resent: the previous attempt was interrupted")]
