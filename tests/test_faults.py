@@ -317,3 +317,74 @@ def test_postgresql_restarts_in_the_middle_of_bursts_and_every_webhook_arrives_e
     lines = [r.getMessage() for r in records]
     assert not [line for line in lines if "crash" in line or "reclaimed" in line], "a send was taken back"
     assert sum("database reachable again" in line for line in lines) >= RESTART_ROUNDS
+
+
+def reminder_workflow(receivers: Receivers) -> dict:
+    return {"name": "reminder", "trigger": {"type": "appointment_starts", "offset": "-1m"},
+            "actions": actions(receivers)[:1]}
+
+
+def book_a_reminder(engine, ids) -> None:
+    starts, ends = in_a_moment(2.5)
+    book(engine, ids, starts_at=starts, ends_at=ends)
+
+
+@pytest.mark.parametrize("cut", ["the leader lock's session", "another connection"])
+def test_a_leader_stops_scheduling_only_when_its_lock_is_gone_and_resumes_the_same_scheduler(
+        engine, backend, fault, receivers, caplog, cut):
+    if backend == "sqlite":
+        pytest.skip("SQLite has one instance, which always leads")
+    add_workflow(engine, reminder_workflow(receivers))
+    ids = seed(engine)
+    caplog.set_level(logging.INFO)
+    daemon = Daemon(daemon_config(fault, receivers), engine=fault.engine)
+    daemon.start()
+    try:
+        wait_until(lambda: daemon.leadership.leading)
+        scheduler = daemon.planner.scheduler
+        pattern = rb"pg_locks" if cut == "the leader lock's session" else rb"FROM change_events"
+        trigger = fault.proxy.arm(pattern, down_for=OUTAGE, everything=False)
+        wait_until(trigger.fired.is_set)
+        time.sleep(OUTAGE)
+        book_a_reminder(engine, ids)
+        wait_until(lambda: len(receivers.accepted) == 1)
+        assert daemon.leadership.leading
+        assert daemon.planner.scheduler is scheduler, "APScheduler was built anew"
+    finally:
+        daemon.stop()
+    lines = [r.getMessage() for r in caplog.records]
+    assert not [r for r in caplog.records if r.exc_info and r.name.startswith("scheduler")]
+    leads = [line for line in lines if line.startswith("this instance leads")]
+    if cut == "the leader lock's session":  # paused at once, then led again with the same scheduler
+        lost = next(i for i, line in enumerate(lines) if line.startswith("lost the leader lock's connection"))
+        assert "Paused scheduler job processing" in lines[lost:]
+        assert "Resumed scheduler job processing" in lines[lost:] and len(leads) == 2
+    else:  # the lock's session lived: still leading throughout, nothing paused
+        assert not [line for line in lines if "leader lock" in line or "Paused" in line] and len(leads) == 1
+    assert len(receivers.accepted) == 1
+
+
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnhandledThreadExceptionWarning")
+def test_apschedulers_loop_dying_is_noticed_and_restarted(engine, db_url, receivers, caplog):
+    add_workflow(engine, reminder_workflow(receivers))
+    ids = seed(engine)
+    caplog.set_level(logging.INFO)
+    daemon = Daemon(make_config(db_url, APPTFLOW_DAEMON_DRY_RUN="false", APPTFLOW_DAEMON_HEARTBEAT="200ms",
+                                APPTFLOW_DAEMON_POLL_INTERVAL="100ms"), engine=engine)
+    daemon.start()
+    try:
+        first = daemon.planner.scheduler
+        store = first._jobstores["default"]
+
+        def a_bug():  # APScheduler 3 lets an error of its jobstore's next-run-time read end its loop
+            raise RuntimeError("a bug in the jobstore")
+
+        store.get_next_run_time = a_bug
+        first.wakeup()
+        wait_until(lambda: "APScheduler's loop died; restarting it" in caplog.messages)
+        wait_until(lambda: daemon.planner.scheduler is not first and daemon.planner.scheduler.running)
+        book_a_reminder(engine, ids)
+        wait_until(lambda: len(receivers.accepted) == 1)
+    finally:
+        daemon.stop()
+    assert sql(engine, "SELECT status, count(*) FROM deliveries GROUP BY status") == [("sent", 1)]
