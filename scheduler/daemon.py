@@ -16,7 +16,7 @@ from sqlalchemy.engine import Engine
 
 from db import deliveries, events, instances
 from db.connect import connect
-from db.errors import unavailable
+from db.errors import describe, unavailable
 from engine.durations import parse_duration
 from engine.retry import RetryPolicy
 from scheduler.catalogue import Catalogue
@@ -269,8 +269,8 @@ class Daemon:
         try:
             with self.engine.begin() as conn:
                 instances.stopped(conn, self.instance_id, self.clock())
-        except Exception:  # noqa: BLE001 - the database may be the reason we stop
-            logger.warning("could not record the stop", exc_info=True)
+        except Exception as error:  # noqa: BLE001 - the database may be the reason we stop
+            logger.warning("could not record the stop: %s", describe(error))
         self.transports.close()
         logger.info("apptflow stopped")
 

@@ -19,7 +19,7 @@ from db import deliveries
 from db import jobs as job_queries
 from db import workflows as store
 from db.connect import read_only
-from db.errors import unavailable
+from db.errors import describe, unavailable
 from db.records import ChangeEvent
 from engine.durations import format_duration
 from engine.errors import InvalidWorkflow
@@ -395,8 +395,7 @@ class Planner:
             logger.warning("%d due firings not written: the daemon stopped while the database was away; the "
                            "next start plans again those still within their grace", len(due))
         except SQLAlchemyError as error:
-            logger.warning("cannot write %d due firings, they will be re-planned: %s", len(due),
-                           error.__cause__ or error)
+            logger.warning("cannot write %d due firings, they will be re-planned: %s", len(due), describe(error))
             for item in due:
                 self._replan_later((item.workflow_id, item.appointment_id))
         except Exception:  # noqa: BLE001 - one bad firing must not take the others with it

@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import os
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -278,3 +279,19 @@ def test_a_thousand_reminders_due_in_the_same_second_each_arrive_once_and_none_e
     assert min(arrived) >= planned.timestamp(), "a reminder arrived before its time"
     assert sql(engine, "SELECT DISTINCT occurrence FROM deliveries") == [(f"at:{planned.isoformat()}",)]
     assert count(engine) == 1000
+
+
+@pytest.mark.parametrize("command", [["status"], ["run"], ["workflow", "list"], ["db", "init"]])
+def test_an_unreachable_database_is_one_line_and_exit_1(command):
+    with socket.socket() as sock:  # a port nothing listens on
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    env = {**os.environ, "APPTFLOW_CONFIG": "",
+           "APPTFLOW_DATABASE_URL": f"postgresql://apptflow@127.0.0.1:{port}/apptflow"}
+    result = subprocess.run([sys.executable, "-m", "scheduler", *command], env=env, capture_output=True,
+                            text=True, timeout=60)
+    assert result.returncode == 1
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("Error: cannot reach the database: connection failed:"), \
+        result.stderr
+    assert "Connection refused" in lines[0] and "Traceback" not in result.stderr
