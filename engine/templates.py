@@ -8,7 +8,9 @@ A template cannot hang a worker or fill its memory either: no single
 operation may make a value longer than the output limit (see
 :mod:`engine.sandbox`), and between operations, a deadline stops slow
 templates. Nothing a template says runs while it is compiled (constant
-folding is off), so validating a template costs no more than parsing it.
+folding is off); validating it also computes its constant operations, but
+through the sandbox's bounded operators (see :mod:`engine.refusals`), so it
+costs little more than parsing it.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ from jinja2.sandbox import SecurityError
 
 from engine.errors import RenderError
 from engine.keywords import EVERY as EVERY_KEYWORD
+from engine.refusals import refused
 from engine.sandbox import MAX_OUTPUT, Sandbox, bounded_filter, bounded_lipsum, fits, output_limit
 
 # Bounds on one template's rendering, so a hostile template cannot hang a worker (MAX_OUTPUT: engine.sandbox).
@@ -282,7 +285,8 @@ def names_in(source: str) -> frozenset[str]:
 
 
 def check(source: str, keywords: frozenset[str], context: str = "") -> list[str]:
-    """Every problem with *source* as a template offered *keywords*: syntax, unknown filters, unknown names.
+    """Every problem with *source* as a template offered *keywords*: syntax, unknown filters, unknown names,
+    and what the sandbox refuses wherever it meets it (``''.__class__``, ``range(10**9)``).
 
     *context* names what offers the keywords (a trigger type), for names that
     exist elsewhere but not there.
@@ -300,4 +304,4 @@ def check(source: str, keywords: frozenset[str], context: str = "") -> list[str]
         close = difflib.get_close_matches(name, keywords, n=1)
         hint = f" (did you mean '{close[0]}'?)" if close else ""
         problems.append(f"unknown keyword '{name}'{hint}")
-    return problems
+    return problems + refused(parsed, ENVIRONMENT)

@@ -118,6 +118,21 @@ def test_bad_files_exit_non_zero_with_the_place(cli, engine, tmp_path, text, mes
     assert sql(engine, "SELECT count(*) FROM workflows") == [(0,)]
 
 
+def test_a_template_that_can_never_render_is_refused_when_added_not_dead_when_sent(cli, engine, tmp_path):
+    path = write(tmp_path, "w.yaml", (
+        "name: Never renders\ntrigger: {type: appointment_created}\n"
+        "actions:\n  - type: sms\n    to: [customer]\n"
+        "    body: \"Hi {{ customer_first_name.__class__.__mro__ }}\\n{{ 'x' * 10**9 }}\"\n"))
+    for command in ("validate", "add"):
+        result = cli("workflow", command, path)
+        assert result.exit_code == 1, result.output
+        assert ("w.yaml: actions[0].body: not allowed in a template (line 1): access to attribute '__class__' "
+                "is unsafe") in result.output
+        assert ("w.yaml: actions[0].body: always fails (line 2): template output limit: a repeated value "
+                "longer than 100000 characters") in result.output
+    assert sql(engine, "SELECT count(*) FROM workflows") == [(0,)]
+
+
 def test_duplicate_names_are_refused(cli, engine, tmp_path):
     added_id(cli("workflow", "add", str(EXAMPLES[0])))
     again = cli("workflow", "add", str(EXAMPLES[0]))

@@ -470,3 +470,26 @@ def test_check_finds_syntax_errors_and_runs_nothing():
     assert check("{{ 'a'|center(1000000000) }}", keywords.EVERY) == []
     assert check("{% for %}", keywords.EVERY) == [
         "template error on line 1: Expected an expression, got 'end of statement block'"]
+
+
+# check() refuses only what rendering refuses too, and tells a custom field from an attribute.
+@pytest.mark.parametrize("source", [
+    "{{ ''.__class__ }}", "{{ customer_first_name._private }}", "{{ appointment['__class__'] }}",
+    "{{ staff|attr('__init__') }}", "{{ [].append(1) }}", "{{ range(10**9) }}", "{{ 'a' * 10**9 }}",
+    "{{ 2 ** (10**9) }}", "{{ 'a' * 60000 + 'b' * 60000 }}",
+])
+def test_what_check_refuses_fails_when_rendered(source):
+    assert check(source, keywords.EVERY) != []
+    with pytest.raises(RenderError):
+        rendered(source)
+
+
+@pytest.mark.parametrize("source, expected", [
+    ("{{ 2 ** 10**9 }}", "1237940039285380274899124224"),
+    ("{{ appointment.custom._ref }} {{ appointment.custom['_ref'] }}", "R R"),
+    ("{% set customer_first_name = {'_a': 1} %}{{ customer_first_name._a }}", "1"),
+    ("{% macro range(n) %}{{ n }}{% endmacro %}{{ range(10**9) }}", "1000000000"),
+])
+def test_what_check_accepts_beside_those_renders(source, expected):
+    assert check(source, keywords.EVERY) == []
+    assert rendered(source, booking(_ref="R")) == expected

@@ -154,6 +154,70 @@ def test_webhook_fields():
     ]
 
 
+def email(body: str) -> dict:
+    return workflow(actions=[{"type": "email", "to": ["customer"], "subject": "s", "body": body}])
+
+
+UNSAFE = "not allowed in a template (line 1): access to attribute '{}' is unsafe"
+
+
+# Refused when the workflow is added, not dead at each send with "cannot render".
+@pytest.mark.parametrize("body, message", [
+    ("{{ ''.__class__ }}", UNSAFE.format("__class__")),
+    ("{{ customer_first_name.__class__.__mro__ }}", UNSAFE.format("__class__")),
+    ("{{ customer_first_name._private }}", UNSAFE.format("_private")),
+    ("{{ ''['__class__'] }}", UNSAFE.format("__class__")),
+    ("{{ appointment.__class__ }}", UNSAFE.format("__class__")),
+    ("{{ cycler.__init__.__globals__ }}", UNSAFE.format("__init__")),
+    ("{{ appointment|attr('__class__') }}", UNSAFE.format("__class__")),
+    ("{{ [].append(1) }}", UNSAFE.format("append")),
+    ("{{ appointment.custom.update({'a': 1}) if appointment.update }}", UNSAFE.format("update")),
+    ("Hello,\n{{ range(10**9)|length }}",
+     "always fails (line 2): Range too big. The sandbox blocks ranges larger than MAX_RANGE (100000)."),
+    ("{{ range(-10**5, 10**5)|length }}",
+     "always fails (line 1): Range too big. The sandbox blocks ranges larger than MAX_RANGE (100000)."),
+    ("{{ 'a' * 10**9 }}",
+     "always fails (line 1): template output limit: a repeated value longer than 100000 characters"),
+    ("{{ 2 ** (10**9) }}", "always fails (line 1): powers above 4096 bits are refused in templates"),
+    ("{{ 'a' * 60000 + 'b' * 60000 }}",
+     "always fails (line 1): template output limit: a joined value longer than 100000 characters"),
+    ("{{ '%1000000000d' % 1 }}",
+     "always fails (line 1): template output limit: a % field longer than 100000 characters"),
+])
+def test_a_template_the_sandbox_always_refuses_is_an_error_at_its_place(body, message):
+    assert problems(email(body)) == [f"actions[0].body: {message}"]
+
+
+def test_every_template_field_is_checked_for_what_the_sandbox_refuses():
+    found = problems(workflow(actions=[
+        {"type": "webhook", "url": "https://h.example/{{ ''.__class__ }}",
+         "json": {"id": "{{ appointment_id }}", "tags": ["{{ 'x' * 10**9 }}"]}},
+        {"type": "sms", "to": ["{{ customer._secret }}"], "body": "{{ customr_phone.__class__ }}"},
+    ]))
+    assert found == [
+        f"actions[0].url: {UNSAFE.format('__class__')}",
+        "actions[0].json.tags[0]: always fails (line 1): template output limit: a repeated value longer than "
+        "100000 characters",
+        f"actions[1].to[0]: {UNSAFE.format('_secret')}",
+        "actions[1].body: unknown keyword 'customr_phone' (did you mean 'customer_phone'?)",
+    ]
+
+
+@pytest.mark.parametrize("body", [
+    "{{ customer_first_name|upper }}",
+    "{{ range(3)|join(',') }}",
+    "{{ 'ab' * 3 }}",
+    "{{ range(100000)|length }} {{ 'a' * 100000 }} {{ 2 ** 2048 }}",  # at the bounds, not past them
+    "{{ 2 ** 10**9 }}",  # Jinja groups ** from the left: (2 ** 10) ** 9
+    "{{ customer_first_name * 10**5 }}",  # depends on the booking: an empty name renders
+    "{{ appointment.custom._ref }}",  # a custom field's key, which the sandbox gives
+    "{% set customer_first_name = {'_a': 1} %}{{ customer_first_name._a }}",  # the template's own value
+    "{% macro range(n) %}{{ n }}{% endmacro %}{{ range(10**9) }}",
+])
+def test_templates_the_sandbox_can_render_are_accepted(body):
+    assert parse_workflow(email(body)).actions[0].fields["body"] == body
+
+
 def test_missing_and_unknown_action_fields():
     assert problems(workflow(actions=[{"type": "telegram", "txt": "x"}])) == [
         "actions[0].txt: unknown field (expected one of: type, chat_id, text, attachments, after_crash)",
