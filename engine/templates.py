@@ -208,6 +208,8 @@ def render(source: str, context: dict[str, Any], *, timeout: float = RENDER_TIME
         template = _compiled(source)
     except TemplateSyntaxError as error:
         raise RenderError(f"template error on line {error.lineno}: {error.message}") from None
+    except _UNCOMPILABLE as error:
+        raise RenderError(_uncompilable(error)) from None
     deadline = _Deadline(timeout)
     limit = output_limit.set(max_output)
     previous = sys.gettrace()
@@ -227,6 +229,15 @@ def render(source: str, context: dict[str, Any], *, timeout: float = RENDER_TIME
     finally:
         sys.settrace(previous)
         output_limit.reset(limit)
+
+
+# What Jinja's parser or Python's compiler raise for a template past their own limits: an integer
+# literal of more than 4,300 digits, expressions nested too deep.
+_UNCOMPILABLE = (ValueError, SyntaxError, RecursionError, MemoryError)
+
+
+def _uncompilable(error: BaseException) -> str:
+    return f"template too large or nested too deep to compile: {type(error).__name__}: {error}"
 
 
 @functools.lru_cache(maxsize=1024)
@@ -280,7 +291,7 @@ def names_in(source: str) -> frozenset[str]:
         return frozenset()
     try:
         return frozenset(meta.find_undeclared_variables(ENVIRONMENT.parse(source)))
-    except TemplateSyntaxError:
+    except (TemplateSyntaxError, *_UNCOMPILABLE):
         return frozenset()  # rendering it says what is wrong
 
 
@@ -296,6 +307,8 @@ def check(source: str, keywords: frozenset[str], context: str = "") -> list[str]
         _compiled(source)  # also catches unknown filters and tests
     except TemplateSyntaxError as error:
         return [f"template error on line {error.lineno}: {error.message}"]
+    except _UNCOMPILABLE as error:
+        return [_uncompilable(error)]
     problems = []
     for name in sorted(meta.find_undeclared_variables(parsed) - keywords):
         if name in EVERY_KEYWORD:

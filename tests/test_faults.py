@@ -277,12 +277,17 @@ def test_postgresql_restarts_in_the_middle_of_bursts_and_every_webhook_arrives_e
         cluster.resume()
         restarted.set()
 
+    stop_at = [0]
+    lock = threading.Lock()
+
     def on_request(request):
         # the 60th request of a round stops the server while the others of the round are being sent
-        if len(receivers.accepted) % RESTART_BOOKINGS == 59 and not restarted.is_set() and not in_flight_at_stop:
+        with lock:
+            if len(receivers.accepted) < stop_at[0] or in_flight_at_stop:
+                return
             in_flight_at_stop.append(len(receivers.accepted))
-            threading.Thread(target=restart, daemon=True).start()
-            time.sleep(0.2)  # this send completes after the server is gone: its record meets the outage
+        threading.Thread(target=restart, daemon=True).start()
+        time.sleep(0.2)  # this send completes after the server is gone: its record meets the outage
 
     receivers.on_request = on_request
     caplog.set_level(logging.INFO)
@@ -293,6 +298,7 @@ def test_postgresql_restarts_in_the_middle_of_bursts_and_every_webhook_arrives_e
     try:
         for round_ in range(1, RESTART_ROUNDS + 1):
             restarted.clear()
+            stop_at[0] = (round_ - 1) * RESTART_BOOKINGS + 59
             in_flight_at_stop.clear()
             starts, ends = in_a_moment(600)
             with engine.begin() as conn:

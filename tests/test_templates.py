@@ -493,3 +493,15 @@ def test_what_check_refuses_fails_when_rendered(source):
 def test_what_check_accepts_beside_those_renders(source, expected):
     assert check(source, keywords.EVERY) == []
     assert rendered(source, booking(_ref="R")) == expected
+
+
+@pytest.mark.parametrize("source, error", [
+    ("{{ " + "1" * 5000 + " }}", "ValueError"),  # past Python's limit on integer literals
+    ("{{ customer_first_name" + " + customer_first_name" * 300 + " }}", "SyntaxError"),  # too deep to compile
+    ("{{ " + "(" * 500 + "1" + ")" * 500 + " }}", "RecursionError"),  # too deep to parse
+])
+def test_a_template_past_the_compilers_limits_is_an_error_not_a_crash(source, error):
+    [problem] = check(source, frozenset(keywords.EVERY))
+    assert problem.startswith(f"template too large or nested too deep to compile: {error}")
+    with pytest.raises(RenderError, match=f"too large or nested too deep to compile: {error}"):
+        render(source, {"customer_first_name": "Ada"})
