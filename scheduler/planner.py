@@ -39,7 +39,6 @@ from engine.planning import (
 from engine.workflow import Workflow
 from scheduler import jobs
 from scheduler.catalogue import parsed
-from scheduler.outage import GaveUp, Outage
 from scheduler.jobstore import (
     ArgsRecordingExecutor,
     SafeJobStore,
@@ -48,6 +47,7 @@ from scheduler.jobstore import (
     loop_thread,
     make_scheduler,
 )
+from scheduler.outage import GaveUp, Outage
 
 logger = logging.getLogger(__name__)
 

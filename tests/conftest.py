@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import itertools
 import os
+import time
 
 import pytest
 from sqlalchemy import text
@@ -103,3 +104,14 @@ def sql(engine, statement: str, **params):
     with engine.begin() as conn:
         result = conn.execute(text(statement), params)
         return result.all() if result.returns_rows else None
+
+
+def wait_until(predicate, timeout: float = 30.0, interval: float = 0.05):
+    """Poll *predicate* until it holds (for tests of a real daemon's threads); fail with what it last returned."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value or time.monotonic() > deadline:
+            assert value, f"gave up waiting after {timeout}s"
+            return value
+        time.sleep(interval)

@@ -18,23 +18,12 @@ from scheduler.cli import main
 from scheduler.daemon import Daemon
 from tests.booking import book, insert, seed
 from tests.channels.servers import HttpServer, Reply
-from tests.conftest import sql
+from tests.conftest import sql, wait_until
 from tests.pipeline import add_workflow, make_config
 
 START, END = "2026-12-01T10:00:00+00:00", "2026-12-01T10:45:00+00:00"
 FAST = {"APPTFLOW_DAEMON_POLL_INTERVAL": "100ms", "APPTFLOW_DAEMON_HEARTBEAT": "200ms",
         "APPTFLOW_DAEMON_LEASE": "1s"}
-
-
-def wait_until(predicate, timeout: float = 30.0, interval: float = 0.05):
-    """Poll *predicate* until it holds; fail with what it last returned."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value or time.monotonic() > deadline:
-            assert value, f"gave up waiting after {timeout}s"
-            return value
-        time.sleep(interval)
 
 
 def count(engine, where: str = "1 = 1") -> int:

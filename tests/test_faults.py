@@ -27,12 +27,12 @@ from sqlalchemy.engine import make_url
 
 from db import deliveries
 from db.connect import connect
-from scheduler.daemon import Daemon
 from scheduler.catalogue import Catalogue
 from scheduler.consumer import EventConsumer
+from scheduler.daemon import Daemon
 from tests.booking import book, insert, seed
 from tests.channels.servers import HttpServer, Reply, SmtpRecorder, smtp_controller
-from tests.conftest import sql
+from tests.conftest import sql, wait_until
 from tests.faults import CuttableProxy, SqliteLockHolder
 from tests.pipeline import add_workflow, make_config
 
@@ -40,16 +40,6 @@ pytestmark = pytest.mark.faults
 
 OUTAGE = 1.5  # seconds the database stays away after a cut
 BOOKINGS = 3
-
-
-def wait_until(predicate, timeout: float = 30.0, interval: float = 0.05):
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value or time.monotonic() > deadline:
-            assert value, f"gave up waiting after {timeout}s"
-            return value
-        time.sleep(interval)
 
 
 class Receivers:
