@@ -98,12 +98,12 @@ class Fault:
         else:
             self._pattern = re.compile(pattern, re.DOTALL)
 
-    def now(self) -> None:
-        """Take the database away now."""
+    def now(self, seconds: float = OUTAGE) -> None:
+        """Take the database away now, for *seconds*."""
         if self.proxy is not None:
-            self.proxy.cut(OUTAGE)
+            self.proxy.cut(seconds)
         else:
-            self.holder.hold(OUTAGE)
+            self.holder.hold(seconds)
             self.holder.held.wait(10)
         self.fired.set()
 
@@ -384,3 +384,36 @@ def test_apschedulers_loop_dying_is_noticed_and_restarted(engine, db_url, receiv
     finally:
         daemon.stop()
     assert sql(engine, "SELECT status, count(*) FROM deliveries GROUP BY status") == [("sent", 1)]
+
+
+def test_an_outage_longer_than_the_lease_gives_the_outcome_up_and_says_so(engine, fault, receivers, caplog):
+    """The documented limit: a worker keeps trying to record until its lease is about to end, then
+    leaves the delivery to be reclaimed, which sends it again (same webhook-id)."""
+    from scheduler.transports import Transports
+    from scheduler.workers import DeliveryWorker
+
+    add_workflow(engine, {"name": "hook", "trigger": {"type": "appointment_created"},
+                          "actions": actions(receivers)[:1]})
+    starts, ends = in_a_moment(600)
+    book(engine, seed(engine), starts_at=starts, ends_at=ends)
+    now = dt.datetime.now(dt.timezone.utc)
+    EventConsumer(engine, Catalogue()).drain(now)
+    config = daemon_config(fault, receivers)
+    transports = Transports(config)
+    worker = DeliveryWorker(fault.engine, transports, company={}, lease=dt.timedelta(seconds=1))
+    receivers.on_request = lambda request: fault.fired.is_set() or fault.now(2.0)  # longer than the lease
+    caplog.set_level(logging.INFO)
+    try:
+        [outcome] = worker.work(now)
+        assert outcome.status == "lost" and "the database was away" in outcome.error
+        assert sql(engine, "SELECT status FROM deliveries") == [("sending",)]
+        wait_until(lambda: not (fault.proxy and fault.proxy.down))
+        if fault.holder is not None:
+            fault.holder.join()
+        with fault.engine.begin() as conn:
+            assert deliveries.reclaim_expired(conn, now + dt.timedelta(seconds=2)) == (1, 0)
+        assert worker.work(now + dt.timedelta(seconds=3))[0].status == "sent"
+    finally:
+        transports.close()
+    assert len(receivers.accepted) == 2 and len(set(receivers.accepted)) == 1
+    assert any("could not be recorded before its lease ended" in m for m in caplog.messages)
