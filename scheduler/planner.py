@@ -159,10 +159,11 @@ class Planner:
                 unplanned.pop(0)
             if failed:
                 self.replan_appointments(failed, now)
-        except Exception:
-            with self._failed_lock:  # still failing: kept for the next try
-                self._unplanned[:0] = unplanned
-                self._failed |= failed
+        except Exception as error:
+            if unavailable(error):  # still away: kept for the next try (else the reconciliations repair it)
+                with self._failed_lock:
+                    self._unplanned[:0] = unplanned
+                    self._failed |= failed
             raise
 
     @property
