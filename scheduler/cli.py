@@ -84,6 +84,28 @@ def main(ctx: click.Context, config_file: str | None) -> None:
     ctx.call_on_close(lambda: ctx.obj._engine and ctx.obj._engine.dispose())
 
 
+# --- config -----------------------------------------------------------------
+
+@main.group("config")
+def config_group() -> None:
+    """Inspect the configuration."""
+
+
+@config_group.command("check")
+@pass_app
+def config_check(app: App) -> None:
+    """Check the configuration and print it as it takes effect: secrets masked, each value's origin."""
+    config = app.config
+    click.echo(f"configuration file: {config.source or 'none (defaults and environment only)'}")
+    for section, keys in config.values.items():
+        click.echo(f"[{section}]")
+        for key in keys:
+            shown = config.shown(section, key)
+            value = json.dumps(shown)  # as TOML writes it: "1s", 8, false
+            click.echo(f"  {key} = {value}  # {config.origin(section, key)}")
+    click.echo("configuration OK")
+
+
 # --- db ---------------------------------------------------------------------
 
 @main.group()

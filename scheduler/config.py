@@ -3,74 +3,255 @@
 The file is ``--config``, else ``$APPTFLOW_CONFIG``, else
 ``/etc/apptflow/apptflow.toml`` when it exists; with none of them apptflow
 runs on the embedded default, ``sqlite:///apptflow.db`` in the working
-directory. Secrets (passwords, tokens, secrets) are never shown by
-:meth:`Config.describe`.
+directory.
+
+The configuration is one typed, frozen value built and checked completely
+at load: every key's type, range and unit (durations are timedeltas, counts
+ints, URLs parsed), unknown sections and keys refused, in the file and in
+``APPTFLOW_<SECTION>_<KEY>`` variables of a known section. An error names
+where the value came from (the file or the variable) and the key. Secrets
+(passwords, tokens, secrets, credentials in URLs) are never shown by
+:meth:`Config.describe`. Each setting says whether a running daemon can take
+a new value on SIGHUP (``live``) or needs a restart.
 """
 
 from __future__ import annotations
 
-import copy
+import datetime as dt
+import logging
 import os
+import re
 import tomllib
-from collections.abc import Mapping
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from email.utils import parseaddr
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any
+from urllib.parse import urlsplit
 
-from engine.durations import parse_duration
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
+
+from engine.durations import format_duration, parse_duration
 
 SYSTEM_CONFIG = Path("/etc/apptflow/apptflow.toml")
-
-DEFAULTS: dict[str, dict[str, Any]] = {
-    "database": {"url": "sqlite:///apptflow.db"},
-    "daemon": {"poll_interval": "1s", "workers": 8, "dry_run": False, "log_level": "INFO",
-               "lease": "2m", "max_chain_depth": 5, "retry_base": "30s", "retry_cap": "1h",
-               "retry_attempts": 8, "attachment_dir": "", "heartbeat": "5s",
-               "job_threads": 4, "reconcile_interval": "10m", "event_retention": "7d",
-               "attachments_allow_private_addresses": False},
-    "smtp": {"host": "localhost", "port": 25, "security": "none", "username": "", "password": "",
-             "from": "Bookings <bookings@example.com>", "timeout": "30s"},
-    "twilio": {"account_sid": "", "auth_token": "", "from_number": "", "whatsapp_from": "",
-               "api_base_url": ""},
-    "sns": {"region": "", "endpoint_url": "", "access_key_id": "", "secret_access_key": ""},
-    "telegram": {"bot_token": "", "api_url": "https://api.telegram.org"},
-    "company": {"name": "", "phone": "", "website": "", "address": ""},
-    "webhook": {"secret": "", "allow_private_addresses": False, "timeout": "15s"},
-}
-
-_SECRET_WORDS = ("password", "token", "secret", "url")
-
-
-def seconds(value: str) -> float:
-    """A configured duration (``"1s"``, ``"200ms"``, ``"15s"``) in seconds."""
-    return parse_duration(value).total_seconds()
+DEFAULT_ORIGIN = "default"
 
 
 class ConfigError(Exception):
     """The configuration is invalid."""
 
 
-def _coerce(value: str, default: Any, where: str) -> Any:
-    if isinstance(default, bool):
+class _Invalid(ValueError):
+    """A value does not fit its setting (the message says how)."""
+
+
+# --- kinds of values ------------------------------------------------------------------------------
+# Each takes the value as written (a TOML value from the file, a string from the environment) and
+# returns it typed, or raises _Invalid saying what is expected.
+
+_DURATION = re.compile(r"^(\d+(?:\.\d+)?)(ms|s|m|h|d|w)$")
+_UNIT_SECONDS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+
+
+def duration(minimum: str, maximum: str) -> Callable[[Any], dt.timedelta]:
+    low, high = _parse_duration(minimum), _parse_duration(maximum)
+
+    def parse(value: Any) -> dt.timedelta:
+        if not isinstance(value, str):
+            raise _Invalid(f"expected a duration with its unit, such as \"200ms\", \"0.2s\" or \"5m\", "
+                           f"got {value!r}")
+        result = _parse_duration(value)
+        if not low <= result <= high:
+            raise _Invalid(f"{value!r} is out of range: from {minimum} to {maximum}")
+        return result
+    return parse
+
+
+def _parse_duration(text: str) -> dt.timedelta:
+    match = _DURATION.match(text.strip().replace(" ", ""))
+    if not match:
+        raise _Invalid(f"{text!r} is not a duration: a number and a unit (ms, s, m, h, d, w), such as "
+                       "\"200ms\", \"0.2s\" or \"5m\"")
+    amount, unit = match.groups()
+    return dt.timedelta(seconds=float(amount) * _UNIT_SECONDS[unit])
+
+
+def count(minimum: int, maximum: int) -> Callable[[Any], int]:
+    def parse(value: Any) -> int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise _Invalid(f"expected an integer, got {value!r}")
+        if not minimum <= value <= maximum:
+            raise _Invalid(f"{value} is out of range: from {minimum} to {maximum}")
+        return value
+    return parse
+
+
+def flag(value: Any) -> bool:
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str):
         lowered = value.strip().lower()
         if lowered in ("1", "true", "yes", "on"):
             return True
         if lowered in ("0", "false", "no", "off", ""):
             return False
-        raise ConfigError(f"{where}: expected true or false, got {value!r}")
-    if isinstance(default, int):
-        try:
-            return int(value)
-        except ValueError:
-            raise ConfigError(f"{where}: expected an integer, got {value!r}") from None
+    raise _Invalid(f"expected true or false, got {value!r}")
+
+
+def text(value: Any) -> str:
+    if not isinstance(value, str):
+        raise _Invalid(f"expected a string, got {value!r}")
     return value
+
+
+def choice(*options: str) -> Callable[[Any], str]:
+    def parse(value: Any) -> str:
+        if not isinstance(value, str) or value.strip().lower() not in options:
+            raise _Invalid(f"expected one of {', '.join(options)}, got {value!r}")
+        return value.strip().lower()
+    return parse
+
+
+def url(*schemes: str) -> Callable[[Any], str]:
+    """An absolute URL of one of *schemes*, or empty (not set)."""
+    def parse(value: Any) -> str:
+        value = text(value).strip()
+        if not value:
+            return ""
+        try:
+            parts = urlsplit(value)
+            parts.port  # noqa: B018 - raises on a bad port
+        except ValueError as error:
+            raise _Invalid(f"{value!r} is not a URL: {error}") from None
+        if parts.scheme not in schemes or not parts.hostname:
+            raise _Invalid(f"{value!r} is not a {' or '.join(schemes)} URL with a host")
+        return value
+    return parse
+
+
+def database_url(value: Any) -> str:
+    value = text(value).strip()
+    try:
+        parsed = make_url(value)
+    except ArgumentError:
+        raise _Invalid(f"{_mask_url(value)!r} is not a database URL, such as sqlite:///apptflow.db or "
+                       "postgresql://user@host/database") from None
+    if parsed.get_backend_name() not in ("sqlite", "postgresql"):
+        raise _Invalid(f"unsupported database {parsed.get_backend_name()!r}: sqlite or postgresql")
+    return value
+
+
+def address(value: Any) -> str:
+    """``host:port`` to listen on (``[::1]:9464`` for IPv6), or empty (off)."""
+    value = text(value).strip()
+    if not value:
+        return ""
+    host, _, port = value.rpartition(":")
+    if not host or not port.isdigit() or not 1 <= int(port) <= 65535:
+        raise _Invalid(f"{value!r} is not host:port, such as 127.0.0.1:9464")
+    return value
+
+
+def mail_address(value: Any) -> str:
+    value = text(value)
+    if "@" not in parseaddr(value)[1]:
+        raise _Invalid(f"{value!r} is not an email address, such as \"Bookings <bookings@example.com>\"")
+    return value
+
+
+LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
+
+
+@dataclass(frozen=True, slots=True)
+class Setting:
+    """One key: its default as written in a file, how to read it, whether it is secret or can change live."""
+
+    default: Any
+    parse: Callable[[Any], Any]
+    secret: bool = False
+    live: bool = False
+
+
+def _secret(default: Any = "", parse: Callable[[Any], Any] = text) -> Setting:
+    return Setting(default, parse, secret=True, live=True)
+
+
+SETTINGS: dict[str, dict[str, Setting]] = {
+    "database": {"url": Setting("sqlite:///apptflow.db", database_url, secret=True)},
+    "daemon": {
+        "poll_interval": Setting("1s", duration("10ms", "1h"), live=True),
+        "workers": Setting(8, count(1, 256), live=True),
+        "dry_run": Setting(False, flag, live=True),
+        "log_level": Setting("info", choice(*LOG_LEVELS), live=True),
+        "log_format": Setting("text", choice("text", "json")),
+        "lease": Setting("2m", duration("1s", "1d")),
+        "max_chain_depth": Setting(5, count(0, 100), live=True),
+        "retry_base": Setting("30s", duration("1ms", "1d"), live=True),
+        "retry_cap": Setting("1h", duration("1ms", "30d"), live=True),
+        "retry_attempts": Setting(8, count(1, 1000), live=True),
+        "attachment_dir": Setting("", text, live=True),
+        "heartbeat": Setting("5s", duration("50ms", "10m")),
+        "job_threads": Setting(4, count(1, 64)),
+        "reconcile_interval": Setting("10m", duration("1s", "1d")),
+        "event_retention": Setting("7d", duration("0s", "3650d"), live=True),
+        "attachments_allow_private_addresses": Setting(False, flag, live=True),
+    },
+    "smtp": {
+        "host": Setting("localhost", text, live=True),
+        "port": Setting(25, count(1, 65535), live=True),
+        "security": Setting("none", choice("none", "starttls", "ssl"), live=True),
+        "username": Setting("", text, live=True),
+        "password": _secret(),
+        "from": Setting("Bookings <bookings@example.com>", mail_address, live=True),
+        "timeout": Setting("30s", duration("100ms", "10m"), live=True),
+    },
+    "twilio": {
+        "account_sid": Setting("", text, live=True),
+        "auth_token": _secret(),
+        "from_number": Setting("", text, live=True),
+        "whatsapp_from": Setting("", text, live=True),
+        "api_base_url": Setting("", url("http", "https"), live=True),
+    },
+    "sns": {
+        "region": Setting("", text, live=True),
+        "endpoint_url": Setting("", url("http", "https"), live=True),
+        "access_key_id": _secret(),
+        "secret_access_key": _secret(),
+    },
+    "telegram": {
+        "bot_token": _secret(),
+        "api_url": Setting("https://api.telegram.org", url("http", "https"), live=True),
+    },
+    "company": {name: Setting("", text, live=True) for name in ("name", "phone", "website", "address")},
+    "webhook": {
+        "secret": _secret(),
+        "allow_private_addresses": Setting(False, flag, live=True),
+        "timeout": Setting("15s", duration("100ms", "10m"), live=True),
+    },
+    "metrics": {"listen": Setting("", address)},
+}
+
+# The defaults as written in a file, by section and key (the documentation's table).
+DEFAULTS: dict[str, dict[str, Any]] = {
+    section: {key: setting.default for key, setting in keys.items()} for section, keys in SETTINGS.items()
+}
+
+
+def seconds(value: dt.timedelta | str) -> float:
+    """A duration (a configured timedelta, or a workflow's ``"15s"``, ``"200ms"``) in seconds."""
+    if isinstance(value, dt.timedelta):
+        return value.total_seconds()
+    return parse_duration(value).total_seconds()
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Config:
-    """Every setting, by section and key, and where it came from."""
+    """Every setting, typed, by section and key; where each came from; read-only."""
 
     values: Mapping[str, Mapping[str, Any]]
+    origins: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
     source: Path | None = None
 
     def section(self, name: str) -> Mapping[str, Any]:
@@ -83,28 +264,34 @@ class Config:
     def database_url(self) -> str:
         return self.values["database"]["url"]
 
+    def shown(self, section: str, key: str) -> Any:
+        """A value as written in a file, a secret masked."""
+        value = self.values[section][key]
+        if SETTINGS[section][key].secret and value:
+            return _mask_url(value) if key.endswith("url") else "********"
+        if isinstance(value, dt.timedelta):
+            return format_duration(value)
+        return value
+
     def describe(self) -> dict[str, dict[str, Any]]:
         """The settings with every secret masked, safe to print or log."""
-        return {
-            section: {key: _mask(section, key, value) for key, value in keys.items()}
-            for section, keys in self.values.items()
-        }
+        return {section: {key: self.shown(section, key) for key in keys} for section, keys in self.values.items()}
+
+    def origin(self, section: str, key: str) -> str:
+        return self.origins.get(section, {}).get(key, DEFAULT_ORIGIN)
+
+    def changes(self, newer: "Config") -> list[tuple[str, str]]:
+        """The (section, key) whose value differs in *newer*."""
+        return [(section, key) for section, keys in self.values.items() for key in keys
+                if newer.values[section][key] != keys[key]]
 
 
-def _mask(section: str, key: str, value: Any) -> Any:
-    if not value or not any(word in key for word in _SECRET_WORDS):
-        return value
-    if key.endswith("url"):
-        return _mask_url(str(value))
-    return "********"
-
-
-def _mask_url(url: str) -> str:
+def _mask_url(value: str) -> str:
     """Hide a password inside a URL (``postgresql://user:pw@host``)."""
-    scheme, sep, rest = url.partition("://")
+    scheme, sep, rest = value.partition("://")
     credentials, at, host = rest.rpartition("@")
     if not sep or not at or ":" not in credentials:
-        return url
+        return value
     return f"{scheme}://{credentials.split(':', 1)[0]}:********@{host}"
 
 
@@ -119,36 +306,79 @@ def config_path(explicit: str | os.PathLike | None, environ: Mapping[str, str]) 
 
 def load_config(explicit: str | os.PathLike | None = None,
                 environ: Mapping[str, str] | None = None) -> Config:
-    """Defaults, then the file, then ``APPTFLOW_<SECTION>_<KEY>`` variables."""
+    """Defaults, then the file, then ``APPTFLOW_<SECTION>_<KEY>`` variables; every value checked."""
     environ = os.environ if environ is None else environ
-    values = copy.deepcopy(DEFAULTS)
+    raw: dict[str, dict[str, tuple[Any, str]]] = {
+        section: {key: (setting.default, DEFAULT_ORIGIN) for key, setting in keys.items()}
+        for section, keys in SETTINGS.items()
+    }
     path = config_path(explicit, environ)
     if path is not None:
-        _merge_file(values, path)
-    for section, keys in values.items():
-        for key in keys:
-            name = f"APPTFLOW_{section}_{key}".upper()
-            if name in environ:
-                keys[key] = _coerce(environ[name], DEFAULTS[section][key], name)
-    return Config(values=values, source=path)
+        for section, key, value in _read_file(path):
+            raw[section][key] = (value, f"file {path}")
+    for section, key, value, name in _read_environment(environ):
+        default = SETTINGS[section][key].default
+        if isinstance(default, int) and not isinstance(default, bool) and re.fullmatch(r"\s*-?\d+\s*", value):
+            value = int(value)  # a variable is always text; a file says 25 or "25"
+        raw[section][key] = (value, f"environment {name}")
+    values: dict[str, Mapping[str, Any]] = {}
+    for section, keys in raw.items():
+        typed = {}
+        for key, (value, origin) in keys.items():
+            try:
+                typed[key] = SETTINGS[section][key].parse(value)
+            except _Invalid as error:
+                where = origin.split(" ", 1)[1] if origin != DEFAULT_ORIGIN else "default"
+                raise ConfigError(f"{where}: [{section}] {key}: {error}") from None
+        values[section] = MappingProxyType(typed)
+    _check_together(values, raw)
+    origins = {section: MappingProxyType({key: origin for key, (_, origin) in keys.items()})
+               for section, keys in raw.items()}
+    return Config(values=MappingProxyType(values), origins=MappingProxyType(origins), source=path)
 
 
-def _merge_file(values: dict[str, dict[str, Any]], path: Path) -> None:
+def _check_together(values: Mapping[str, Mapping[str, Any]], raw) -> None:
+    daemon = values["daemon"]
+    if daemon["retry_cap"] < daemon["retry_base"]:
+        where = raw["daemon"]["retry_cap"][1]
+        raise ConfigError(f"{where.split(' ', 1)[-1]}: [daemon] retry_cap: {format_duration(daemon['retry_cap'])} "
+                          f"is shorter than retry_base ({format_duration(daemon['retry_base'])})")
+
+
+def _read_file(path: Path):
     try:
         document = tomllib.loads(path.read_text())
     except OSError as error:
         raise ConfigError(f"{path}: cannot read the configuration: {error.strerror}") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"{path}: cannot read the configuration: not UTF-8 text") from None
     except tomllib.TOMLDecodeError as error:
         raise ConfigError(f"{path}: invalid TOML: {error}") from None
     for section, keys in document.items():
-        if section not in values or not isinstance(keys, dict):
-            raise ConfigError(f"{path}: unknown section [{section}] (known: {', '.join(values)})")
+        if section not in SETTINGS or not isinstance(keys, dict):
+            raise ConfigError(f"{path}: unknown section [{section}] (known: {', '.join(SETTINGS)})")
         for key, value in keys.items():
-            if key not in values[section]:
-                raise ConfigError(f"{path}: unknown key {key!r} in [{section}]")
-            default = DEFAULTS[section][key]
-            if isinstance(default, bool) != isinstance(value, bool) or (
-                isinstance(default, int) and not isinstance(value, int)
-            ):
-                raise ConfigError(f"{path}: [{section}] {key}: expected {type(default).__name__}")
-            values[section][key] = value
+            if key not in SETTINGS[section]:
+                raise ConfigError(f"{path}: unknown key {key!r} in [{section}] "
+                                  f"(known: {', '.join(SETTINGS[section])})")
+            yield section, key, value
+
+
+def _read_environment(environ: Mapping[str, str]):
+    """``APPTFLOW_<SECTION>_<KEY>`` values; a variable naming a known section and an unknown key is an error."""
+    for name, value in environ.items():
+        if not name.startswith("APPTFLOW_"):
+            continue
+        rest = name[len("APPTFLOW_"):].lower()
+        section = next((s for s in SETTINGS if rest.startswith(s + "_")), None)
+        if section is None:
+            continue  # APPTFLOW_CONFIG, and variables of other tools
+        key = rest[len(section) + 1:]
+        if key not in SETTINGS[section]:
+            raise ConfigError(f"{name}: unknown key {key!r} in [{section}] (known: {', '.join(SETTINGS[section])})")
+        yield section, key, value, name
+
+
+def log_level(config: Config) -> int:
+    """The configured level as a number for :mod:`logging`."""
+    return getattr(logging, config.get("daemon", "log_level").upper())

@@ -17,7 +17,6 @@ from sqlalchemy.engine import Engine
 from db import deliveries, events, instances
 from db.connect import connect
 from db.errors import describe, unavailable
-from engine.durations import parse_duration
 from engine.retry import RetryPolicy
 from scheduler.catalogue import Catalogue
 from scheduler.config import Config, seconds
@@ -96,7 +95,7 @@ class WorkSignal:
 
 def retry_policy(config: Config) -> RetryPolicy:
     daemon = config.section("daemon")
-    return RetryPolicy(base=parse_duration(daemon["retry_base"]), cap=parse_duration(daemon["retry_cap"]),
+    return RetryPolicy(base=daemon["retry_base"], cap=daemon["retry_cap"],
                        attempts=daemon["retry_attempts"])
 
 
@@ -120,9 +119,9 @@ class Daemon:
                                       after_commit=self.planner.after_batch, on_deliveries=self.work_ready.set)
         self.reconcile_every = seconds(daemon["reconcile_interval"])
         self.leadership = Leadership(self.engine)
-        self.event_retention = parse_duration(daemon["event_retention"])
+        self.event_retention = daemon["event_retention"]
         self.worker = DeliveryWorker(self.engine, self.transports, company=dict(config.section("company")),
-                                     policy=retry_policy(config), lease=parse_duration(daemon["lease"]),
+                                     policy=retry_policy(config), lease=daemon["lease"],
                                      batch=WORKER_BATCH, clock=clock, outage=self.outage)
         self.poll = seconds(daemon["poll_interval"])
         self.heartbeat = seconds(daemon["heartbeat"])

@@ -31,7 +31,7 @@ def test_the_environment_overrides_the_file(tmp_path):
 @pytest.mark.parametrize("text, message", [
     ("[databse]\nurl = 'x'\n", "unknown section [databse]"),
     ("[smtp]\nhots = 'x'\n", "unknown key 'hots' in [smtp]"),
-    ("[smtp]\nport = '25'\n", "[smtp] port: expected int"),
+    ("[smtp]\nport = '25'\n", "[smtp] port: expected an integer, got '25'"),
     ("[daemon\n", "invalid TOML"),
 ])
 def test_mistakes_in_the_file_are_errors(tmp_path, text, message):
@@ -40,7 +40,7 @@ def test_mistakes_in_the_file_are_errors(tmp_path, text, message):
 
 
 def test_bad_environment_values_are_errors():
-    with pytest.raises(ConfigError, match="APPTFLOW_DAEMON_WORKERS: expected an integer"):
+    with pytest.raises(ConfigError, match="APPTFLOW_DAEMON_WORKERS: \\[daemon\\] workers: expected an integer"):
         load_config(None, environ={"APPTFLOW_DAEMON_WORKERS": "many"})
 
 
@@ -57,3 +57,74 @@ def test_describe_masks_every_secret():
 
 def test_durations_in_settings():
     assert seconds("200ms") == 0.2 and seconds("15s") == 15.0 and seconds("2m") == 120.0
+
+
+BAD = [  # (file text or None, environment, the place and key the one-line error must name)
+    (None, {"APPTFLOW_DAEMON_POLL_INTERVAL": "0.2x"}, "APPTFLOW_DAEMON_POLL_INTERVAL: [daemon] poll_interval"),
+    (None, {"APPTFLOW_DAEMON_POLL_INTERVAL": "5"}, "APPTFLOW_DAEMON_POLL_INTERVAL: [daemon] poll_interval"),
+    (None, {"APPTFLOW_DAEMON_WORKERS": "-1"}, "APPTFLOW_DAEMON_WORKERS: [daemon] workers: -1 is out of range"),
+    (None, {"APPTFLOW_DAEMON_WORKERS": "many"}, "APPTFLOW_DAEMON_WORKERS: [daemon] workers: expected an integer"),
+    (None, {"APPTFLOW_DAEMON_POLL_INTERVL": "1s"}, "APPTFLOW_DAEMON_POLL_INTERVL: unknown key 'poll_intervl'"),
+    (None, {"APPTFLOW_SMTP_PORT": "abc"}, "APPTFLOW_SMTP_PORT: [smtp] port: expected an integer"),
+    (None, {"APPTFLOW_DATABASE_URL": "postgres//nohost"}, "APPTFLOW_DATABASE_URL: [database] url"),
+    (None, {"APPTFLOW_DATABASE_URL": "oracle://u@h/db"}, "[database] url: unsupported database 'oracle'"),
+    ("[daemon]\nwokers = 3\n", {}, "unknown key 'wokers' in [daemon]"),
+    ("[deamon]\nworkers = 3\n", {}, "unknown section [deamon]"),
+    ("[daemon\nworkers = 3\n", {}, "invalid TOML"),
+    ("[smtp]\nport = 70000\n", {}, "[smtp] port: 70000 is out of range"),
+    ("[metrics]\nlisten = \"localhost\"\n", {}, "[metrics] listen: 'localhost' is not host:port"),
+    ("[metrics]\nlisten = \"127.0.0.1:99999\"\n", {}, "[metrics] listen"),
+    ("[daemon]\nlog_level = \"verbose\"\n", {}, "[daemon] log_level: expected one of debug"),
+    ("[daemon]\ndry_run = \"maybe\"\n", {}, "[daemon] dry_run: expected true or false"),
+    ("[daemon]\nlease = \"0s\"\n", {}, "[daemon] lease: '0s' is out of range"),
+    ("[webhook]\ntimeout = 15\n", {}, "[webhook] timeout: expected a duration with its unit"),
+    ("[telegram]\napi_url = \"ftp://files.example\"\n", {}, "[telegram] api_url"),
+    ("[smtp]\nfrom = \"nobody\"\n", {}, "[smtp] from: 'nobody' is not an email address"),
+    ("[daemon]\nretry_base = \"2m\"\nretry_cap = \"1m\"\n", {}, "[daemon] retry_cap: 1m is shorter than retry_base"),
+    ("", {"APPTFLOW_CONFIG": "/nonexistent/apptflow.toml"}, "/nonexistent/apptflow.toml: cannot read"),
+]
+
+
+@pytest.mark.parametrize("command", [["run"], ["status"], ["config", "check"]])
+@pytest.mark.parametrize("text, environ, named", BAD, ids=[named for _, _, named in BAD])
+def test_a_bad_configuration_is_one_line_naming_the_key_and_exit_1(tmp_path, command, text, environ, named):
+    from click.testing import CliRunner
+
+    from scheduler.cli import main
+
+    env = {"APPTFLOW_CONFIG": str(write(tmp_path, text)) if text is not None else "", **environ}
+    result = CliRunner().invoke(main, command, env=env)
+    assert result.exit_code == 1
+    lines = result.output.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("Error: ") and named in lines[0], result.output
+    assert "Traceback" not in result.output and isinstance(result.exception, SystemExit)
+    if text:
+        assert str(tmp_path / "apptflow.toml") in lines[0]  # the file is named
+
+
+def test_config_check_shows_values_and_their_origins_with_secrets_masked(tmp_path):
+    from click.testing import CliRunner
+
+    from scheduler.cli import main
+
+    path = write(tmp_path, '[daemon]\nworkers = 3\n[smtp]\npassword = "hunter2"\n')
+    result = CliRunner().invoke(main, ["config", "check"], env={
+        "APPTFLOW_CONFIG": str(path), "APPTFLOW_DAEMON_POLL_INTERVAL": "0.2s",
+        "APPTFLOW_DATABASE_URL": "postgresql://app:s3cret@db/booking"})
+    assert result.exit_code == 0, result.output
+    assert f"  workers = 3  # file {path}" in result.output
+    assert "  poll_interval = \"200ms\"  # environment APPTFLOW_DAEMON_POLL_INTERVAL" in result.output
+    assert "  lease = \"2m\"  # default" in result.output
+    assert "  password = \"********\"" in result.output and "hunter2" not in result.output
+    assert "postgresql://app:********@db/booking" in result.output and "s3cret" not in result.output
+    assert result.output.strip().endswith("configuration OK")
+
+
+def test_the_configuration_is_typed_and_frozen():
+    import datetime as dt
+
+    config = load_config(None, environ={"APPTFLOW_DAEMON_POLL_INTERVAL": "0.2s", "APPTFLOW_DAEMON_WORKERS": "3"})
+    assert config.get("daemon", "poll_interval") == dt.timedelta(milliseconds=200)
+    assert config.get("daemon", "workers") == 3 and config.get("daemon", "log_level") == "info"
+    with pytest.raises(TypeError):
+        config.section("daemon")["workers"] = 4
