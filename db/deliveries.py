@@ -171,6 +171,12 @@ def finish_many(conn: Connection, finished: list[Finished], *, again: bool = Fal
     return owned | landed
 
 
+def count_due(conn: Connection, now: dt.datetime) -> int:
+    """How many deliveries are due and wait for a worker."""
+    return conn.execute(select(func.count()).select_from(deliveries)
+                        .where(deliveries.c.status == PENDING, deliveries.c.next_attempt_at <= now)).scalar_one()
+
+
 def reclaim_expired(conn: Connection, now: dt.datetime) -> tuple[int, int]:
     """Deliveries left sending by a crashed worker: resend or hold as unknown; return (resent, held)."""
     expired = and_(deliveries.c.status == SENDING, deliveries.c.lease_until < now)

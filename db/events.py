@@ -71,6 +71,12 @@ def purge_processed(conn: Connection, before: dt.datetime) -> int:
     return result.rowcount
 
 
+def count_waiting(conn: Connection) -> int:
+    """How many change events wait to be handled."""
+    return conn.execute(select(func.count()).select_from(change_events)
+                        .where(change_events.c.processed_at.is_(None))).scalar_one()
+
+
 def listen(raw_connection) -> None:
     """Subscribe a psycopg connection (autocommit) to the change-capture notifications."""
     raw_connection.execute(f"LISTEN {NOTIFY_CHANNEL}")

@@ -8,6 +8,7 @@ import logging
 import signal
 import sys
 import threading
+import time
 from pathlib import Path
 
 import click
@@ -27,15 +28,18 @@ from engine.errors import InvalidWorkflow, Problem, RenderError
 from engine.matching import sample_trigger_context
 from engine.render import recipient_count, render_action
 from engine.validation import parse_workflow
+from scheduler import logs
 from scheduler.config import Config, ConfigError, load_config, seconds
 from scheduler.daemon import Daemon, utc_now
+from scheduler.systemd import notify as notify_systemd
 
 
 class App:
     """What every command needs: the configuration and, on demand, the database."""
 
-    def __init__(self, config: Config):
+    def __init__(self, config: Config, config_file: str | None = None):
         self.config = config
+        self.config_file = config_file  # as given on the command line: read again on SIGHUP
         self._engine: Engine | None = None
 
     @property
@@ -78,7 +82,7 @@ class _Commands(click.Group):
 def main(ctx: click.Context, config_file: str | None) -> None:
     """apptflow: workflow automation for appointment-booking databases."""
     try:
-        ctx.obj = App(load_config(config_file))
+        ctx.obj = App(load_config(config_file), config_file)
     except ConfigError as error:
         raise click.ClickException(str(error)) from None
     ctx.call_on_close(lambda: ctx.obj._engine and ctx.obj._engine.dispose())
@@ -319,27 +323,35 @@ def workflow_delete(app: App, workflow_id: int) -> None:
 
 # --- daemon -----------------------------------------------------------------
 
-def _setup_logging(level: str) -> None:
-    numeric = getattr(logging, level.upper(), logging.INFO)
-    logging.basicConfig(level=numeric, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    # APScheduler says three lines per job it runs ("Running job", "executed", "Removed"): 3,000
-    # lines for a morning's 1,000 reminders, each formatting the job. apptflow logs each firing
-    # once itself, so APScheduler speaks only of problems unless asked for DEBUG.
-    logging.getLogger("apscheduler").setLevel(max(numeric, logging.WARNING) if numeric > logging.DEBUG
-                                              else numeric)
-
-
 @main.command("run")
 @pass_app
 def run(app: App) -> None:
     """Run the daemon in the foreground (systemd runs this); SIGTERM or SIGINT stops it cleanly."""
-    _setup_logging(app.config.get("daemon", "log_level"))
+    logs.setup(app.config.get("daemon", "log_level"), app.config.get("daemon", "log_format"))
     engine = app.ready_engine()
     daemon = Daemon(app.config, engine=engine)
-    stop = threading.Event()
+    stop, hangup = threading.Event(), threading.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: stop.set())
-    daemon.run_until(stop)
+    signal.signal(signal.SIGHUP, lambda *_: hangup.set())
+    daemon.start()
+    while not stop.is_set():
+        if hangup.wait(0.2):
+            hangup.clear()
+            _reload(app, daemon)
+    daemon.stop()
+
+
+def _reload(app: App, daemon: Daemon) -> None:
+    """SIGHUP: read the configuration again; a bad one is refused and the running one kept."""
+    notify_systemd(f"RELOADING=1\nMONOTONIC_USEC={time.clock_gettime_ns(time.CLOCK_MONOTONIC) // 1000}")
+    try:
+        daemon.reload(load_config(app.config_file))
+    except ConfigError as error:
+        logging.getLogger("scheduler.daemon").error(
+            "configuration not reloaded, the running one is kept: %s", error)
+    finally:
+        notify_systemd("READY=1")
 
 
 def _when(moment) -> str:

@@ -280,6 +280,14 @@ class Config:
     def origin(self, section: str, key: str) -> str:
         return self.origins.get(section, {}).get(key, DEFAULT_ORIGIN)
 
+    def merged_live(self, newer: "Config") -> "Config":
+        """This configuration with *newer*'s values where they can change live (see Setting.live)."""
+        pick = {section: MappingProxyType({key: (newer if SETTINGS[section][key].live else self).values[section][key]
+                                           for key in keys}) for section, keys in self.values.items()}
+        origins = {section: MappingProxyType({key: (newer if SETTINGS[section][key].live else self).origin(section, key)
+                                              for key in keys}) for section, keys in self.values.items()}
+        return Config(values=MappingProxyType(pick), origins=MappingProxyType(origins), source=newer.source)
+
     def changes(self, newer: "Config") -> list[tuple[str, str]]:
         """The (section, key) whose value differs in *newer*."""
         return [(section, key) for section, keys in self.values.items() for key in keys

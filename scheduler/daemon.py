@@ -18,12 +18,16 @@ from db import deliveries, events, instances
 from db.connect import connect
 from db.errors import describe, unavailable
 from engine.retry import RetryPolicy
+from scheduler import logs
 from scheduler.catalogue import Catalogue
-from scheduler.config import Config, seconds
+from scheduler.config import SETTINGS, Config, seconds
 from scheduler.consumer import EventConsumer, Wakeup
+from scheduler.jobstore import loop_thread
 from scheduler.leader import Leadership
 from scheduler.outage import FIRST_WAIT, LONGEST_WAIT, Outage
 from scheduler.planner import Planner
+from scheduler.systemd import Liveness, Watchdog, watchdog_interval
+from scheduler.systemd import notify as notify_systemd
 from scheduler.transports import Transports
 from scheduler.workers import DeliveryWorker
 
@@ -36,26 +40,13 @@ WORKER_BATCH = 10
 IDLE_WORKER_WAIT = 60.0
 # How long a loop waits before trying again when the database did not answer.
 UNAVAILABLE_WAIT = 0.5
+# What the watchdog allows one pass of the consumer loop (events, planning) and one reconciliation.
+CONSUMER_PASS, RECONCILE_PASS = 60.0, 600.0
 
 
 def utc_now() -> dt.datetime:
     """The one place the daemon asks the clock."""
     return dt.datetime.now(dt.timezone.utc)
-
-
-def notify_systemd(state: str) -> None:
-    """Tell systemd (Type=notify) about our state, when run by it."""
-    address = os.environ.get("NOTIFY_SOCKET")
-    if not address:
-        return
-    if address.startswith("@"):
-        address = "\0" + address[1:]
-    with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as sock:
-        try:
-            sock.connect(address)
-            sock.sendall(state.encode())
-        except OSError:
-            logger.warning("could not notify systemd", exc_info=True)
 
 
 class WorkSignal:
@@ -129,7 +120,11 @@ class Daemon:
         self.stopping = threading.Event()
         self.instance_id = uuid.uuid4().hex
         self._threads: list[threading.Thread] = []
+        self._workers: dict[int, threading.Thread] = {}
+        self._retired: list[Transports] = []  # replaced by a reload; closed at stop (a send may still use one)
         self.wakeup: Wakeup | None = None
+        self.liveness = Liveness()  # what the systemd watchdog checks
+        self.watchdog: Watchdog | None = None
 
     def start(self) -> None:
         """Register this instance and start the threads."""
@@ -137,24 +132,50 @@ class Daemon:
             instances.register(conn, self.instance_id, socket.gethostname(), os.getpid(), self.clock())
         self._spawn("consumer", self._lead)
         self._spawn("housekeeping", self._housekeep)
-        for n in range(self.worker_count):
-            self._spawn(f"worker-{n}", functools.partial(self._work, polls=n == 0))
-        logger.info("apptflow running: %d workers, polling every %gs", self.worker_count, self.poll)
+        self._spawn_workers()
+        interval = watchdog_interval()
+        if interval is not None:
+            self.watchdog = Watchdog(interval, self.problems, self.stopping)
+            self.watchdog.start()
+        logger.info("apptflow running: %d workers, polling every %gs%s", self.worker_count, self.poll,
+                    f", feeding systemd's watchdog every {interval:g}s" if interval else "")
         notify_systemd("READY=1")
 
-    def _spawn(self, name: str, target: Callable[[], None]) -> None:
-        thread = threading.Thread(target=self._guarded(name, target), name=f"apptflow-{name}", daemon=True)
+    def _spawn(self, name: str, target: Callable[[], None], alive: Callable[[], bool] = lambda: True
+               ) -> threading.Thread:
+        thread = threading.Thread(target=self._guarded(name, target, alive), name=f"apptflow-{name}", daemon=True)
         thread.start()
         self._threads.append(thread)
+        return thread
 
-    def _guarded(self, name: str, step: Callable[[], None]) -> Callable[[], None]:
+    def _spawn_workers(self) -> None:
+        """Start the workers the configuration wants and that are not running (see reload)."""
+        for n in range(self.worker_count):
+            if n not in self._workers or not self._workers[n].is_alive():
+                self._workers[n] = self._spawn(f"worker-{n}", functools.partial(self._work, n),
+                                               alive=functools.partial(self._wanted, n))
+
+    def _wanted(self, n: int) -> bool:
+        return n < self.worker_count
+
+    def problems(self) -> list[str]:
+        """What keeps the daemon from feeding the watchdog: loops without progress, APScheduler's thread dead."""
+        found = self.liveness.stalled()
+        thread = loop_thread(self.planner.scheduler)
+        if self.leadership.leading and self.planner.scheduler.running and thread is not None \
+                and not thread.is_alive():
+            found.append("APScheduler's loop thread has died")
+        return found
+
+    def _guarded(self, name: str, step: Callable[[], None],
+                 alive: Callable[[], bool] = lambda: True) -> Callable[[], None]:
         """Run *step* until stopping; an exception is logged and the loop goes on after a pause.
 
         An unavailable database is not a bug: it is reported to the daemon's Outage (one
         line a second for all threads, no traceback) and waited out.
         """
         def loop():
-            while not self.stopping.is_set():
+            while not self.stopping.is_set() and alive():
                 try:
                     step()
                 except Exception as error:  # noqa: BLE001 - the loop must survive bugs too
@@ -164,6 +185,7 @@ class Daemon:
                     else:
                         logger.exception("%s loop failed; retrying", name)
                         self.stopping.wait(1.0)
+            self.liveness.forget(name)
         return loop
 
     def _lead(self) -> None:
@@ -172,6 +194,7 @@ class Daemon:
         Losing the lead (its lock's session is gone) pauses APScheduler at once; leading
         again resumes it, with a whole reconciliation, without building it anew.
         """
+        self.liveness.beat("consumer", self.heartbeat)
         if not self.leadership.acquire():
             self.stopping.wait(self.heartbeat)
             return
@@ -199,6 +222,8 @@ class Daemon:
         wait = FIRST_WAIT
         try:
             while not self.stopping.is_set():
+                # comes round after one poll, a pass over the waiting events and planning
+                self.liveness.beat("consumer", self.poll + self.heartbeat + CONSUMER_PASS)
                 try:
                     if time.monotonic() >= next_confirm:
                         if not self.leadership.confirm():
@@ -211,6 +236,7 @@ class Daemon:
                         pass
                     self.outage.answered()
                     if time.monotonic() >= next_reconcile:
+                        self.liveness.beat("consumer", RECONCILE_PASS)
                         now = self.clock()
                         self.planner.reconcile(now, until=now + horizon if horizon else None)
                         next_reconcile = time.monotonic() + self.reconcile_every
@@ -231,31 +257,93 @@ class Daemon:
         finally:
             wakeup.close()
 
-    def _work(self, polls: bool) -> None:
-        """Deliver until stopping. One worker polls; the others sleep until new work wakes them.
+    def _work(self, n: int) -> None:
+        """Deliver until stopping (or until a reload wants fewer workers). Worker 0 polls; the
+        others sleep until new work wakes them.
 
         New deliveries of this process wake a worker at once; those of another instance and
         retries coming due are found by the polling one, which draws the others in.
         """
-        while not self.stopping.is_set():
+        name = f"worker-{n}"
+        while not self.stopping.is_set() and self._wanted(n):
+            # a batch ends within its lease: a send past half of it is given back unattempted
+            self.liveness.beat(name, self.worker.lease.total_seconds())
             done = self.worker.work(self.clock())
             if len(done) >= self.worker.batch:
                 self.work_ready.set()  # there may be more: draw in another worker
             elif not done:
-                self.work_ready.wait(self.poll if polls else max(self.poll, IDLE_WORKER_WAIT))
+                wait = self.poll if n == 0 else max(self.poll, IDLE_WORKER_WAIT)
+                self.liveness.beat(name, wait)
+                self.work_ready.wait(wait)
 
     def _housekeep(self) -> None:
+        self.liveness.beat("housekeeping", self.heartbeat + CONSUMER_PASS)
         now = self.clock()
         with self.engine.begin() as conn:
             instances.heartbeat(conn, self.instance_id, now)
             resent, held = deliveries.reclaim_expired(conn, now)
             events.purge_processed(conn, now - self.event_retention)
+            if os.environ.get("NOTIFY_SOCKET"):
+                waiting, due = events.count_waiting(conn), deliveries.count_due(conn, now)
+                notify_systemd(f"STATUS={'leader' if self.leadership.leading else 'standby (another instance leads)'}"
+                               f"; {waiting} change events waiting, {due} deliveries due"
+                               f"; {self.worker_count} workers")
         if resent or held:
             logger.warning("reclaimed deliveries whose lease ended unrecorded (a worker or instance stopped "
                            "mid-send, or the database was away past the lease): %d to send again, %d held "
                            "as unknown", resent, held)
             self.work_ready.wake_all()
         self.stopping.wait(self.heartbeat)
+
+    def reload(self, config: Config) -> list[str]:
+        """Take a new configuration: apply what can change live, report what needs a restart.
+
+        Returns the log lines said (one per change). Live: log level, poll interval, workers,
+        retry policy, chain depth, event retention, channel credentials and endpoints (and
+        dry run), company keywords.
+        """
+        changed = self.config.changes(config)
+        if not changed:
+            logger.info("configuration reloaded: nothing changed")
+            return []
+        said = []
+        for section, key in changed:
+            before, after = self.config.shown(section, key), config.shown(section, key)
+            if SETTINGS[section][key].live:
+                said.append(f"[{section}] {key}: {before} → {after}")
+            else:
+                said.append(f"[{section}] {key}: {before} → {after} needs a restart; the running value is kept")
+        self._apply({section for section, key in changed if SETTINGS[section][key].live},
+                    {key for section, key in changed if section == "daemon"}, config)
+        self.config = self.config.merged_live(config)
+        for line in said:
+            (logger.warning if "needs a restart" in line else logger.info)("configuration reloaded: %s", line)
+        return said
+
+    def _apply(self, sections: set[str], daemon_keys: set[str], config: Config) -> None:
+        daemon = config.section("daemon")
+        if "log_level" in daemon_keys:
+            logs.set_level(daemon["log_level"])
+        if "poll_interval" in daemon_keys:
+            self.poll = seconds(daemon["poll_interval"])
+            if self.wakeup is not None:
+                self.wakeup.interval = self.poll
+        if daemon_keys & {"retry_base", "retry_cap", "retry_attempts"}:
+            self.worker.policy = retry_policy(config)
+        if "max_chain_depth" in daemon_keys:
+            self.consumer.max_depth = self.planner.max_depth = daemon["max_chain_depth"]
+        if "event_retention" in daemon_keys:
+            self.event_retention = daemon["event_retention"]
+        channels = {"smtp", "twilio", "sns", "telegram", "webhook"}
+        if sections & channels or daemon_keys & {"dry_run", "attachment_dir", "attachments_allow_private_addresses"}:
+            self._retired.append(self.transports)
+            self.transports = self.worker.transports = Transports(config)
+        if "company" in sections:
+            self.worker.company = dict(config.section("company"))
+        if "workers" in daemon_keys:
+            self.worker_count = daemon["workers"]
+            self._spawn_workers()  # more: started now; fewer: the extra ones end after their batch
+            self.work_ready.wake_all()
 
     def stop(self, timeout: float = 60.0) -> None:
         """Stop claiming work, let in-flight sends finish, and record the stop."""
@@ -264,13 +352,16 @@ class Daemon:
         self.work_ready.close()
         for thread in self._threads:
             thread.join(timeout)
+        if self.watchdog is not None:
+            self.watchdog.join(timeout)
         self.planner.stop()  # paused, if this instance had stopped leading
         try:
             with self.engine.begin() as conn:
                 instances.stopped(conn, self.instance_id, self.clock())
         except Exception as error:  # noqa: BLE001 - the database may be the reason we stop
             logger.warning("could not record the stop: %s", describe(error))
-        self.transports.close()
+        for transports in [*self._retired, self.transports]:
+            transports.close()
         logger.info("apptflow stopped")
 
     def run_until(self, stop: threading.Event) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import json
 import socket
 import traceback
 
@@ -13,6 +14,7 @@ from channels.sns import SnsSmsChannel
 from channels.telegram import TelegramChannel
 from channels.twilio_sms import TwilioSmsChannel, TwilioWhatsAppChannel
 from channels.webhook import WebhookChannel
+from scheduler.logs import JsonFormatter, TextFormatter
 from tests.channels.servers import (
     ACCOUNT_SID, AUTH_TOKEN, BOT_TOKEN, Reply, bot_api, bot_error, password_authenticator, sns_error,
     twilio_api, twilio_error,
@@ -36,8 +38,13 @@ def outcomes(channel, *messages) -> str:
 
 
 def assert_secret_free(secrets, log, errors: str) -> None:
-    logged = "\n".join([log.text] + [record.getMessage() for record in log.records])
+    """No secret in what was logged, as the test runner shows it and as the daemon writes it in
+    either of its formats (text, or JSON lines with tracebacks inside)."""
+    formatted = [formatter.format(record) for record in log.records
+                 for formatter in (TextFormatter(), JsonFormatter())]
+    logged = "\n".join([log.text] + [record.getMessage() for record in log.records] + formatted)
     assert log.records, "the test captured no log at all"
+    assert all(json.loads(line) for line in formatted[1::2]), "a JSON log line does not parse"
     for secret in secrets:
         assert secret not in logged
         assert secret not in errors
