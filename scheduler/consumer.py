@@ -149,17 +149,22 @@ class Wakeup:
     one interval.
     """
 
-    def __init__(self, engine: Engine, interval: float, stop: threading.Event):
+    def __init__(self, engine: Engine, interval: float):
         self.interval = interval
-        self.stop = stop
         self._url = engine.url if engine.dialect.name == "postgresql" else None
         self._listener = None
         self._failed_before = False  # said once until LISTEN is back, not at every poll of an outage
         self.listening = threading.Event()  # set once LISTEN is in place (PostgreSQL)
+        self._poked = threading.Event()
+
+    def poke(self) -> None:
+        """End a polling wait now (the daemon stops, or its interval changed)."""
+        self._poked.set()
 
     def wait(self) -> None:
         if self._url is None or not self._listening():
-            self.stop.wait(self.interval)
+            self._poked.wait(self.interval)
+            self._poked.clear()
             return
         try:
             for _ in self._listener.notifies(timeout=self.interval, stop_after=1):
@@ -167,7 +172,8 @@ class Wakeup:
         except Exception as error:  # noqa: BLE001 - the database went away: poll until it is back
             logger.warning("lost the LISTEN connection (%s); polling until it is back", describe(error))
             self.close()
-            self.stop.wait(self.interval)
+            self._poked.wait(self.interval)
+            self._poked.clear()
 
     def _listening(self) -> bool:
         if self._listener is not None:

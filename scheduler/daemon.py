@@ -40,8 +40,8 @@ WORKER_BATCH = 10
 IDLE_WORKER_WAIT = 60.0
 # How long a loop waits before trying again when the database did not answer.
 UNAVAILABLE_WAIT = 0.5
-# What the watchdog allows one pass of the consumer loop (events, planning) and one reconciliation.
-CONSUMER_PASS, RECONCILE_PASS = 60.0, 600.0
+# What the watchdog allows a whole reconciliation (a million appointments take minutes).
+RECONCILE_PASS = 600.0
 
 
 def utc_now() -> dt.datetime:
@@ -60,6 +60,7 @@ class WorkSignal:
     def __init__(self):
         self._condition = threading.Condition()
         self._pending = self._closed = False
+        self.round = 0  # counts wake_all calls: a worker busy during one still sees it (see wait)
 
     def set(self) -> None:
         with self._condition:
@@ -69,6 +70,7 @@ class WorkSignal:
     def wake_all(self) -> None:
         with self._condition:
             self._pending = True
+            self.round += 1
             self._condition.notify_all()
 
     def close(self) -> None:
@@ -77,9 +79,10 @@ class WorkSignal:
             self._closed = True
             self._condition.notify_all()
 
-    def wait(self, timeout: float) -> None:
+    def wait(self, timeout: float, since: int | None = None) -> None:
+        """Wait for a wake-up, or *timeout*; not at all if wake_all was called after round *since*."""
         with self._condition:
-            if not self._pending and not self._closed:
+            if not self._pending and not self._closed and (since is None or since == self.round):
                 self._condition.wait(timeout)
             self._pending = False
 
@@ -135,6 +138,7 @@ class Daemon:
         self._spawn_workers()
         interval = watchdog_interval()
         if interval is not None:
+            self.liveness.slack = 2 * interval  # the watchdog's timeout
             self.watchdog = Watchdog(interval, self.problems, self.stopping)
             self.watchdog.start()
         logger.info("apptflow running: %d workers, polling every %gs%s", self.worker_count, self.poll,
@@ -216,14 +220,14 @@ class Daemon:
         While the database is away the loop waits for it and goes on where it was, still
         leading as long as the leader lock's session lives; returns when it does not.
         """
-        wakeup = self.wakeup = Wakeup(self.engine, self.poll, self.stopping)
+        wakeup = self.wakeup = Wakeup(self.engine, self.poll)
         next_reconcile = next_confirm = 0.0
         horizon: dt.timedelta | None = None  # the first reconciliation, as we start leading, is whole
         wait = FIRST_WAIT
         try:
             while not self.stopping.is_set():
                 # comes round after one poll, a pass over the waiting events and planning
-                self.liveness.beat("consumer", self.poll + self.heartbeat + CONSUMER_PASS)
+                self.liveness.beat("consumer", self.poll + self.heartbeat)
                 try:
                     if time.monotonic() >= next_confirm:
                         if not self.leadership.confirm():
@@ -268,16 +272,17 @@ class Daemon:
         while not self.stopping.is_set() and self._wanted(n):
             # a batch ends within its lease: a send past half of it is given back unattempted
             self.liveness.beat(name, self.worker.lease.total_seconds())
+            round_ = self.work_ready.round
             done = self.worker.work(self.clock())
             if len(done) >= self.worker.batch:
                 self.work_ready.set()  # there may be more: draw in another worker
             elif not done:
                 wait = self.poll if n == 0 else max(self.poll, IDLE_WORKER_WAIT)
                 self.liveness.beat(name, wait)
-                self.work_ready.wait(wait)
+                self.work_ready.wait(wait, since=round_)
 
     def _housekeep(self) -> None:
-        self.liveness.beat("housekeeping", self.heartbeat + CONSUMER_PASS)
+        self.liveness.beat("housekeeping", self.heartbeat)
         now = self.clock()
         with self.engine.begin() as conn:
             instances.heartbeat(conn, self.instance_id, now)
@@ -328,6 +333,7 @@ class Daemon:
             self.poll = seconds(daemon["poll_interval"])
             if self.wakeup is not None:
                 self.wakeup.interval = self.poll
+                self.wakeup.poke()  # the wait under way ends now, not an old interval later
         if daemon_keys & {"retry_base", "retry_cap", "retry_attempts"}:
             self.worker.policy = retry_policy(config)
         if "max_chain_depth" in daemon_keys:
@@ -350,6 +356,8 @@ class Daemon:
         notify_systemd("STOPPING=1")
         self.stopping.set()
         self.work_ready.close()
+        if self.wakeup is not None:
+            self.wakeup.poke()
         for thread in self._threads:
             thread.join(timeout)
         if self.watchdog is not None:

@@ -19,8 +19,9 @@ from collections.abc import Callable
 
 logger = logging.getLogger(__name__)
 
-# Time a loop may run past what it announced before it counts as wedged.
-SLACK = 5.0
+# Time a loop may run past what it announced before it counts as wedged, without a watchdog to
+# say otherwise (the watchdog sets its own timeout; see Watchdog).
+SLACK = 30.0
 
 
 def notify(state: str) -> None:
@@ -49,15 +50,16 @@ def watchdog_interval() -> float | None:
 class Liveness:
     """When each loop of the daemon last came round and when it expects to come round again."""
 
-    def __init__(self, clock: Callable[[], float] = time.monotonic):
+    def __init__(self, clock: Callable[[], float] = time.monotonic, slack: float = SLACK):
         self.clock = clock
+        self.slack = slack
         self._due: dict[str, float] = {}
         self._lock = threading.Lock()
 
     def beat(self, name: str, within: float) -> None:
         """*name* is making progress and will come round again within *within* seconds."""
         with self._lock:
-            self._due[name] = self.clock() + within + SLACK
+            self._due[name] = self.clock() + within
 
     def forget(self, name: str) -> None:
         """*name* has ended on purpose (a worker the configuration no longer wants)."""
@@ -68,12 +70,16 @@ class Liveness:
         """The loops that have not come round when they said they would, with how late they are."""
         now = self.clock()
         with self._lock:
-            return [f"{name} ({now - due + SLACK:.0f}s without progress)"
-                    for name, due in sorted(self._due.items()) if now > due]
+            return [f"{name} ({now - due:.0f}s past its time)"
+                    for name, due in sorted(self._due.items()) if now > due + self.slack]
 
 
 class Watchdog:
-    """Sends ``WATCHDOG=1`` every *interval* while *healthy* finds nothing wrong."""
+    """Sends ``WATCHDOG=1`` every *interval* (half systemd's timeout) while *healthy* finds nothing wrong.
+
+    A loop counts as wedged once it is a whole watchdog timeout past the time it announced:
+    systemd then restarts the daemon one more timeout later.
+    """
 
     def __init__(self, interval: float, healthy: Callable[[], list[str]], stopping: threading.Event):
         self.interval = interval
