@@ -53,6 +53,34 @@ def is_public(address: str) -> bool:
     )
 
 
+def _kind(ip) -> str:
+    for kind, test in (("unspecified", "is_unspecified"), ("loopback", "is_loopback"), ("link-local", "is_link_local"),
+                       ("multicast", "is_multicast"), ("private", "is_private"), ("reserved", "is_reserved")):
+        if getattr(ip, test):
+            return kind
+    return "not public"
+
+
+def literal_refusal(url: str) -> str | None:
+    """Why *url* would be refused whatever happens: its host is a literal IP address that is not
+    public (``http://169.254.169.254/``). None for a host name (it can resolve anywhere later,
+    which the guard checks at send time) and for a host a template fills in."""
+    try:
+        host = urlsplit(url.strip()).hostname
+    except ValueError:
+        return None
+    if not host or "{" in host or "}" in host:
+        return None
+    try:
+        ip = ipaddress.ip_address(host.split("%", 1)[0])
+    except ValueError:
+        return None
+    if is_public(str(ip)):
+        return None
+    embedded = ip.ipv4_mapped if ip.version == 6 else None
+    return f"{host} is a {_kind(embedded or ip)} address, not a public one"
+
+
 def resolve(host: str, port: int) -> list[str]:
     """Every address ``host`` resolves to for a TCP connection, in the resolver's order."""
     try:

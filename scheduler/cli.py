@@ -15,9 +15,9 @@ import click
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import OperationalError
 
-from db import NotFound, schema
+from channels.netguard import literal_refusal
+from db import NotFound, deliveries, events, instances, schema
 from db import booking as bookings
-from db import deliveries, events, instances
 from db import jobs as job_queries
 from db import workflows as store
 from db.connect import connect
@@ -163,13 +163,33 @@ def _read_file(path: str) -> str:
         raise click.ClickException(f"{path}: {error.strerror}") from None
 
 
-def _check_file(conn, path: str, known, pending_names: set[str]):
+def _private_targets(workflow, config: Config) -> list[Problem]:
+    """Webhook and attachment URLs whose host is a literal private address, when the configuration
+    refuses those: they could never be sent, so they are refused now (names are checked at send time)."""
+    problems = []
+    for n, action in enumerate(workflow.actions):
+        urls = []
+        if action.type == "webhook" and not config.get("webhook", "allow_private_addresses"):
+            urls.append(("url", action.fields.get("url", ""), "webhooks", "[webhook] allow_private_addresses"))
+        if not config.get("daemon", "attachments_allow_private_addresses"):
+            urls += [(f"attachments[{i}]", item, "attachments", "[daemon] attachments_allow_private_addresses")
+                     for i, item in enumerate(action.fields.get("attachments", ()))
+                     if str(item).lstrip().lower().startswith(("http://", "https://"))]
+        for place, url, what, key in urls:
+            refusal = literal_refusal(str(url))
+            if refusal:
+                problems.append(Problem(place=f"actions[{n}].{place}",
+                                        message=f"{refusal}: {what} to private addresses are refused ({key} = false)"))
+    return problems
+
+
+def _check_file(conn, path: str, known, pending_names: set[str], config: Config):
     """Parse and validate one file; return (workflow, problems)."""
     try:
         parsed = parse_workflow(load_yaml(_read_file(path)), known=known)
     except InvalidWorkflow as error:
         return None, list(error.problems)
-    problems = []
+    problems = _private_targets(parsed, config)
     existing = store.workflow_id_by_name(conn, parsed.name) if conn is not None else None
     if existing is not None or parsed.name in pending_names:
         where = f" (workflow {existing})" if existing is not None else " (earlier in this command)"
@@ -188,7 +208,7 @@ def workflow_validate(app: App, files: tuple[str, ...]) -> None:
     with engine.connect() as conn:
         known = store.known_ids(conn)
         for path in files:
-            parsed, problems = _check_file(conn, path, known, set())
+            parsed, problems = _check_file(conn, path, known, set(), app.config)
             _report(path, problems)
             failed |= bool(problems)
             if not problems:
@@ -206,7 +226,7 @@ def workflow_add(app: App, files: tuple[str, ...]) -> None:
     with engine.begin() as conn:
         known = store.known_ids(conn)
         names: set[str] = set()
-        checked = [(path, *_check_file(conn, path, known, names)) for path in files]
+        checked = [(path, *_check_file(conn, path, known, names, app.config)) for path in files]
         failed = [(path, problems) for path, _, problems in checked if problems]
         for path, problems in failed:
             _report(path, problems)

@@ -175,3 +175,41 @@ def test_db_init_twice_reports_the_revision(empty_db_url):
     second = runner.invoke(main, ["db", "upgrade"], env=env)
     assert first.exit_code == 0 and "schema created at revision" in first.output
     assert second.exit_code == 0 and "schema already at revision" in second.output
+
+
+PRIVATE_TARGETS = ["http://169.254.169.254/latest/meta-data", "http://10.0.0.5/x", "http://127.0.0.1:8080/",
+                   "http://[::1]/", "http://[fe80::1]/hook", "http://[::ffff:169.254.169.254]/"]
+
+
+@pytest.mark.parametrize("url", PRIVATE_TARGETS)
+def test_a_webhook_to_a_literal_private_address_is_refused_at_add(cli, engine, tmp_path, url):
+    path = write(tmp_path, "w.yaml", f"name: leak\ntrigger: {{type: appointment_created}}\nactions:\n"
+                                     f"  - {{type: webhook, url: '{url}', body: x}}\n")
+    result = cli("workflow", "add", path)
+    assert result.exit_code == 1
+    assert re.search(rf"{re.escape(path)}: actions\[0\]\.url: \S+ is a [a-z-]+ address, not a public one: "
+                     r"webhooks to private addresses are refused \(\[webhook\] allow_private_addresses = false\)",
+                     result.output), result.output
+    assert sql(engine, "SELECT count(*) FROM workflows") == [(0,)]
+    assert cli("workflow", "validate", path).exit_code == 1
+
+
+def test_the_private_address_rule_follows_the_configuration_and_leaves_names_to_send_time(db_url, engine, tmp_path):
+    hooks = write(tmp_path, "w.yaml", "name: hooks\ntrigger: {type: appointment_created}\nactions:\n"
+                                      "  - {type: webhook, url: 'http://169.254.169.254/x', body: x}\n")
+    names = write(tmp_path, "n.yaml", "name: names\ntrigger: {type: appointment_created}\nactions:\n"
+                                      "  - {type: webhook, url: 'http://intranet.example/x', body: x}\n"
+                                      "  - {type: webhook, url: 'http://{{ appointment.custom.host }}/x', body: x}\n"
+                                      "  - {type: webhook, url: 'https://93.184.216.34/x', body: x}\n"
+                                      "  - {type: email, to: [customer], subject: s, body: b,\n"
+                                      "     attachments: ['http://192.168.1.9/invoice.pdf']}\n")
+    env = {"APPTFLOW_DATABASE_URL": db_url, "APPTFLOW_CONFIG": ""}
+    refused = CliRunner().invoke(main, ["workflow", "add", names], env=env)
+    assert refused.exit_code == 1 and "actions[3].attachments[0]: 192.168.1.9 is a private address" in refused.output
+    assert "actions[0]" not in refused.output and "actions[1]" not in refused.output  # names: checked at send time
+    allowed = {**env, "APPTFLOW_WEBHOOK_ALLOW_PRIVATE_ADDRESSES": "true",
+               "APPTFLOW_DAEMON_ATTACHMENTS_ALLOW_PRIVATE_ADDRESSES": "true"}
+    for path in (hooks, names):
+        result = CliRunner().invoke(main, ["workflow", "add", path], env=allowed)
+        assert result.exit_code == 0, result.output
+    assert sql(engine, "SELECT count(*) FROM workflows") == [(2,)]

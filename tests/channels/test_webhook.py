@@ -12,7 +12,7 @@ import pytest
 from channels import netguard
 from channels.base import PermanentSendError, TransientSendError
 from channels.messages import Webhook
-from channels.netguard import BlockedAddress
+from channels.netguard import BlockedAddress, literal_refusal
 from channels.webhook import WebhookChannel
 from tests.channels.servers import TLS_NAME, Reply
 
@@ -239,3 +239,18 @@ def test_a_line_break_in_a_header_value_is_permanent(receiver, webhook):
 def test_describe_says_whether_requests_are_signed_never_the_secret(webhook):
     assert webhook(secret=SECRET).describe() == "webhook (signed, private addresses allowed)"
     assert webhook(allow_private_addresses=False).describe() == "webhook (unsigned)"
+
+
+@pytest.mark.parametrize("url, kind", [
+    ("http://169.254.169.254/latest/meta-data", "link-local"), ("http://10.0.0.5/x", "private"),
+    ("http://127.0.0.1:8080/", "loopback"), ("http://[::1]/", "loopback"), ("http://[fe80::1]/", "link-local"),
+    ("http://[::ffff:169.254.169.254]/", "link-local"), ("http://0.0.0.0/", "unspecified"),
+])
+def test_a_literal_address_the_guard_refuses_is_known_before_sending(url, kind):
+    assert literal_refusal(url).endswith(f"is a {kind} address, not a public one")
+
+
+@pytest.mark.parametrize("url", ["https://93.184.216.34/x", "http://hooks.example.com/x",
+                                 "http://{{ appointment.custom.host }}/x", "not a url", ""])
+def test_names_templates_and_public_literals_are_left_to_send_time(url):
+    assert literal_refusal(url) is None
