@@ -77,6 +77,12 @@ def count_waiting(conn: Connection) -> int:
                         .where(change_events.c.processed_at.is_(None))).scalar_one()
 
 
+def oldest_waiting(conn: Connection) -> dt.datetime | None:
+    """When the oldest change event not handled yet was captured (None when none waits)."""
+    return conn.execute(select(func.min(change_events.c.created_at))
+                        .where(change_events.c.processed_at.is_(None))).scalar_one()
+
+
 def listen(raw_connection) -> None:
     """Subscribe a psycopg connection (autocommit) to the change-capture notifications."""
     raw_connection.execute(f"LISTEN {NOTIFY_CHANNEL}")

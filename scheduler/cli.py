@@ -31,6 +31,7 @@ from engine.validation import parse_workflow
 from scheduler import logs
 from scheduler.config import Config, ConfigError, load_config, seconds
 from scheduler.daemon import Daemon, utc_now
+from scheduler.metrics import MetricsError
 from scheduler.systemd import notify as notify_systemd
 
 
@@ -354,7 +355,10 @@ def run(app: App) -> None:
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: stop.set())
     signal.signal(signal.SIGHUP, lambda *_: hangup.set())
-    daemon.start()
+    try:
+        daemon.start()
+    except MetricsError as error:
+        raise click.ClickException(str(error)) from None
     while not stop.is_set():
         if hangup.wait(0.2):
             hangup.clear()

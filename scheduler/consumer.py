@@ -15,6 +15,7 @@ from db.errors import describe, unavailable
 from db.records import ChangeEvent
 from engine.matching import match_event
 from engine.outbox import plan_deliveries
+from scheduler.metrics import Metrics
 
 logger = logging.getLogger(__name__)
 
@@ -34,8 +35,9 @@ class EventConsumer:
 
     def __init__(self, engine: Engine, catalogue, *, batch_size: int = 100, max_depth: int = 5,
                  after_commit: Callable[[list[ChangeEvent], dt.datetime], None] | None = None,
-                 on_deliveries: Callable[[], None] = lambda: None):
+                 on_deliveries: Callable[[], None] = lambda: None, metrics: Metrics | None = None):
         self.engine = engine
+        self.metrics = metrics or Metrics()
         self.catalogue = catalogue
         self.batch_size = batch_size
         self.max_depth = max_depth
@@ -54,6 +56,8 @@ class EventConsumer:
             written = self._handle_batch(conn, batch, now) if batch else 0
         if written:
             self.on_deliveries()
+        if batch:
+            self.metrics.consumed(len(batch))
         if batch and self.after_commit is not None:
             self.after_commit(batch, now)
         return len(batch)

@@ -24,6 +24,7 @@ from scheduler.config import SETTINGS, Config, seconds
 from scheduler.consumer import EventConsumer, Wakeup
 from scheduler.jobstore import loop_thread
 from scheduler.leader import Leadership
+from scheduler.metrics import Metrics
 from scheduler.outage import FIRST_WAIT, LONGEST_WAIT, Outage
 from scheduler.planner import Planner
 from scheduler.systemd import Liveness, Watchdog, watchdog_interval
@@ -106,17 +107,19 @@ class Daemon:
         self.catalogue = Catalogue()
         self.work_ready = WorkSignal()
         self.outage = Outage()  # every thread reports to it: one line a second while the database is away
+        self.metrics = Metrics()
         self.planner = Planner(self.engine, self.catalogue, clock=clock, on_deliveries=self.work_ready.set,
                                max_depth=daemon["max_chain_depth"], threads=daemon["job_threads"],
-                               outage=self.outage)
+                               outage=self.outage, metrics=self.metrics)
         self.consumer = EventConsumer(self.engine, self.catalogue, max_depth=daemon["max_chain_depth"],
-                                      after_commit=self.planner.after_batch, on_deliveries=self.work_ready.set)
+                                      after_commit=self.planner.after_batch, on_deliveries=self.work_ready.set,
+                                      metrics=self.metrics)
         self.reconcile_every = seconds(daemon["reconcile_interval"])
-        self.leadership = Leadership(self.engine)
+        self.leadership = Leadership(self.engine, self.metrics)
         self.event_retention = daemon["event_retention"]
         self.worker = DeliveryWorker(self.engine, self.transports, company=dict(config.section("company")),
                                      policy=retry_policy(config), lease=daemon["lease"],
-                                     batch=WORKER_BATCH, clock=clock, outage=self.outage)
+                                     batch=WORKER_BATCH, clock=clock, outage=self.outage, metrics=self.metrics)
         self.poll = seconds(daemon["poll_interval"])
         self.heartbeat = seconds(daemon["heartbeat"])
         self.worker_count = max(1, daemon["workers"])
@@ -130,7 +133,9 @@ class Daemon:
         self.watchdog: Watchdog | None = None
 
     def start(self) -> None:
-        """Register this instance and start the threads."""
+        """Serve the metrics (if configured), register this instance and start the threads."""
+        if self.config.get("metrics", "listen"):
+            self.metrics.serve(self.config.get("metrics", "listen"), self.engine)
         with self.engine.begin() as conn:
             instances.register(conn, self.instance_id, socket.gethostname(), os.getpid(), self.clock())
         self._spawn("consumer", self._lead)
@@ -370,6 +375,7 @@ class Daemon:
             logger.warning("could not record the stop: %s", describe(error))
         for transports in [*self._retired, self.transports]:
             transports.close()
+        self.metrics.close()
         logger.info("apptflow stopped")
 
     def run_until(self, stop: threading.Event) -> None:

@@ -15,6 +15,7 @@ from sqlalchemy.engine import Connection, Engine
 
 from db import leader
 from db.errors import describe
+from scheduler.metrics import Metrics
 
 logger = logging.getLogger(__name__)
 
@@ -22,8 +23,9 @@ logger = logging.getLogger(__name__)
 class Leadership:
     """Try to lead, know whether we still do, step down."""
 
-    def __init__(self, engine: Engine):
+    def __init__(self, engine: Engine, metrics: Metrics | None = None):
         self.engine = engine
+        self.metrics = metrics or Metrics()
         self.shared = engine.dialect.name == "postgresql"
         self._conn: Connection | None = None
 
@@ -34,11 +36,13 @@ class Leadership:
     def acquire(self) -> bool:
         """Lead if no other instance does; True if this instance leads now."""
         if self.leading:
+            self.metrics.leading(True)
             return True
         conn = self.engine.connect().execution_options(isolation_level="AUTOCOMMIT")
         try:
             if leader.try_lead(conn):
                 self._conn = conn
+                self.metrics.leading(True)
                 logger.info("this instance leads: it consumes change events and runs time-offset jobs")
                 return True
         except Exception:
@@ -74,6 +78,7 @@ class Leadership:
         self._drop()
 
     def _drop(self) -> None:
+        self.metrics.leading(False)
         try:
             self._conn.invalidate()
             self._conn.close()

@@ -6,6 +6,7 @@ import datetime as dt
 import logging
 import queue
 import threading
+import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
@@ -47,6 +48,7 @@ from scheduler.jobstore import (
     loop_thread,
     make_scheduler,
 )
+from scheduler.metrics import Metrics
 from scheduler.outage import GaveUp, Outage
 
 logger = logging.getLogger(__name__)
@@ -76,9 +78,10 @@ class Planner:
 
     def __init__(self, engine: Engine, catalogue, *, clock: Callable[[], dt.datetime],
                  on_deliveries: Callable[[], None] = lambda: None, max_depth: int = 5, threads: int = 4,
-                 outage: Outage | None = None):
+                 outage: Outage | None = None, metrics: Metrics | None = None):
         self.engine = engine
         self.outage = outage or Outage()
+        self.metrics = metrics or Metrics()
         self.catalogue = catalogue
         self.clock = clock
         self.on_deliveries = on_deliveries
@@ -245,6 +248,7 @@ class Planner:
         firings due by then are checked, and the pass over job ids is left out: the periodic
         reconciliation's cost follows the coming firings, not the size of the tables.
         """
+        started = time.monotonic()
         wanted = set(workflow_ids) if workflow_ids is not None else None
         active = [w for w in self._offset_workflows(wanted) if w.enabled]
         written = removed = 0
@@ -265,6 +269,7 @@ class Planner:
             removed += self._remove_orphans({w.id for w in active}, wanted, now)
         if written or removed:
             logger.info("time-offset jobs reconciled: %d written, %d removed", written, removed)
+        self.metrics.reconciled(time.monotonic() - started)
         return written, removed
 
     def _remove_orphans(self, active: set[int], wanted: set[int] | None, now: dt.datetime) -> int:
@@ -315,6 +320,7 @@ class Planner:
                 self.store.replace_jobs(to_write)
             if to_remove:
                 self.store.remove_jobs(to_remove)
+        self.metrics.firings("planned", len(to_write))
         if to_write and self.scheduler.running:
             self.scheduler.wakeup()
         if log and (to_write or to_remove):
@@ -329,6 +335,7 @@ class Planner:
                      for row in plan_deliveries(match, now, max_depth=self.max_depth)]
         with self.engine.begin() as conn:
             written = deliveries.insert_deliveries(conn, rows)
+        self.metrics.firings("skipped", len(late))
         if written:
             logger.info("%d time-offset deliveries recorded as skipped (planned too late)", written)
 
@@ -411,6 +418,7 @@ class Planner:
     def fire_batch(self, due: list[_Due], now: dt.datetime) -> int:
         """Re-read everything, re-check each firing, write their deliveries in one transaction; return how many."""
         rows: list[dict] = []
+        ran: list[_Due] = []
         with self.engine.begin() as conn:
             workflows = store.get_workflows(conn, {d.workflow_id for d in due})
             found = bookings.bookings_by_id(conn, {d.appointment_id for d in due})
@@ -422,7 +430,12 @@ class Planner:
                                 item.appointment_id, item.planned_at.isoformat(), extra=item.extra)
                     continue
                 rows += self._firing_rows(workflow, item, now)
+                ran.append(item)
             written = deliveries.insert_deliveries(conn, rows)
+        for item in ran:
+            self.metrics.firings("missed" if item.missed else "fired")
+            if not item.missed:
+                self.metrics.late((now - item.planned_at).total_seconds())
         if written:
             self.on_deliveries()
         return written

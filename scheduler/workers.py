@@ -23,6 +23,7 @@ from engine.render import describe_recipients, keywords_used, recipient_count, r
 from engine.retry import DEFAULT_POLICY, RetryPolicy
 from engine.workflow import Action
 from scheduler.catalogue import parsed
+from scheduler.metrics import Metrics
 from scheduler.outage import GaveUp, Outage
 
 logger = logging.getLogger(__name__)
@@ -90,7 +91,8 @@ class DeliveryWorker:
     def __init__(self, engine: Engine, transports, *, company: dict[str, str],
                  policy: RetryPolicy = DEFAULT_POLICY, lease: dt.timedelta = dt.timedelta(minutes=2),
                  rng: random.Random | None = None, batch: int = 1,
-                 clock: Callable[[], dt.datetime] | None = None, outage: Outage | None = None):
+                 clock: Callable[[], dt.datetime] | None = None, outage: Outage | None = None,
+                 metrics: Metrics | None = None):
         self.engine = engine
         self.transports = transports
         self.company = company
@@ -100,6 +102,7 @@ class DeliveryWorker:
         self.batch = batch
         self.clock = clock  # None: every outcome is recorded at the `now` the batch was claimed at
         self.outage = outage or Outage()
+        self.metrics = metrics or Metrics()
 
     def _deadline(self, claimed: float) -> float:
         """When to stop trying to record an outcome of a batch claimed at *claimed* (monotonic)."""
@@ -170,17 +173,21 @@ class DeliveryWorker:
         for u in unrecorded:
             if u.delivery.id in owned:
                 u.announce()
-                outcomes.append(u.outcome)
+                outcomes.append(self._counted(u.delivery, u.outcome))
             else:
                 outcomes.append(self._lost(u.delivery, u.outcome.status))
         return outcomes
 
-    @staticmethod
-    def _unrecorded(u: _Unrecorded) -> Outcome:
+    def _counted(self, delivery: Delivery, outcome: Outcome) -> Outcome:
+        self.metrics.delivered(delivery.action_type, "retry" if outcome.status == "pending" else outcome.status)
+        return outcome
+
+    def _unrecorded(self, u: _Unrecorded) -> Outcome:
         logger.warning("delivery %s: its outcome (%s) could not be recorded before its lease ended: the "
                        "database was away; it will be reclaimed and attempted again", u.delivery.id,
                        u.outcome.status, extra={"delivery": u.delivery.id})
-        return Outcome(status="lost", error="outcome not recorded: the database was away until the lease ended")
+        return self._counted(u.delivery, Outcome(status="lost", error="outcome not recorded: the database was "
+                                                 "away until the lease ended"))
 
     def _give_back(self, claims: list[Delivery], now: dt.datetime, deadline: float) -> None:
         def release() -> None:
@@ -215,7 +222,11 @@ class DeliveryWorker:
             recipients = describe_recipients(action.type, rendered)
             if action.type == "set_status":
                 return self._set_status(delivery, rendered, recipients, now, deadline)
-            receipt = self.transports.send(action.type, rendered, delivery)
+            started = time.monotonic()
+            try:
+                receipt = self.transports.send(action.type, rendered, delivery)
+            finally:
+                self.metrics.sent_in(action.type, time.monotonic() - started)
         except Skip as reason:
             return self._final(delivery, now, "skipped", str(reason), rendered, recipients, deadline)
         except (RenderError, InvalidWorkflow) as error:
@@ -238,7 +249,7 @@ class DeliveryWorker:
         logger.warning("delivery %s: attempt %d ended (%s) after its lease expired and the delivery was "
                        "reclaimed; the outcome of the newer attempt stands", delivery.id, delivery.attempts,
                        outcome, extra={"delivery": delivery.id})
-        return Outcome(status="lost", error="lease expired during the attempt")
+        return self._counted(delivery, Outcome(status="lost", error="lease expired during the attempt"))
 
     def _resolve(self, delivery: Delivery, loaded: _Loaded) -> tuple[Action, Booking]:
         row = loaded.workflows.get(delivery.workflow_id)
@@ -283,8 +294,8 @@ class DeliveryWorker:
             logger.warning("delivery %s: the status could not be set before its lease ended: the database "
                            "was away; it will be reclaimed and attempted again", delivery.id,
                            extra={"delivery": delivery.id})
-            return Outcome(status="lost", error="the database was away until the lease ended")
-        return Outcome(status="sent")
+            return self._counted(delivery, Outcome(status="lost", error="the database was away until the lease ended"))
+        return self._counted(delivery, Outcome(status="sent"))
 
     def _retry(self, delivery: Delivery, now: dt.datetime, error: str, rendered, recipients,
                deadline: float) -> _Unrecorded:
