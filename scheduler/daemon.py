@@ -377,9 +377,3 @@ class Daemon:
             transports.close()
         self.metrics.close()
         logger.info("apptflow stopped")
-
-    def run_until(self, stop: threading.Event) -> None:
-        """Start, wait for *stop*, stop."""
-        self.start()
-        stop.wait()
-        self.stop()
