@@ -79,12 +79,38 @@ def insert_workflow(conn: Connection, parts: dict[str, Any]) -> int:
     return workflow_id
 
 
-def _insert_actions(conn: Connection, workflow_id: int, actions: list[dict[str, Any]]) -> None:
+def _insert_actions(conn: Connection, workflow_id: int, actions: list[dict[str, Any]], start: int = 0) -> None:
     if actions:
         conn.execute(insert(workflow_actions), [
-            {"workflow_id": workflow_id, "position": position, "type": a["type"], "config": a["config"]}
-            for position, a in enumerate(actions)
+            {"workflow_id": workflow_id, "position": start + n, "type": a["type"], "config": a["config"]}
+            for n, a in enumerate(actions)
         ])
+
+
+def replace_workflow(conn: Connection, workflow_id: int, parts: dict[str, Any]) -> None:
+    """Replace a workflow's definition in place: the same id, and, position by position, the same
+    action ids where the type is unchanged, so pending deliveries of an edited action are sent with
+    its new text. An action whose type changed, or that is gone, takes its pending deliveries with it
+    (they are skipped when they come up). NotFound if there is no such workflow; Conflict on a
+    duplicate name."""
+    values = {k: parts[k] for k in ("name", "enabled", "trigger_type", "trigger", "filters")}
+    try:
+        with conn.begin_nested():
+            _update(conn, workflow_id, **values, error=None)
+    except IntegrityError:
+        raise Conflict(f"a workflow named {parts['name']!r} already exists") from None
+    old = conn.execute(select(workflow_actions.c.id, workflow_actions.c.type)
+                       .where(workflow_actions.c.workflow_id == workflow_id)
+                       .order_by(workflow_actions.c.position)).all()
+    new = parts["actions"]
+    kept = 0
+    while kept < min(len(old), len(new)) and old[kept].type == new[kept]["type"]:
+        conn.execute(update(workflow_actions).where(workflow_actions.c.id == old[kept].id)
+                     .values(config=new[kept]["config"]))
+        kept += 1
+    if old[kept:]:
+        conn.execute(delete(workflow_actions).where(workflow_actions.c.id.in_([row.id for row in old[kept:]])))
+    _insert_actions(conn, workflow_id, new[kept:], start=kept)
 
 
 def set_enabled(conn: Connection, workflow_id: int, enabled: bool) -> None:

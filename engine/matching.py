@@ -73,18 +73,42 @@ def locale_matches(wanted: str, actual: str | None) -> bool:
     return actual == wanted or ("_" not in wanted and actual.split("_")[0] == wanted)
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class FilterCheck:
+    """One given filter against the facts: whether it holds, what it wants and what there is."""
+
+    name: str
+    holds: bool
+    wanted: tuple
+    actual: Any
+
+    def __str__(self) -> str:
+        verdict = "matches" if self.holds else "does not match"
+        wanted = ", ".join(str(w) for w in self.wanted)
+        return f"{self.name}: {verdict}: wants {wanted}; the appointment has {self.actual!r}"
+
+
+def check_filters(filters: Filters, facts: Facts) -> list[FilterCheck]:
+    """Each given filter checked against *facts*, in the order of the workflow's fields."""
+    checks = []
+    for name, allowed, value in (
+        ("locations", filters.locations, facts.location_id),
+        ("services", filters.services, facts.service_id),
+        ("staff", filters.staff, facts.staff_id),
+        ("statuses", filters.statuses, facts.status),
+        ("started_by", filters.started_by, facts.started_by),
+    ):
+        if allowed is not None:
+            checks.append(FilterCheck(name=name, holds=value in allowed, wanted=allowed, actual=value))
+    if filters.locales is not None:
+        checks.append(FilterCheck(name="locales", holds=any(locale_matches(w, facts.locale) for w in filters.locales),
+                                  wanted=filters.locales, actual=facts.locale))
+    return checks
+
+
 def filters_hold(filters: Filters, facts: Facts) -> bool:
     """Whether every given filter holds for *facts*."""
-    checks = (
-        (filters.locations, facts.location_id),
-        (filters.services, facts.service_id),
-        (filters.staff, facts.staff_id),
-        (filters.statuses, facts.status),
-        (filters.started_by, facts.started_by),
-    )
-    if any(allowed is not None and value not in allowed for allowed, value in checks):
-        return False
-    return filters.locales is None or any(locale_matches(w, facts.locale) for w in filters.locales)
+    return all(check.holds for check in check_filters(filters, facts))
 
 
 def _moment(value: Any):

@@ -25,7 +25,7 @@ from db.errors import describe, unavailable
 from engine.context import build_context
 from engine.document import dump_yaml, load_yaml, split_document, to_document, workflow_from_row
 from engine.errors import InvalidWorkflow, Problem, RenderError
-from engine.matching import sample_trigger_context
+from engine.matching import Facts, check_filters, facts_of, sample_trigger_context
 from engine.render import recipient_count, render_action
 from engine.validation import parse_workflow
 from scheduler import logs
@@ -184,14 +184,20 @@ def _private_targets(workflow, config: Config) -> list[Problem]:
     return problems
 
 
-def _check_file(conn, path: str, known, pending_names: set[str], config: Config):
-    """Parse and validate one file; return (workflow, problems)."""
+def _check_file(conn, path: str, known, pending_names: set[str], config: Config, *,
+                replacing: int | None = None, by_name: bool = False):
+    """Parse and validate one file; return (workflow, problems).
+
+    A workflow of the same name is a problem, unless it is the one being replaced
+    (*replacing*) or the file is applied by name (*by_name*)."""
     try:
         parsed = parse_workflow(load_yaml(_read_file(path)), known=known)
     except InvalidWorkflow as error:
         return None, list(error.problems)
     problems = _private_targets(parsed, config)
     existing = store.workflow_id_by_name(conn, parsed.name) if conn is not None else None
+    if by_name or existing == replacing:
+        existing = None
     if existing is not None or parsed.name in pending_names:
         where = f" (workflow {existing})" if existing is not None else " (earlier in this command)"
         problems.append(Problem(place="name", message=f"a workflow named {parsed.name!r} already exists{where}"))
@@ -236,6 +242,52 @@ def workflow_add(app: App, files: tuple[str, ...]) -> None:
         for _, parsed, _ in checked:
             workflow_id = store.insert_workflow(conn, split_document(to_document(parsed)))
             click.echo(f"added workflow {workflow_id}: {parsed.name}")
+
+
+@workflow.command("replace")
+@click.argument("workflow_id", type=int)
+@click.argument("file", type=click.Path(dir_okay=False))
+@pass_app
+def workflow_replace(app: App, workflow_id: int, file: str) -> None:
+    """Replace workflow ID with the definition in FILE, keeping its id (an exported file, edited).
+
+    Its planned firings follow the new definition; pending deliveries of an action kept at its
+    position with its type are sent with the new text."""
+    with app.ready_engine().begin() as conn:
+        try:
+            store.get_workflow(conn, workflow_id)
+        except NotFound as error:
+            raise click.ClickException(str(error)) from None
+        parsed, problems = _check_file(conn, file, store.known_ids(conn), set(), app.config, replacing=workflow_id)
+        if problems:
+            _report(file, problems)
+            raise click.ClickException(f"workflow {workflow_id} unchanged: {file} is invalid")
+        store.replace_workflow(conn, workflow_id, split_document(to_document(parsed)))
+    click.echo(f"replaced workflow {workflow_id}: {parsed.name}")
+
+
+@workflow.command("apply")
+@click.argument("files", nargs=-1, required=True, type=click.Path(dir_okay=False))
+@pass_app
+def workflow_apply(app: App, files: tuple[str, ...]) -> None:
+    """Add or replace workflows from YAML files, matched by name; if any file is invalid, none is applied."""
+    with app.ready_engine().begin() as conn:
+        known = store.known_ids(conn)
+        names: set[str] = set()
+        checked = [(path, *_check_file(conn, path, known, names, app.config, by_name=True)) for path in files]
+        failed = [(path, problems) for path, _, problems in checked if problems]
+        for path, problems in failed:
+            _report(path, problems)
+        if failed:
+            raise click.ClickException(f"nothing applied: {len(failed)} of {len(files)} file(s) invalid")
+        for _, parsed, _ in checked:
+            parts = split_document(to_document(parsed))
+            existing = store.workflow_id_by_name(conn, parsed.name)
+            if existing is None:
+                click.echo(f"added workflow {store.insert_workflow(conn, parts)}: {parsed.name}")
+            else:
+                store.replace_workflow(conn, existing, parts)
+                click.echo(f"replaced workflow {existing}: {parsed.name}")
 
 
 def _load(app: App, workflow_id: int):
@@ -449,9 +501,12 @@ def status(app: App) -> None:
 @click.argument("workflow_id", type=int)
 @click.option("--appointment", "appointment_id", type=int, help="Render against this appointment.")
 @click.option("--customer", "customer_id", type=int, help="Render against this customer (customer_created).")
+@click.option("--ignore-filters", is_flag=True, help="Render even when the filters do not match.")
 @pass_app
-def workflow_test(app: App, workflow_id: int, appointment_id: int | None, customer_id: int | None) -> None:
-    """Render every action of a workflow for one appointment (or customer) and print it; send nothing."""
+def workflow_test(app: App, workflow_id: int, appointment_id: int | None, customer_id: int | None,
+                  ignore_filters: bool) -> None:
+    """Check the filters against one appointment (or customer), then render every action and print it;
+    send nothing. Rendering waits for matching filters unless --ignore-filters."""
     row, parsed, error = _load(app, workflow_id)
     if error:
         _report(f"workflow {workflow_id}", error.problems)
@@ -465,6 +520,18 @@ def workflow_test(app: App, workflow_id: int, appointment_id: int | None, custom
             raise click.UsageError("give --appointment N (or --customer N for customer triggers)")
     if booking is None:
         raise click.ClickException("no such appointment or customer")
+    subject = f"appointment {appointment_id}" if appointment_id is not None else f"customer {customer_id}"
+    checks = check_filters(parsed.filters, facts_of(booking) if booking.appointment is not None
+                           else Facts(locale=booking.customer.locale if booking.customer else None))
+    click.echo("filters:" + ("" if checks else " none (every appointment matches)"))
+    for check in checks:
+        click.echo(f"  {check}")
+    if not all(check.holds for check in checks):
+        if not ignore_filters:
+            click.echo(f"the filters do not match {subject}: the workflow would not run for it "
+                       "(--ignore-filters renders anyway)")
+            return
+        click.echo(f"the filters do not match {subject}; rendering anyway (--ignore-filters)")
     extra = sample_trigger_context(parsed, booking, utc_now())
     context = build_context(booking, company=dict(app.config.section("company")), extra=extra)
     failed = False

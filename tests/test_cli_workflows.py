@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import re
 from pathlib import Path
 
@@ -11,8 +12,10 @@ from click.testing import CliRunner
 from engine.document import load_yaml
 from engine.validation import parse_workflow
 from scheduler.cli import main
-from tests.booking import insert
-from tests.conftest import sql
+from scheduler.daemon import Daemon
+from tests.booking import book, insert, seed
+from tests.conftest import sql, wait_until
+from tests.pipeline import make_config
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = sorted((ROOT / "examples").glob("*.yaml"))
@@ -213,3 +216,54 @@ def test_the_private_address_rule_follows_the_configuration_and_leaves_names_to_
         result = CliRunner().invoke(main, ["workflow", "add", path], env=allowed)
         assert result.exit_code == 0, result.output
     assert sql(engine, "SELECT count(*) FROM workflows") == [(2,)]
+
+
+def test_replace_keeps_the_id_and_the_actions_and_moves_a_planned_firing(cli, engine, db_url, tmp_path):
+    reminder = ("name: reminder\ntrigger: {type: appointment_starts, offset: -1h}\nactions:\n"
+                "  - {type: email, to: [customer], subject: 'In an hour', body: b}\n")
+    workflow = added_id(cli("workflow", "add", write(tmp_path, "r.yaml", reminder)))
+    [(action,)] = sql(engine, "SELECT id FROM workflow_actions")
+    starts = dt.datetime(2030, 1, 1, 10, 0, tzinfo=dt.timezone.utc)
+    book(engine, seed(engine), starts_at=starts.isoformat(), ends_at=(starts + dt.timedelta(hours=1)).isoformat())
+    daemon = Daemon(make_config(db_url, APPTFLOW_DAEMON_POLL_INTERVAL="100ms"), engine=engine)
+    daemon.start()
+    try:
+        run_at = lambda: [r[0] for r in sql(engine, "SELECT next_run_time FROM apscheduler_jobs")]
+        wait_until(lambda: run_at() == [(starts - dt.timedelta(hours=1)).timestamp()])
+        exported = cli("workflow", "export", str(workflow)).output
+        edited = write(tmp_path, "edited.yaml", exported.replace("-1h", "-2h").replace("In an hour", "In two hours"))
+        result = cli("workflow", "replace", str(workflow), edited)
+        assert result.exit_code == 0 and f"replaced workflow {workflow}: reminder" in result.output, result.output
+        wait_until(lambda: run_at() == [(starts - dt.timedelta(hours=2)).timestamp()])  # the firing moved
+    finally:
+        daemon.stop()
+    assert sql(engine, "SELECT id FROM workflows") == [(workflow,)]
+    assert sql(engine, "SELECT id FROM workflow_actions") == [(action,)]  # same type, same place: same action
+    assert "In two hours" in cli("workflow", "export", str(workflow)).output
+
+
+def test_replace_refuses_a_bad_file_or_a_taken_name_and_changes_nothing(cli, engine, tmp_path):
+    first = added_id(cli("workflow", "add", write(tmp_path, "a.yaml", MINIMAL.format(name="a"))))
+    added_id(cli("workflow", "add", write(tmp_path, "b.yaml", MINIMAL.format(name="b"))))
+    taken = cli("workflow", "replace", str(first), write(tmp_path, "c.yaml", MINIMAL.format(name="b")))
+    assert taken.exit_code == 1 and "a workflow named 'b' already exists" in taken.output
+    bad = cli("workflow", "replace", str(first), write(tmp_path, "d.yaml", "name: a\ntrigger: {type: nope}\n"))
+    assert bad.exit_code == 1 and f"workflow {first} unchanged" in bad.output
+    missing = cli("workflow", "replace", "999", write(tmp_path, "e.yaml", MINIMAL.format(name="e")))
+    assert missing.exit_code == 1 and "no workflow with id 999" in missing.output
+    assert sql(engine, "SELECT name FROM workflows ORDER BY id") == [("a",), ("b",)]
+
+
+def test_apply_replaces_by_name_and_adds_the_new_ones(cli, engine, tmp_path):
+    first = added_id(cli("workflow", "add", write(tmp_path, "a.yaml", MINIMAL.format(name="a"))))
+    changed = write(tmp_path, "a2.yaml", MINIMAL.format(name="a").replace("subject: s", "subject: changed"))
+    new = write(tmp_path, "n.yaml", MINIMAL.format(name="n"))
+    result = cli("workflow", "apply", changed, new)
+    assert result.exit_code == 0, result.output
+    assert f"replaced workflow {first}: a" in result.output and "added workflow" in result.output
+    assert "subject: changed" in cli("workflow", "export", str(first)).output
+    assert sql(engine, "SELECT name FROM workflows ORDER BY id") == [("a",), ("n",)]
+
+
+MINIMAL = ("name: {name}\ntrigger: {{type: appointment_created}}\nactions:\n"
+           "  - {{type: email, to: [customer], subject: s, body: b}}\n")

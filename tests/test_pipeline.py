@@ -417,3 +417,30 @@ def test_an_outcome_written_again_after_a_broken_connection_counts_once(engine, 
         assert outbox.finish_many(conn, [retry], again=True) == set()
     assert sql(engine, "SELECT status, error FROM deliveries WHERE id = :id", id=second.id) == [
         ("pending", "resent: the previous attempt was interrupted")]
+
+
+def test_workflow_test_explains_each_filter_and_renders_a_non_matching_one_only_when_told(engine, db_url):
+    from click.testing import CliRunner
+
+    from scheduler.cli import main
+
+    ids = seed(engine)
+    workflow = add_workflow(engine, email_workflow(filters={"statuses": ["approved"], "services": [ids["service"]],
+                                                            "locales": ["fr"]}))
+    appointment = book(engine, ids, starts_at=START, ends_at=END, status="pending")
+    env = {"APPTFLOW_DATABASE_URL": db_url}
+    test = ["workflow", "test", str(workflow), "--appointment", str(appointment)]
+    result = CliRunner().invoke(main, test, env=env)
+    assert result.exit_code == 0, result.output
+    assert f"  services: matches: wants {ids['service']}; the appointment has {ids['service']}" in result.output
+    assert "  statuses: does not match: wants approved; the appointment has 'pending'" in result.output
+    assert "  locales: does not match: wants fr; the appointment has 'en'" in result.output
+    assert f"the filters do not match appointment {appointment}: the workflow would not run for it" in result.output
+    assert "subject:" not in result.output  # nothing rendered
+    anyway = CliRunner().invoke(main, [*test, "--ignore-filters"], env=env)
+    assert anyway.exit_code == 0 and "rendering anyway" in anyway.output and "subject: " in anyway.output
+    sql(engine, "UPDATE appointments SET status = 'approved' WHERE id = :id", id=appointment)
+    sql(engine, "UPDATE customers SET locale = 'fr_FR'")
+    matching = CliRunner().invoke(main, test, env=env)
+    assert "does not match" not in matching.output and "subject: " in matching.output
+    assert sql(engine, "SELECT count(*) FROM deliveries") == [(0,)]
