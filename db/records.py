@@ -44,6 +44,7 @@ class KnownIds:
     locations: frozenset[int]
     services: frozenset[int]
     staff: frozenset[int]
+    statuses: frozenset[str] | None = None  # the statuses set_status may write; None: not checked
 
 
 

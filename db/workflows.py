@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
 from sqlalchemy import Text, cast, delete, insert, select, update
@@ -10,7 +11,7 @@ from sqlalchemy.exc import IntegrityError
 
 from db.errors import Conflict, NotFound
 from db.records import ActionRow, KnownIds, WorkflowRow
-from db.tables import locations, services, staff, utcnow, workflow_actions, workflows
+from db.tables import appointments, locations, services, staff, utcnow, workflow_actions, workflows
 
 _WORKFLOW_COLUMNS = (
     workflows.c.id, workflows.c.name, workflows.c.enabled, workflows.c.trigger_type,
@@ -138,8 +139,12 @@ def delete_workflow(conn: Connection, workflow_id: int) -> None:
         raise NotFound(f"no workflow with id {workflow_id}")
 
 
-def known_ids(conn: Connection) -> KnownIds:
-    """The location, service and staff ids that exist."""
+def known_ids(conn: Connection, statuses: Iterable[str] | None = None) -> KnownIds:
+    """The location, service and staff ids that exist; with *statuses* (the configured ones), the
+    statuses set_status may write: those and every status the appointments already hold."""
     def ids(table) -> frozenset[int]:
         return frozenset(conn.execute(select(table.c.id)).scalars())
-    return KnownIds(locations=ids(locations), services=ids(services), staff=ids(staff))
+    held = None
+    if statuses is not None:
+        held = frozenset(statuses) | frozenset(conn.execute(select(appointments.c.status).distinct()).scalars())
+    return KnownIds(locations=ids(locations), services=ids(services), staff=ids(staff), statuses=held)

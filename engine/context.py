@@ -185,7 +185,8 @@ def build_context(booking: Booking, *, company: Mapping[str, str], extra: Mappin
     producers = {**_CUSTOMER, **(_APPOINTMENT if booking.appointment is not None else {})}
     wanted = producers.keys() if names is None else [n for n in names if n in producers]
     context: dict[str, Any] = {name: producers[name](facts) for name in wanted}
-    context.update({f"company_{key}": company.get(key, "") for key in ("name", "phone", "website", "address")})
+    context.update({f"company_{key}": company.get(key, "") for key in ("name", "phone", "website", "address",
+                                                                       "country")})
     if booking.appointment is not None:
         context["location_timezone"] = location_zone.key  # read by the format_* filters too
     context.update(extra)

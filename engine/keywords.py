@@ -23,7 +23,7 @@ CUSTOMER = frozenset({
     "customer_email", "customer_phone", "customer_locale", "customer",
 })
 
-COMPANY = frozenset({"company_name", "company_phone", "company_website", "company_address"})
+COMPANY = frozenset({"company_name", "company_phone", "company_website", "company_address", "company_country"})
 
 STATUS_CHANGE = frozenset({"old_status", "new_status"})
 

@@ -9,7 +9,10 @@ renders invalid — is a RenderError, which makes that delivery dead.
 from __future__ import annotations
 
 import json
+from email.utils import parseaddr
 from typing import Any
+
+import phonenumbers
 
 from db.records import Booking
 from engine.errors import RenderError
@@ -57,14 +60,32 @@ def _party(entry: str, booking: Booking, kind: str) -> str:
     return str(value).strip()
 
 
+def national_to_e164(number: str, region: str | None) -> str:
+    """*number* in E.164 if it is a valid number written nationally for *region* (the company's
+    country, ``[company] country``): ``06 12 34 56 78`` in FR is ``+33612345678``. Otherwise
+    unchanged, for the check that follows to refuse."""
+    if number.startswith("+") or not region:
+        return number
+    try:
+        parsed = phonenumbers.parse(number, region.upper())
+    except phonenumbers.NumberParseException:
+        return number
+    return phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164) \
+        if phonenumbers.is_valid_number(parsed) else number
+
+
 def resolve(entry: str, booking: Booking, context: dict[str, Any], kind: str) -> str:
-    """One recipient entry: 'customer', 'staff', a template or a literal, checked for *kind*."""
+    """One recipient entry: 'customer', 'staff', a template or a literal, checked for *kind*.
+
+    A phone number written nationally is put in E.164 form with the company's country."""
     if entry in ("customer", "staff"):
         value = _party(entry, booking, kind)
     elif is_template(entry):
         value = render(entry, context).strip()
     else:
         value = entry
+    if kind == "phone":
+        value = national_to_e164(value, context.get("company_country"))
     valid = {"email": is_email, "phone": is_phone, "chat": bool}[kind](value)
     if not valid:
         raise RenderError(f"{entry!r} gave {value!r}, which is not a valid {_WHAT[kind]}")
@@ -73,6 +94,36 @@ def resolve(entry: str, booking: Booking, context: dict[str, Any], kind: str) ->
 
 def _many(entries: list[str] | None, booking, context, kind) -> list[str]:
     return [resolve(e, booking, context, kind) for e in entries or ()]
+
+
+def _address(recipient: str) -> str:
+    return parseaddr(recipient)[1].lower()
+
+
+def _once(*lists: list[str]) -> list[list[str]]:
+    """Each address once across to, cc and bcc, where it first appears (compared without the
+    display name and case): `to: [staff]` with `cc: [staff]` is one email to the staff member."""
+    seen: set[str] = set()
+    kept = []
+    for recipients in lists:
+        kept.append([r for r in recipients if not (_address(r) in seen or seen.add(_address(r)))])
+    return kept
+
+
+def duplicate_entry(action: Action, booking: Booking, context: dict[str, Any], index: int) -> int | None:
+    """The earlier recipient entry of a per-recipient action that gives the same recipient as
+    entry *index* (its delivery is then skipped: one message per person), or None."""
+    field_name = PER_RECIPIENT[action.type]
+    kind = "chat" if action.type == "telegram" else "phone"
+    entries = action.fields[field_name]
+    mine = resolve(entries[index], booking, context, kind)
+    for earlier in range(index):
+        try:
+            if resolve(entries[earlier], booking, context, kind) == mine:
+                return earlier
+        except RenderError:
+            continue  # that entry fails on its own delivery
+    return None
 
 
 def _json_tree(value: Any, context: dict[str, Any]) -> Any:
@@ -90,10 +141,12 @@ def render_action(action: Action, booking: Booking, context: dict[str, Any],
     """The rendered message of *action* (for one recipient entry, on per-recipient channels)."""
     f = action.fields
     if action.type == "email":
+        to, cc, bcc = _once(_many(f["to"], booking, context, "email"), _many(f.get("cc"), booking, context, "email"),
+                            _many(f.get("bcc"), booking, context, "email"))
         return {
-            "to": _many(f["to"], booking, context, "email"),
-            "cc": _many(f.get("cc"), booking, context, "email"),
-            "bcc": _many(f.get("bcc"), booking, context, "email"),
+            "to": to,
+            "cc": cc,
+            "bcc": bcc,
             "subject": _text(f["subject"], context).strip(),
             "text": _text(f["body"], context),
             "html": _text(f.get("html"), context),

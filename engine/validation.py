@@ -7,6 +7,7 @@ e.g. ``actions[1].to[2]: not an email address, 'customer', 'staff' or template``
 
 from __future__ import annotations
 
+import difflib
 import re
 from email.utils import parseaddr
 from typing import Any
@@ -125,7 +126,7 @@ def parse_workflow(document: Any, *, known: KnownIds | None = None) -> Workflow:
         check.add("enabled", f"expected true or false, got {_kind(enabled)}")
     trigger = _trigger(check, trigger_doc)
     filters = _filters(check, document.get("filters"), trigger, known)
-    actions = _actions(check, document.get("actions"), trigger)
+    actions = _actions(check, document.get("actions"), trigger, known)
     if check.problems:
         raise InvalidWorkflow(check.problems)
     return Workflow(name=name, enabled=enabled, trigger=trigger, filters=filters, actions=actions)
@@ -218,19 +219,20 @@ def _words(check: _Checker, name: str, items: list[str], place: str) -> None:
             check.add(f"{place}[{index}]", f"not a locale like 'en' or 'fr_FR': {item!r}")
 
 
-def _actions(check: _Checker, value: Any, trigger: Trigger | None) -> tuple[Action, ...]:
+def _actions(check: _Checker, value: Any, trigger: Trigger | None, known: KnownIds | None) -> tuple[Action, ...]:
     if not isinstance(value, list) or not value:
         check.add("actions", "required: a non-empty list of actions")
         return ()
     actions = []
     for index, doc in enumerate(value):
-        action = _action(check, doc, f"actions[{index}]", trigger)
+        action = _action(check, doc, f"actions[{index}]", trigger, known)
         if action is not None:
             actions.append(action)
     return tuple(actions)
 
 
-def _action(check: _Checker, doc: Any, place: str, trigger: Trigger | None) -> Action | None:
+def _action(check: _Checker, doc: Any, place: str, trigger: Trigger | None,
+            known: KnownIds | None = None) -> Action | None:
     if not isinstance(doc, dict):
         check.add(place, f"expected a mapping with a 'type', got {_kind(doc)}")
         return None
@@ -252,7 +254,22 @@ def _action(check: _Checker, doc: Any, place: str, trigger: Trigger | None) -> A
         fields[name] = _field(check, doc[name], f"{place}.{name}", spec, no_appointment)
     if kind == "webhook" and "body" in fields and "json" in fields:
         check.add(place, "give 'body' or 'json', not both")
+    if kind == "set_status" and isinstance(fields.get("status"), str):
+        _status(check, fields["status"], f"{place}.status", known)
     return Action(type=kind, fields=fields)
+
+
+def _status(check: _Checker, value: str, place: str, known: KnownIds | None) -> None:
+    """A status set_status writes: never empty; a literal one known, when the known ones are given
+    (the configured statuses and those the appointments hold). A template is judged when it runs."""
+    if not value.strip():
+        check.add(place, "empty: set_status needs the status to write")
+    elif known is not None and known.statuses is not None and not templates.is_template(value) \
+            and value not in known.statuses:
+        close = difflib.get_close_matches(value, sorted(known.statuses), n=1)
+        hint = f"; did you mean {close[0]!r}?" if close else ""
+        check.add(place, f"unknown status {value!r} (known: {', '.join(sorted(known.statuses))}; configure "
+                         f"more in [workflows] statuses){hint}")
 
 
 def _field(check: _Checker, value: Any, place: str, spec: FieldSpec, no_appointment: bool) -> Any:

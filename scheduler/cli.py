@@ -213,7 +213,7 @@ def workflow_validate(app: App, files: tuple[str, ...]) -> None:
     engine = app.ready_engine()
     failed = False
     with engine.connect() as conn:
-        known = store.known_ids(conn)
+        known = store.known_ids(conn, app.config.get("workflows", "statuses"))
         for path in files:
             parsed, problems = _check_file(conn, path, known, set(), app.config)
             _report(path, problems)
@@ -231,7 +231,7 @@ def workflow_add(app: App, files: tuple[str, ...]) -> None:
     """Add workflows from YAML files; if any file is invalid, none is added."""
     engine = app.ready_engine()
     with engine.begin() as conn:
-        known = store.known_ids(conn)
+        known = store.known_ids(conn, app.config.get("workflows", "statuses"))
         names: set[str] = set()
         checked = [(path, *_check_file(conn, path, known, names, app.config)) for path in files]
         failed = [(path, problems) for path, _, problems in checked if problems]
@@ -258,7 +258,7 @@ def workflow_replace(app: App, workflow_id: int, file: str) -> None:
             store.get_workflow(conn, workflow_id)
         except NotFound as error:
             raise click.ClickException(str(error)) from None
-        parsed, problems = _check_file(conn, file, store.known_ids(conn), set(), app.config, replacing=workflow_id)
+        parsed, problems = _check_file(conn, file, store.known_ids(conn, app.config.get("workflows", "statuses")), set(), app.config, replacing=workflow_id)
         if problems:
             _report(file, problems)
             raise click.ClickException(f"workflow {workflow_id} unchanged: {file} is invalid")
@@ -272,7 +272,7 @@ def workflow_replace(app: App, workflow_id: int, file: str) -> None:
 def workflow_apply(app: App, files: tuple[str, ...]) -> None:
     """Add or replace workflows from YAML files, matched by name; if any file is invalid, none is applied."""
     with app.ready_engine().begin() as conn:
-        known = store.known_ids(conn)
+        known = store.known_ids(conn, app.config.get("workflows", "statuses"))
         names: set[str] = set()
         checked = [(path, *_check_file(conn, path, known, names, app.config, by_name=True)) for path in files]
         failed = [(path, problems) for path, _, problems in checked if problems]
@@ -297,7 +297,7 @@ def _load(app: App, workflow_id: int):
             row = store.get_workflow(conn, workflow_id)
         except NotFound as error:
             raise click.ClickException(str(error)) from None
-        known = store.known_ids(conn)
+        known = store.known_ids(conn, app.config.get("workflows", "statuses"))
     try:
         return row, workflow_from_row(row, known=known), None
     except InvalidWorkflow as error:
@@ -311,7 +311,7 @@ def workflow_list(app: App) -> None:
     engine = app.ready_engine()
     with engine.connect() as conn:
         rows = store.list_workflows(conn)
-        known = store.known_ids(conn)
+        known = store.known_ids(conn, app.config.get("workflows", "statuses"))
     if not rows:
         click.echo("no workflows")
         return

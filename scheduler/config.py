@@ -30,6 +30,7 @@ from types import MappingProxyType
 from typing import Any
 from urllib.parse import urlsplit
 
+import phonenumbers
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
@@ -161,7 +162,25 @@ def mail_address(value: Any) -> str:
     return value
 
 
+def words(value: Any) -> tuple[str, ...]:
+    """A list of non-empty strings: a TOML array, or a comma-separated variable."""
+    items = [item.strip() for item in value.split(",")] if isinstance(value, str) else value
+    if not isinstance(items, (list, tuple)) or not all(isinstance(item, str) and item.strip() for item in items):
+        raise _Invalid(f"expected a list of non-empty strings, got {value!r}")
+    return tuple(item.strip() for item in items)
+
+
+def region(value: Any) -> str:
+    """A country as ISO 3166 alpha-2 (``FR``), for phone numbers written nationally; or empty."""
+    value = text(value).strip().upper()
+    if value and value not in phonenumbers.SUPPORTED_REGIONS:
+        raise _Invalid(f"{value!r} is not a country code such as FR, GB or US")
+    return value
+
+
 LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
+# Booknetic's appointment statuses: what set_status may write besides those the appointments hold.
+STATUSES = ("pending", "approved", "canceled", "rejected", "no-show", "completed")
 
 
 @dataclass(frozen=True, slots=True)
@@ -224,12 +243,14 @@ SETTINGS: dict[str, dict[str, Setting]] = {
         "bot_token": _secret(),
         "api_url": Setting("https://api.telegram.org", url("http", "https"), live=True),
     },
-    "company": {name: Setting("", text, live=True) for name in ("name", "phone", "website", "address")},
+    "company": {**{name: Setting("", text, live=True) for name in ("name", "phone", "website", "address")},
+                "country": Setting("", region, live=True)},
     "webhook": {
         "secret": _secret(),
         "allow_private_addresses": Setting(False, flag, live=True),
         "timeout": Setting("15s", duration("100ms", "10m"), live=True),
     },
+    "workflows": {"statuses": Setting(list(STATUSES), words, live=True)},
     "metrics": {"listen": Setting("", address)},
 }
 

@@ -19,7 +19,7 @@ from db import workflows as store
 from db.records import Booking, Delivery
 from engine.context import build_context
 from engine.errors import InvalidWorkflow, RenderError
-from engine.render import describe_recipients, keywords_used, recipient_count, render_action
+from engine.render import describe_recipients, duplicate_entry, keywords_used, recipient_count, render_action
 from engine.retry import DEFAULT_POLICY, RetryPolicy
 from engine.workflow import Action
 from scheduler.catalogue import parsed
@@ -218,6 +218,11 @@ class DeliveryWorker:
             action, booking = self._resolve(delivery, loaded)
             context = build_context(booking, company=self.company, extra=delivery.context,
                                     names=keywords_used(action))
+            if delivery.recipient_index is not None:
+                earlier = duplicate_entry(action, booking, context, delivery.recipient_index)
+                if earlier is not None:
+                    raise Skip(f"recipient entry {delivery.recipient_index} is the same recipient as entry "
+                               f"{earlier}: one message each")
             rendered = render_action(action, booking, context, delivery.recipient_index)
             recipients = describe_recipients(action.type, rendered)
             if action.type == "set_status":

@@ -267,3 +267,41 @@ def test_apply_replaces_by_name_and_adds_the_new_ones(cli, engine, tmp_path):
 
 MINIMAL = ("name: {name}\ntrigger: {{type: appointment_created}}\nactions:\n"
            "  - {{type: email, to: [customer], subject: s, body: b}}\n")
+
+
+@pytest.mark.parametrize("status, message", [
+    ("''", "actions[0].status: empty: set_status needs the status to write"),
+    ("'  '", "actions[0].status: empty: set_status needs the status to write"),
+    ("aproved", "actions[0].status: unknown status 'aproved' (known: approved, canceled, completed, no-show, "
+                "pending, rejected, waitlist; configure more in [workflows] statuses); did you mean 'approved'?"),
+])
+def test_set_status_refuses_an_empty_or_unknown_status(cli, engine, tmp_path, status, message):
+    customer = insert(engine, "customers", first_name="A", last_name="B", email="a@b.test")
+    insert(engine, "appointments", customer_id=customer, status="waitlist",  # a status the data holds
+           starts_at="2030-01-01T10:00:00+00:00", ends_at="2030-01-01T11:00:00+00:00")
+    path = write(tmp_path, "s.yaml", f"name: s\ntrigger: {{type: appointment_created}}\nactions:\n"
+                                     f"  - {{type: set_status, status: {status}}}\n")
+    for command in ("validate", "add"):
+        result = cli("workflow", command, path)
+        assert result.exit_code == 1 and message in result.output, result.output
+    assert sql(engine, "SELECT count(*) FROM workflows") == [(0,)]
+
+
+@pytest.mark.parametrize("status", ["approved", "no-show", "waitlist", "'{{ appointment.custom.next }}'"])
+def test_set_status_accepts_known_held_and_templated_statuses(cli, engine, tmp_path, status):
+    customer = insert(engine, "customers", first_name="A", last_name="B", email="a@b.test")
+    insert(engine, "appointments", customer_id=customer, status="waitlist",
+           starts_at="2030-01-01T10:00:00+00:00", ends_at="2030-01-01T11:00:00+00:00")
+    path = write(tmp_path, "s.yaml", f"name: s\ntrigger: {{type: appointment_created}}\nactions:\n"
+                                     f"  - {{type: set_status, status: {status}}}\n")
+    added_id(cli("workflow", "add", path))
+
+
+def test_the_known_statuses_are_configurable(db_url, tmp_path):
+    path = write(tmp_path, "s.yaml", "name: s\ntrigger: {type: appointment_created}\nactions:\n"
+                                     "  - {type: set_status, status: confirmed}\n")
+    env = {"APPTFLOW_DATABASE_URL": db_url, "APPTFLOW_CONFIG": ""}
+    assert CliRunner().invoke(main, ["workflow", "validate", path], env=env).exit_code == 1
+    configured = {**env, "APPTFLOW_WORKFLOWS_STATUSES": "pending,confirmed,canceled"}
+    result = CliRunner().invoke(main, ["workflow", "validate", path], env=configured)
+    assert result.exit_code == 0, result.output

@@ -82,6 +82,8 @@ BAD = [  # (file text or None, environment, the place and key the one-line error
     ("[smtp]\nfrom = \"nobody\"\n", {}, "[smtp] from: 'nobody' is not an email address"),
     ("[daemon]\nretry_base = \"2m\"\nretry_cap = \"1m\"\n", {}, "[daemon] retry_cap: 1m is shorter than retry_base"),
     ("", {"APPTFLOW_CONFIG": "/nonexistent/apptflow.toml"}, "/nonexistent/apptflow.toml: cannot read"),
+    ("[company]\ncountry = \"XX\"\n", {}, "[company] country: 'XX' is not a country code"),
+    ("[workflows]\nstatuses = [\"ok\", \"\"]\n", {}, "[workflows] statuses: expected a list of non-empty strings"),
 ]
 
 

@@ -444,3 +444,44 @@ def test_workflow_test_explains_each_filter_and_renders_a_non_matching_one_only_
     matching = CliRunner().invoke(main, test, env=env)
     assert "does not match" not in matching.output and "subject: " in matching.output
     assert sql(engine, "SELECT count(*) FROM deliveries") == [(0,)]
+
+
+def test_one_email_per_address_across_to_cc_and_bcc(engine, pipeline):
+    add_workflow(engine, {"name": "w", "trigger": {"type": "appointment_created"}, "actions": [
+        {"type": "email", "to": ["staff", "customer"], "cc": ["staff", "Sam <SAM@salon.test>"],
+         "bcc": ["ada@example.test", "boss@salon.test"], "subject": "s", "body": "b"}]})
+    book(engine, seed(engine), starts_at=START, ends_at=END)
+    pipeline.run()
+    [email] = pipeline.sent("smtp")
+    assert (email.to, email.cc, email.bcc) == (("sam@salon.test", "ada@example.test"), (), ("boss@salon.test",))
+
+
+def test_a_second_entry_for_the_same_phone_is_skipped(engine, pipeline):
+    add_workflow(engine, {"name": "w", "trigger": {"type": "appointment_created"}, "actions": [
+        {"type": "sms", "to": ["customer", "+15550002222", "staff"], "body": "b"}]})
+    book(engine, seed(engine), starts_at=START, ends_at=END)
+    pipeline.run()
+    assert sorted(m.to for m in pipeline.sent("twilio-sms")) == ["+15550001111", "+15550002222"]
+    assert [(s, e) for _, _, s, e in deliveries(engine)] == [
+        ("sent", None), ("skipped", "recipient entry 1 is the same recipient as entry 0: one message each"),
+        ("sent", None)]
+
+
+@pytest.mark.parametrize("country, outcome", [("FR", ("sent", "+33612345678")), ("", ("dead", None))])
+def test_a_phone_number_written_nationally_is_sent_in_e164_with_the_company_country(engine, db_url, country,
+                                                                                     outcome):
+    config = make_config(db_url, APPTFLOW_COMPANY_COUNTRY=country)
+    pipeline = Pipeline(engine, config)
+    add_workflow(engine, {"name": "w", "trigger": {"type": "appointment_created"}, "actions": [
+        {"type": "sms", "to": ["customer"], "body": "b"}]})
+    ids = seed(engine)
+    sql(engine, "UPDATE customers SET phone = '06 12 34 56 78' WHERE id = :id", id=ids["customer"])
+    book(engine, ids, starts_at=START, ends_at=END)
+    pipeline.run()
+    [(_, _, status, error)] = deliveries(engine)
+    assert status == outcome[0]
+    if status == "sent":
+        assert [m.to for m in pipeline.sent("twilio-sms")] == [outcome[1]]
+    else:
+        assert "'06 12 34 56 78', which is not a valid phone number" in error
+    pipeline.close()
