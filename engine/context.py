@@ -20,6 +20,7 @@ from babel import dates as babel_dates
 from babel import numbers as babel_numbers
 
 from db.records import Booking
+from engine.statuses import status_label
 from engine.templates import Fields, locale_named, plain_spaces, zone
 
 DEFAULT_LOCALE = "en"
@@ -139,7 +140,8 @@ _APPOINTMENT: dict[str, Callable[[_Facts], Any]] = {
     **{name: _moment(column, kind, False) for name, (column, kind) in _TIMES.items()},
     **{f"{name}_client": _moment(column, kind, True) for name, (column, kind) in _TIMES.items()},
     "appointment_duration": lambda f: _duration(_minutes(f.booking.appointment)),
-    "appointment_status": lambda f: f.booking.appointment.status,
+    "appointment_status": lambda f: status_label(f.booking.appointment.status, f.locale),
+    "appointment_status_code": lambda f: f.booking.appointment.status,
     "appointment_service_price": lambda f: _price(f.booking.service.price if f.booking.service else None, f.locale),
     "appointment_created_date": lambda f: _date(f.booking.appointment.created_at, f.location_zone, f.locale),
     "appointment_created_time": lambda f: _time(f.booking.appointment.created_at, f.location_zone, f.locale),

@@ -10,7 +10,7 @@ _TIMES = (
 
 APPOINTMENT = frozenset({
     "appointment_id", *_TIMES, *(f"{name}_client" for name in _TIMES),
-    "appointment_duration", "appointment_status", "appointment_service_price",
+    "appointment_duration", "appointment_status", "appointment_status_code", "appointment_service_price",
     "appointment_created_date", "appointment_created_time", "appointment_started_by",
     "service_name", "service_price", "service_duration",
     "staff_name", "staff_email", "staff_phone",

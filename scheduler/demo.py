@@ -36,7 +36,7 @@ WORKFLOWS = [
                   "subject": "{{ service_name }} on {{ appointment_date_time }}",
                   "body": "Hello {{ customer_first_name }}, see you at {{ location_name }}."},
                  {"type": "webhook", "url": "https://crm.example.com/bookings",
-                  "json": {"appointment": "{{ appointment_id }}", "status": "{{ appointment_status }}"}}]},
+                  "json": {"appointment": "{{ appointment_id }}", "status": "{{ appointment_status_code }}"}}]},
     {"name": "Reminder an hour before", "trigger": {"type": "appointment_starts", "offset": "-1h"},
      "filters": {"statuses": ["pending", "approved"]},
      "actions": [{"type": "sms", "to": ["customer"],

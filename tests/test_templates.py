@@ -18,7 +18,7 @@ from engine.templates import check, make_environment, render
 
 UTC = dt.timezone.utc
 COMPANY = {"name": "Salon Opéra", "phone": "+33 1 23 45 67 89", "website": "https://salon.example",
-           "address": "1 rue Scribe, Paris"}
+           "address": "1 rue Scribe, Paris", "country": "FR"}
 
 
 def at(text: str) -> dt.datetime:
@@ -78,7 +78,8 @@ EXPECTED = {
     "appointment_start_time_client": "5:00 AM",
     "appointment_end_time_client": "6:30 AM",
     "appointment_duration": "1h 30m",
-    "appointment_status": "approved",
+    "appointment_status": "Approved",
+    "appointment_status_code": "approved",
     "appointment_service_price": "45.50",
     "appointment_created_date": "Nov 1, 2026",
     "appointment_created_time": "9:00 AM",
@@ -102,6 +103,7 @@ EXPECTED = {
     "company_phone": "+33 1 23 45 67 89",
     "company_website": "https://salon.example",
     "company_address": "1 rue Scribe, Paris",
+    "company_country": "FR",
     "old_status": "pending",
     "new_status": "approved",
     "fire_time": "Dec 1, 2026, 10:30 AM",
@@ -505,3 +507,18 @@ def test_a_template_past_the_compilers_limits_is_an_error_not_a_crash(source, er
     assert problem.startswith(f"template too large or nested too deep to compile: {error}")
     with pytest.raises(RenderError, match=f"too large or nested too deep to compile: {error}"):
         render(source, {"customer_first_name": "Ada"})
+
+
+@pytest.mark.parametrize("locale, label", [("en", "Approved"), ("it", "Approvato"), ("fr_FR", "Approuvé"),
+                                           ("de", "Bestätigt"), ("tr", "Onaylandı"), ("es", "Aprobado"),
+                                           ("pt_BR", "Approved")])
+def test_the_status_reads_in_the_customers_language_and_the_code_stays_available(locale, label):
+    assert rendered("{{ appointment_status }} ({{ appointment_status_code }})", booking(locale=locale)) == \
+        f"{label} (approved)"
+
+
+def test_a_status_of_the_applications_own_reads_as_its_code():
+    the_booking = booking(locale="fr")
+    the_booking = dataclasses.replace(the_booking, appointment=dataclasses.replace(the_booking.appointment,
+                                                                                   status="waitlist"))
+    assert rendered("{{ appointment_status }}", the_booking) == "waitlist"
