@@ -18,6 +18,7 @@ from __future__ import annotations
 import datetime as dt
 import difflib
 import functools
+import re
 import sys
 import time
 from collections.abc import Mapping
@@ -41,6 +42,30 @@ RENDER_TIMEOUT = 2.0
 def is_template(text: str) -> bool:
     """Whether *text* contains Jinja2 markup."""
     return "{{" in text or "{%" in text
+
+
+# Jinja's own markup, left alone; and Booknetic's single-brace keyword outside it.
+_JINJA_MARKUP = re.compile(r"(\{\{.*?\}\}|\{%.*?%\}|\{#.*?#\})", re.S)
+_SINGLE_BRACE = re.compile(r"(?<!\{)\{([A-Za-z_][A-Za-z0-9_]*)\}(?!\})")
+_LOOKS_LIKE_KEYWORD = re.compile(r"[a-z][a-z0-9]*(?:_[a-z0-9]+)+")
+
+
+def from_booknetic(source: str) -> str:
+    """Booknetic's ``{customer_full_name}`` written as Jinja's ``{{ customer_full_name }}``.
+
+    Outside Jinja's own markup, ``{name}`` is converted when *name* is a keyword, or looks like
+    one (lower case words joined by ``_``), so that a misspelt one is reported like any unknown
+    keyword; other braces (``{SUMMER}``, ``{"a": 1}``, CSS) are left as written.
+    """
+    if "{" not in source:
+        return source
+
+    def keyword(match: re.Match) -> str:
+        name = match.group(1)
+        return f"{{{{ {name} }}}}" if name in EVERY_KEYWORD or _LOOKS_LIKE_KEYWORD.fullmatch(name) else match.group(0)
+
+    parts = _JINJA_MARKUP.split(source)
+    return "".join(part if n % 2 else _SINGLE_BRACE.sub(keyword, part) for n, part in enumerate(parts))
 
 
 def plain_spaces(text: str) -> str:

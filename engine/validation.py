@@ -96,6 +96,7 @@ class _Checker:
         if not isinstance(value, str):
             self.add(place, f"expected text, got {_kind(value)}")
             return None
+        value = templates.from_booknetic(value)  # stored, and exported, in Jinja's form
         for message in templates.check(value, self.keywords, self.trigger_type):
             self.add(place, message)
         return value
@@ -279,9 +280,7 @@ def _field(check: _Checker, value: Any, place: str, spec: FieldSpec, no_appointm
         return _recipients(check, value, place, spec.recipient, no_appointment)
     if spec.kind == "template_list":
         items = check.string_list(value, place) or []
-        for index, item in enumerate(items):
-            check.template(item, f"{place}[{index}]")
-        return items
+        return [check.template(item, f"{place}[{index}]") or item for index, item in enumerate(items)]
     if spec.kind == "choice":
         text = str(value).upper() if spec.choices[0].isupper() else str(value).lower()
         if text not in spec.choices:
@@ -300,7 +299,7 @@ def _field(check: _Checker, value: Any, place: str, spec: FieldSpec, no_appointm
 
 
 def _recipients(check: _Checker, value: Any, place: str, kind: str, no_appointment: bool) -> list[str]:
-    items = check.string_list(value, place) or []
+    items = [templates.from_booknetic(item) for item in check.string_list(value, place) or []]
     expected = f"not {_RECIPIENT_WORDS[kind]}, 'customer', 'staff' or template"
     for index, item in enumerate(items):
         here = f"{place}[{index}]"

@@ -305,3 +305,18 @@ def test_the_known_statuses_are_configurable(db_url, tmp_path):
     configured = {**env, "APPTFLOW_WORKFLOWS_STATUSES": "pending,confirmed,canceled"}
     result = CliRunner().invoke(main, ["workflow", "validate", path], env=configured)
     assert result.exit_code == 0, result.output
+
+
+def test_a_misspelt_single_brace_keyword_is_an_unknown_keyword_and_export_writes_jinja(cli, engine, tmp_path):
+    bad = write(tmp_path, "b.yaml", "name: b\ntrigger: {type: appointment_created}\nactions:\n"
+                                    "  - {type: email, to: [customer], subject: 'Hi {custmer_full_name}', body: b}\n")
+    result = cli("workflow", "add", bad)
+    assert result.exit_code == 1
+    assert "actions[0].subject: unknown keyword 'custmer_full_name' (did you mean 'customer_full_name'?)" \
+        in result.output
+    good = write(tmp_path, "g.yaml", "name: g\ntrigger: {type: appointment_created}\nactions:\n"
+                                     "  - {type: sms, to: ['{customer_phone}'], body: 'Hi {customer_first_name}'}\n")
+    workflow = added_id(cli("workflow", "add", good))
+    exported = cli("workflow", "export", str(workflow)).output
+    assert "{{ customer_first_name }}" in exported and "{{ customer_phone }}" in exported
+    assert "{customer_first_name}" not in exported.replace("{{ customer_first_name }}", "")

@@ -485,3 +485,21 @@ def test_a_phone_number_written_nationally_is_sent_in_e164_with_the_company_coun
     else:
         assert "'06 12 34 56 78', which is not a valid phone number" in error
     pipeline.close()
+
+
+def test_booknetic_single_brace_keywords_render_the_same_text_as_their_jinja_form(engine, pipeline):
+    booknetic = {"subject": "Hi {customer_full_name}, {service_name} on {appointment_date_time}",
+                 "body": "With {staff_name} at {location_name}. Code {SUMMER}, json {\"a\": 1}."}
+    jinja = {"subject": "Hi {{ customer_full_name }}, {{ service_name }} on {{ appointment_date_time }}",
+             "body": "With {{ staff_name }} at {{ location_name }}. Code {SUMMER}, json {\"a\": 1}."}
+    for name, texts in (("booknetic", booknetic), ("jinja", jinja)):
+        add_workflow(engine, {"name": name, "trigger": {"type": "appointment_created"},
+                              "actions": [{"type": "email", "to": ["customer"], **texts}]})
+    book(engine, seed(engine), starts_at=START, ends_at=END)
+    pipeline.run()
+    first, second = pipeline.sent("smtp")
+    assert (first.subject, first.text) == (second.subject, second.text)
+    assert first.subject == "Hi Ada Lovelace, Haircut on " + first.subject.split(" on ", 1)[1]
+    assert "{" not in first.subject and first.text.endswith("Code {SUMMER}, json {\"a\": 1}.")
+    stored = sql(engine, "SELECT config FROM workflow_actions ORDER BY id")
+    assert all("{{ customer_full_name }}" in str(row[0]) for row in stored)  # kept in Jinja's form
