@@ -225,6 +225,8 @@ class DeliveryWorker:
                                f"{earlier}: one message each")
             rendered = render_action(action, booking, context, delivery.recipient_index)
             recipients = describe_recipients(action.type, rendered)
+            if action.type == "set_status" and getattr(self.transports, "dry_run", False):
+                return self._would_set_status(delivery, rendered, recipients, now, deadline)
             if action.type == "set_status":
                 return self._set_status(delivery, rendered, recipients, now, deadline)
             started = time.monotonic()
@@ -301,6 +303,18 @@ class DeliveryWorker:
                            extra={"delivery": delivery.id})
             return self._counted(delivery, Outcome(status="lost", error="the database was away until the lease ended"))
         return self._counted(delivery, Outcome(status="sent"))
+
+    @staticmethod
+    def _would_set_status(delivery: Delivery, rendered: dict[str, Any], recipients: str, now: dt.datetime,
+                          deadline: float) -> _Unrecorded:
+        """Dry run: record what set_status would write; the appointment is left as it is."""
+        extra = {"delivery": delivery.id, "appointment": delivery.subject_id}
+        return _Unrecorded(
+            delivery=delivery, outcome=Outcome(status="sent"), deadline=deadline,
+            finished=deliveries.sent(delivery, now, provider_id="dry-run: not written", rendered=rendered,
+                                     recipients=recipients),
+            announce=lambda: logger.info("delivery %s: dry run, appointment %s would be set to %r (not written)",
+                                         delivery.id, delivery.subject_id, rendered["status"], extra=extra))
 
     def _retry(self, delivery: Delivery, now: dt.datetime, error: str, rendered, recipients,
                deadline: float) -> _Unrecorded:

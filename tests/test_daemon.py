@@ -144,7 +144,8 @@ def test_a_database_restart_delays_work_but_loses_none(engine, db_url, backend, 
 def test_notifications_wake_the_daemon_before_the_poll(engine, db_url, backend):
     if backend == "sqlite":
         pytest.skip("LISTEN/NOTIFY is PostgreSQL's")
-    daemon = Daemon(make_config(db_url, APPTFLOW_DAEMON_POLL_INTERVAL="30s"), engine=engine)
+    daemon = Daemon(make_config(db_url, APPTFLOW_DAEMON_POLL_INTERVAL="30s", APPTFLOW_DAEMON_DRY_RUN="false"),
+                    engine=engine)
     daemon.start()
     try:
         add_workflow(engine, {"name": "w", "trigger": {"type": "appointment_created"},

@@ -267,7 +267,9 @@ def test_deleting_a_workflow_skips_its_pending_deliveries_only(engine, pipeline)
     assert [(s, e) for _, _, s, e in deliveries(engine)] == [("sent", None), ("skipped", "workflow deleted")]
 
 
-def test_set_status_chains_stop_at_the_depth_limit(engine, pipeline):
+def test_set_status_chains_stop_at_the_depth_limit(engine, db_url):
+    pipeline = Pipeline(engine, make_config(db_url, APPTFLOW_DAEMON_DRY_RUN="false"))  # statuses are written
+
     def flip(name, to, back):
         return {"name": name, "trigger": {"type": "appointment_status_changed", "to": [to]},
                 "actions": [{"type": "set_status", "status": back}]}
@@ -280,6 +282,7 @@ def test_set_status_chains_stop_at_the_depth_limit(engine, pipeline):
     assert [s for _, _, s, _ in rows] == ["sent"] * 5 + ["skipped"]
     assert rows[-1][3] == "set_status chain stopped: 5 status changes in a row (limit 5)"
     assert sql(engine, "SELECT max(depth) FROM change_events") == [(5,)]
+    pipeline.close()
 
 
 def test_workflow_test_renders_without_sending(engine, db_url):
@@ -503,3 +506,15 @@ def test_booknetic_single_brace_keywords_render_the_same_text_as_their_jinja_for
     assert "{" not in first.subject and first.text.endswith("Code {SUMMER}, json {\"a\": 1}.")
     stored = sql(engine, "SELECT config FROM workflow_actions ORDER BY id")
     assert all("{{ customer_full_name }}" in str(row[0]) for row in stored)  # kept in Jinja's form
+
+
+def test_a_dry_run_records_what_set_status_would_write_and_leaves_the_appointment(engine, pipeline):
+    add_workflow(engine, {"name": "approve", "trigger": {"type": "appointment_created"},
+                          "actions": [{"type": "set_status", "status": "approved"}]})
+    appointment = book(engine, seed(engine), starts_at=START, ends_at=END, status="pending")
+    outcomes = pipeline.run()
+    assert [o.status for o in outcomes] == ["sent"]
+    assert sql(engine, "SELECT status FROM appointments WHERE id = :id", id=appointment) == [("pending",)]
+    [(rendered, provider)] = sql(engine, "SELECT rendered, provider_id FROM deliveries")
+    assert "approved" in str(rendered) and provider == "dry-run: not written"
+    assert sql(engine, "SELECT count(*) FROM change_events WHERE table_name = 'appointments'") == [(1,)]  # no change
