@@ -33,6 +33,16 @@ def _one(conn: Connection, table, row_id: int | None):
     return conn.execute(select(*_columns(table)).where(table.c.id == row_id)).one_or_none()
 
 
+def names_before(conn: Connection, context: dict[str, Any]) -> dict[str, str]:
+    """The names of the staff member, location and service an appointment had before a reschedule
+    (their ids in *context*, as ``old_staff_id`` ...), as ``old_staff_name`` ...; empty when gone."""
+    names = {}
+    for what, table in (("staff", staff), ("location", locations), ("service", services)):
+        row = _one(conn, table, context.get(f"old_{what}_id"))
+        names[f"old_{what}_name"] = (row.name or "") if row is not None else ""
+    return names
+
+
 def load_customer(conn: Connection, customer_id: int | None) -> Customer | None:
     """A customer as it is now, or None."""
     row = _one(conn, customers, customer_id)

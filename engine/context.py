@@ -194,14 +194,25 @@ def build_context(booking: Booking, *, company: Mapping[str, str], extra: Mappin
     context.update(extra)
     if extra.get("fire_time"):
         context["fire_time"] = _fire_time(extra["fire_time"], location_zone, locale)
+    if extra.get("old_starts_at") and extra.get("old_ends_at"):  # appointment_rescheduled
+        starts, ends = (_aware(extra[key]) for key in ("old_starts_at", "old_ends_at"))
+        context.update({
+            "old_appointment_date": _date(starts, location_zone, locale),
+            "old_appointment_date_time": _date_time(starts, location_zone, locale),
+            "old_appointment_start_time": _time(starts, location_zone, locale),
+            "old_appointment_end_time": _time(ends, location_zone, locale),
+        })
     # Read by the format_* filters; not a keyword of its own.
     context["_locale"] = str(locale)
     return context
 
 
+def _aware(value: str | dt.datetime) -> dt.datetime:
+    """A moment from a delivery's context (ISO text, naive meaning UTC)."""
+    moment = dt.datetime.fromisoformat(value) if isinstance(value, str) else value
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=dt.timezone.utc)
+
+
 def _fire_time(value: str | dt.datetime, tz: ZoneInfo, locale: Locale) -> str:
     """The planned firing (ISO text in a delivery's context) written like the appointment's times."""
-    moment = dt.datetime.fromisoformat(value) if isinstance(value, str) else value
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=dt.timezone.utc)
-    return _date_time(moment, tz, locale)
+    return _date_time(_aware(value), tz, locale)

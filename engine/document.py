@@ -61,7 +61,8 @@ def to_document(workflow: Workflow) -> dict[str, Any]:
     for key, value in (("offset", workflow.trigger.offset), ("grace", workflow.trigger.grace)):
         if value is not None:
             trigger[key] = format_duration(value)
-    for key, value in (("from", workflow.trigger.from_statuses), ("to", workflow.trigger.to_statuses)):
+    for key, value in (("from", workflow.trigger.from_statuses), ("to", workflow.trigger.to_statuses),
+                       ("on", workflow.trigger.on)):
         if value is not None:
             trigger[key] = list(value)
     filters = {

@@ -29,6 +29,12 @@ STATUS_CHANGE = frozenset({"old_status", "new_status"})
 
 TIME_OFFSET = frozenset({"fire_time", "offset"})
 
+# appointment_rescheduled: the appointment as it was before the change.
+RESCHEDULE = frozenset({
+    "old_appointment_date", "old_appointment_date_time", "old_appointment_start_time", "old_appointment_end_time",
+    "old_staff_name", "old_location_name", "old_service_name",
+})
+
 
 def available(trigger_type: str) -> frozenset[str]:
     """Every keyword a template of a workflow with this trigger may use."""
@@ -37,9 +43,11 @@ def available(trigger_type: str) -> frozenset[str]:
         names |= APPOINTMENT
     if trigger_type == "appointment_status_changed":
         names |= STATUS_CHANGE
+    if trigger_type == "appointment_rescheduled":
+        names |= RESCHEDULE
     if trigger_type in ("appointment_starts", "appointment_ends"):
         names |= TIME_OFFSET
     return names
 
 
-EVERY = CUSTOMER | COMPANY | APPOINTMENT | STATUS_CHANGE | TIME_OFFSET
+EVERY = CUSTOMER | COMPANY | APPOINTMENT | STATUS_CHANGE | TIME_OFFSET | RESCHEDULE

@@ -8,7 +8,7 @@ from typing import Any
 from db.records import Booking, ChangeEvent
 from db.types import parse_timestamp
 from engine.durations import format_duration
-from engine.workflow import Filters, Workflow
+from engine.workflow import RESCHEDULE_ASPECTS, Filters, Workflow
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -115,8 +115,15 @@ def _moment(value: Any):
     return parse_timestamp(value) if isinstance(value, str) else value
 
 
-def _rescheduled(old: dict[str, Any], new: dict[str, Any]) -> bool:
-    return any(_moment(old.get(k)) != _moment(new.get(k)) for k in ("starts_at", "ends_at"))
+# The columns whose change makes each aspect of a reschedule (RESCHEDULE_ASPECTS).
+_ASPECT_COLUMNS = {"time": ("starts_at", "ends_at"), "staff": ("staff_id",), "location": ("location_id",),
+                   "service": ("service_id",)}
+
+
+def _rescheduled(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
+    """What of a reschedule an update changed: time, staff, location, service (in that order)."""
+    return [aspect for aspect, columns in _ASPECT_COLUMNS.items()
+            if any(_moment(old.get(c)) != _moment(new.get(c)) for c in columns)]
 
 
 def triggers_fired(event: ChangeEvent) -> list[tuple[str, dict[str, Any]]]:
@@ -130,8 +137,13 @@ def triggers_fired(event: ChangeEvent) -> list[tuple[str, dict[str, Any]]]:
     if event.op != "UPDATE":
         return []
     fired = []
-    if _rescheduled(event.old, event.new):
-        fired.append(("appointment_rescheduled", {}))
+    changed = _rescheduled(event.old, event.new)
+    if changed:
+        # what was there before, for the old_* keywords (names are looked up by the consumer)
+        fired.append(("appointment_rescheduled", {
+            "rescheduled": changed, "old_starts_at": event.old.get("starts_at"),
+            "old_ends_at": event.old.get("ends_at"), "old_staff_id": event.old.get("staff_id"),
+            "old_location_id": event.old.get("location_id"), "old_service_id": event.old.get("service_id")}))
     if event.old.get("status") != event.new.get("status"):
         fired.append(("appointment_status_changed",
                        {"old_status": event.old.get("status"), "new_status": event.new.get("status")}))
@@ -159,6 +171,9 @@ def match_event(event: ChangeEvent, workflows: list[Workflow], booking: Booking 
                 continue
             if trigger_type == "appointment_status_changed" and not _transition_matches(workflow, context):
                 continue
+            if trigger_type == "appointment_rescheduled" and not set(context["rescheduled"]) & set(
+                    workflow.trigger.on or RESCHEDULE_ASPECTS):
+                continue
             if filters_hold(workflow.filters, facts):
                 matches.append(Match(
                     workflow=workflow, subject_table=event.table_name, subject_id=event.row_id,
@@ -175,6 +190,12 @@ def sample_trigger_context(workflow: Workflow, booking: Booking, now) -> dict[st
         status = booking.appointment.status if booking.appointment else None
         return {"old_status": (trigger.from_statuses or (status,))[0],
                 "new_status": (trigger.to_statuses or (status,))[0]}
+    if trigger.type == "appointment_rescheduled" and booking.appointment is not None:
+        a = booking.appointment
+        return {"rescheduled": list(trigger.on or RESCHEDULE_ASPECTS), "old_starts_at": a.starts_at.isoformat(),
+                "old_ends_at": a.ends_at.isoformat(), "old_staff_name": booking.staff.name if booking.staff else "",
+                "old_location_name": booking.location.name if booking.location else "",
+                "old_service_name": booking.service.name if booking.service else ""}
     if trigger.is_time_offset and booking.appointment is not None:
         anchor = booking.appointment.starts_at if trigger.type == "appointment_starts" else booking.appointment.ends_at
         return {"fire_time": (anchor + trigger.offset).isoformat(), "offset": format_duration(trigger.offset)}

@@ -22,6 +22,7 @@ from engine.workflow import (
     FILTER_IDS,
     FILTER_NAMES,
     OFFSET_TRIGGERS,
+    RESCHEDULE_ASPECTS,
     STARTED_BY,
     TRIGGER_TYPES,
     Action,
@@ -144,15 +145,16 @@ def _trigger(check: _Checker, value: Any) -> Trigger | None:
     if value is None:
         check.add("trigger", "required: a mapping with a 'type'")
         return None
-    doc = check.mapping(value, "trigger", ("type", "offset", "grace", "from", "to"))
+    doc = check.mapping(value, "trigger", ("type", "offset", "grace", "from", "to", "on"))
     kind = doc.get("type")
     if kind not in TRIGGER_TYPES:
         check.add("trigger.type", f"unknown trigger {kind!r} (expected one of: {', '.join(TRIGGER_TYPES)})")
         return None
     allowed = {"type"} | ({"offset", "grace"} if kind in OFFSET_TRIGGERS else set())
     allowed |= {"from", "to"} if kind == "appointment_status_changed" else set()
+    allowed |= {"on"} if kind == "appointment_rescheduled" else set()
     for key in doc:
-        if key not in allowed and key in ("offset", "grace", "from", "to"):
+        if key not in allowed and key in ("offset", "grace", "from", "to", "on"):
             check.add(f"trigger.{key}", f"not a parameter of {kind}")
     params: dict[str, Any] = {}
     if kind in OFFSET_TRIGGERS:
@@ -168,6 +170,14 @@ def _trigger(check: _Checker, value: Any) -> Trigger | None:
             if key in doc:
                 statuses = check.string_list(doc[key], f"trigger.{key}")
                 params[attr] = tuple(statuses) if statuses else None
+    if kind == "appointment_rescheduled" and "on" in doc:
+        aspects = check.string_list(doc["on"], "trigger.on") or []
+        wrong = [a for a in aspects if a not in RESCHEDULE_ASPECTS]
+        if wrong or not aspects:
+            check.add("trigger.on", f"expected a non-empty list of {', '.join(RESCHEDULE_ASPECTS)}; "
+                                    f"got {doc['on']!r}")
+        else:
+            params["on"] = tuple(a for a in RESCHEDULE_ASPECTS if a in aspects)
     return Trigger(type=kind, **params)
 
 

@@ -98,10 +98,15 @@ class Trigger:
     grace: dt.timedelta | None = None  # time-offset triggers; None = DEFAULT_GRACE
     from_statuses: tuple[str, ...] | None = None  # status_changed; None = any
     to_statuses: tuple[str, ...] | None = None
+    on: tuple[str, ...] | None = None  # rescheduled: which changes count (RESCHEDULE_ASPECTS); None = all
 
     @property
     def is_time_offset(self) -> bool:
         return self.type in OFFSET_TRIGGERS
+
+
+# What "rescheduled" means, as in Booknetic: a change of the time, the staff, the location or the service.
+RESCHEDULE_ASPECTS = ("time", "staff", "location", "service")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

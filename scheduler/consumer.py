@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import logging
 import threading
@@ -92,7 +93,7 @@ class EventConsumer:
             if event.table_name not in WORKFLOW_TABLES and event.op != "DELETE":
                 booking = (found.get(event.row_id) if event.table_name == "appointments"
                            else bookings.load_customer_booking(conn, event.row_id))
-                rows += self._plan(event, workflows, booking, now)
+                rows += self._plan(conn, event, workflows, booking, now)
         return self._write(conn, rows, batch[0].id if len(batch) == 1 else None)
 
     def _handle_isolated(self, conn: Connection, event: ChangeEvent, now: dt.datetime) -> int:
@@ -118,7 +119,7 @@ class EventConsumer:
             booking = bookings.load_booking(conn, event.row_id)
         else:
             booking = bookings.load_customer_booking(conn, event.row_id)
-        return self._write(conn, self._plan(event, self.catalogue.workflows(conn), booking, now), event.id)
+        return self._write(conn, self._plan(conn, event, self.catalogue.workflows(conn), booking, now), event.id)
 
     @staticmethod
     def _on_workflow_deleted(conn: Connection, event: ChangeEvent, now: dt.datetime) -> None:
@@ -127,8 +128,13 @@ class EventConsumer:
             logger.info("workflow %s deleted: %d pending deliveries skipped", event.row_id, skipped,
                         extra={"workflow": event.row_id})
 
-    def _plan(self, event: ChangeEvent, workflows, booking, now: dt.datetime) -> list[dict]:
+    def _plan(self, conn: Connection, event: ChangeEvent, workflows, booking, now: dt.datetime) -> list[dict]:
         matches = match_event(event, workflows, booking)
+        reschedule = next((m.context for m in matches if "old_staff_id" in m.context), None)
+        if reschedule is not None:  # what the appointment had before, by name, for the old_* keywords
+            before = bookings.names_before(conn, reschedule)
+            matches = [dataclasses.replace(m, context={**m.context, **before}) if "old_staff_id" in m.context
+                       else m for m in matches]
         for match in matches:
             logger.info("event %s: workflow %s (%s) matched %s %s", event.id, match.workflow.id,
                         match.workflow.name, event.table_name, event.row_id,

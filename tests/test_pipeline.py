@@ -81,7 +81,7 @@ def test_id_filters(engine, pipeline, name):
     assert [w for w, *_ in deliveries(engine)] == [1]
 
 
-def test_reschedule_fires_only_when_times_change(engine, pipeline):
+def test_reschedule_fires_on_a_time_change_and_not_on_a_status_change(engine, pipeline):
     add_workflow(engine, email_workflow(trigger={"type": "appointment_rescheduled"},
                                         subject="moved to {{ appointment_start_time }}"))
     appointment = book(engine, seed(engine), starts_at=START, ends_at=END)
@@ -518,3 +518,38 @@ def test_a_dry_run_records_what_set_status_would_write_and_leaves_the_appointmen
     [(rendered, provider)] = sql(engine, "SELECT rendered, provider_id FROM deliveries")
     assert "approved" in str(rendered) and provider == "dry-run: not written"
     assert sql(engine, "SELECT count(*) FROM change_events WHERE table_name = 'appointments'") == [(1,)]  # no change
+
+
+def test_a_staff_only_change_is_a_reschedule_with_the_old_staff_and_time_available(engine, pipeline):
+    ids = seed(engine)
+    other = insert(engine, "staff", name="Camille Autre", email="camille@salon.test")
+    add_workflow(engine, email_workflow("any", trigger={"type": "appointment_rescheduled"},
+                                        subject="{{ old_staff_name }} → {{ staff_name }}, was {{ old_appointment_date_time }}"))
+    add_workflow(engine, email_workflow("time only", trigger={"type": "appointment_rescheduled", "on": ["time"]},
+                                        subject="time"))
+    appointment = book(engine, ids, starts_at=START, ends_at=END)
+    pipeline.run()
+    sql(engine, "UPDATE appointments SET staff_id = :s WHERE id = :id", s=other, id=appointment)
+    pipeline.run()
+    [email] = pipeline.sent("smtp")  # the time-only workflow stays quiet
+    assert email.subject.startswith("Sam Staff → Camille Autre, was Dec 1, 2026")
+    sql(engine, "UPDATE appointments SET starts_at = :s, ends_at = :e, location_id = :l WHERE id = :id",
+        s="2026-12-01T14:00:00+00:00", e="2026-12-01T14:45:00+00:00", l=ids["location"], id=appointment)
+    pipeline.run()
+    assert sorted(m.subject for m in pipeline.sent("smtp")[1:]) == [
+        "Camille Autre → Camille Autre, was Dec 1, 2026, 11:00 AM", "time"]
+
+
+def test_rescheduled_on_is_validated_and_exported():
+    from engine.document import to_document
+    from engine.errors import InvalidWorkflow
+    from engine.validation import parse_workflow
+
+    base = {"name": "r", "actions": [{"type": "email", "to": ["customer"], "subject": "s", "body": "b"}]}
+    parsed = parse_workflow({**base, "trigger": {"type": "appointment_rescheduled", "on": ["staff", "time"]}})
+    assert parsed.trigger.on == ("time", "staff") and to_document(parsed)["trigger"]["on"] == ["time", "staff"]
+    with pytest.raises(InvalidWorkflow, match=r"trigger.on: expected a non-empty list of time, staff, location, "
+                                              r"service; got \['room'\]"):
+        parse_workflow({**base, "trigger": {"type": "appointment_rescheduled", "on": ["room"]}})
+    with pytest.raises(InvalidWorkflow, match="trigger.on: not a parameter of appointment_created"):
+        parse_workflow({**base, "trigger": {"type": "appointment_created", "on": ["time"]}})

@@ -106,6 +106,13 @@ EXPECTED = {
     "company_country": "FR",
     "old_status": "pending",
     "new_status": "approved",
+    "old_appointment_date": "Nov 30, 2026",
+    "old_appointment_date_time": "Nov 30, 2026, 10:00 AM",
+    "old_appointment_start_time": "10:00 AM",
+    "old_appointment_end_time": "11:30 AM",
+    "old_staff_name": "Ann Old",
+    "old_location_name": "Bastille",
+    "old_service_name": "Color",
     "fire_time": "Dec 1, 2026, 10:30 AM",
     "offset": "-30m",
 }
@@ -118,7 +125,9 @@ NESTED = {
     "location": ("location.timezone", "Europe/Paris"),
 }
 TRIGGER = {"old_status": "pending", "new_status": "approved",
-           "fire_time": "2026-12-01T09:30:00+00:00", "offset": "-30m"}
+           "fire_time": "2026-12-01T09:30:00+00:00", "offset": "-30m",
+           "old_starts_at": "2026-11-30T09:00:00+00:00", "old_ends_at": "2026-11-30T10:30:00+00:00",
+           "old_staff_name": "Ann Old", "old_location_name": "Bastille", "old_service_name": "Color"}
 
 
 def test_every_keyword_has_an_expected_value_here():
