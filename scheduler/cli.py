@@ -258,7 +258,8 @@ def workflow_replace(app: App, workflow_id: int, file: str) -> None:
             store.get_workflow(conn, workflow_id)
         except NotFound as error:
             raise click.ClickException(str(error)) from None
-        parsed, problems = _check_file(conn, file, store.known_ids(conn, app.config.get("workflows", "statuses")), set(), app.config, replacing=workflow_id)
+        known = store.known_ids(conn, app.config.get("workflows", "statuses"))
+        parsed, problems = _check_file(conn, file, known, set(), app.config, replacing=workflow_id)
         if problems:
             _report(file, problems)
             raise click.ClickException(f"workflow {workflow_id} unchanged: {file} is invalid")

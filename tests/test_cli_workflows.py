@@ -228,7 +228,8 @@ def test_replace_keeps_the_id_and_the_actions_and_moves_a_planned_firing(cli, en
     daemon = Daemon(make_config(db_url, APPTFLOW_DAEMON_POLL_INTERVAL="100ms"), engine=engine)
     daemon.start()
     try:
-        run_at = lambda: [r[0] for r in sql(engine, "SELECT next_run_time FROM apscheduler_jobs")]
+        def run_at():
+            return [r[0] for r in sql(engine, "SELECT next_run_time FROM apscheduler_jobs")]
         wait_until(lambda: run_at() == [(starts - dt.timedelta(hours=1)).timestamp()])
         exported = cli("workflow", "export", str(workflow)).output
         edited = write(tmp_path, "edited.yaml", exported.replace("-1h", "-2h").replace("In an hour", "In two hours"))

@@ -18,7 +18,6 @@ from pathlib import Path
 import pytest
 from sqlalchemy import text
 
-from scheduler.config import load_config
 from scheduler.daemon import Daemon
 from scheduler.logs import JsonFormatter, TextFormatter
 from tests.booking import book, seed
@@ -165,7 +164,8 @@ def test_reload_applies_workers_channels_company_and_keeps_what_needs_a_restart(
     daemon = Daemon(before, engine=engine)
     daemon.start()
     try:
-        workers = lambda: sorted(t.name for t in threading.enumerate() if t.name.startswith("apptflow-worker"))
+        def workers():
+            return sorted(t.name for t in threading.enumerate() if t.name.startswith("apptflow-worker"))
         assert workers() == ["apptflow-worker-0", "apptflow-worker-1"]
         transports = daemon.transports
         said = daemon.reload(make_config(db_url, APPTFLOW_DAEMON_WORKERS="4", APPTFLOW_DAEMON_POLL_INTERVAL="100ms",
@@ -192,7 +192,8 @@ def test_reload_applies_workers_channels_company_and_keeps_what_needs_a_restart(
 def test_log_lines_carry_the_ids_as_fields_in_text_and_json():
     record = logging.LogRecord("scheduler.workers", logging.WARNING, __file__, 1, "delivery %s failed", (12,), None)
     record.delivery, record.workflow = 12, 3
-    assert TextFormatter().format(record).endswith("WARNING scheduler.workers: delivery 12 failed workflow=3 delivery=12")
+    assert TextFormatter().format(record).endswith(
+        "WARNING scheduler.workers: delivery 12 failed workflow=3 delivery=12")
     try:
         raise ValueError("boom\nsecond line")
     except ValueError:

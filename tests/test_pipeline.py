@@ -524,7 +524,8 @@ def test_a_staff_only_change_is_a_reschedule_with_the_old_staff_and_time_availab
     ids = seed(engine)
     other = insert(engine, "staff", name="Camille Autre", email="camille@salon.test")
     add_workflow(engine, email_workflow("any", trigger={"type": "appointment_rescheduled"},
-                                        subject="{{ old_staff_name }} → {{ staff_name }}, was {{ old_appointment_date_time }}"))
+                                        subject="{{ old_staff_name }} → {{ staff_name }}, "
+                                                "was {{ old_appointment_date_time }}"))
     add_workflow(engine, email_workflow("time only", trigger={"type": "appointment_rescheduled", "on": ["time"]},
                                         subject="time"))
     appointment = book(engine, ids, starts_at=START, ends_at=END)
