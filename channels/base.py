@@ -58,6 +58,10 @@ class Channel(ABC):
     def __exit__(self, *exc_info) -> None:
         self.close()
 
+    def check(self, message) -> None:
+        """Every check :meth:`send` makes before it transmits (recipients, sizes, attachments, the
+        address guard), raising as send would; nothing is sent. A dry run calls it."""
+
     def check_body(self, body: str) -> None:
         """Refuse a body longer than the provider accepts: it would be refused on every retry."""
         if self.max_body is not None and len(body) > self.max_body:

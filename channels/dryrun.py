@@ -1,4 +1,10 @@
-"""A channel that sends nothing: it records each message, for ``[daemon] dry_run`` and the demo."""
+"""A channel that sends nothing: it records each message, for ``[daemon] dry_run`` and the demo.
+
+Given the real channel (*checker*), it first runs every check the real send
+would (recipients, sizes, attachments with their rules and the address
+guard) and fails as it would; only the transmission is left out, and with it
+the provider's credentials, which a dry run does not need.
+"""
 
 from __future__ import annotations
 
@@ -16,9 +22,10 @@ class DryRunChannel(Channel):
 
     max_body = None
 
-    def __init__(self, name: str):
+    def __init__(self, name: str, checker: Channel | None = None):
         """``name``: the channel this one stands in for (``smtp``, ``twilio-sms``, …)."""
         self.name = name
+        self.checker = checker
         self.sent: list = []
         self._lock = threading.Lock()
 
@@ -26,9 +33,16 @@ class DryRunChannel(Channel):
         return f"{self.name} (dry run)"
 
     def send(self, message) -> Receipt:
-        """Record ``message`` and return a made-up provider id."""
+        """Check ``message`` as the real channel would, record it, and return a made-up provider id."""
+        if self.checker is not None:
+            self.checker.check(message)
         receipt = Receipt(provider_id=f"dry-run-{uuid.uuid4().hex}")
         with self._lock:
             self.sent.append(message)
         logger.info("%s: dry run, recorded %s as %s", self.name, type(message).__name__, receipt.provider_id)
         return receipt
+
+    def close(self) -> None:
+        close = getattr(self.checker, "close", None)
+        if close is not None:
+            close()

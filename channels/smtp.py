@@ -70,12 +70,19 @@ class SmtpChannel(Channel):
     def close(self) -> None:
         self._http.close()
 
-    def send(self, message: Email) -> Receipt:
-        """Send one email; Receipt.provider_id is its Message-ID."""
+    def check(self, message: Email) -> None:
+        self._prepare(message)
+
+    def _prepare(self, message: Email) -> tuple[EmailMessage, list[str]]:
+        """The email as it will be sent (attachments loaded and checked) and its envelope recipients."""
         recipients = [a.addr_spec for a in map(_mailbox, (*message.to, *message.cc, *message.bcc))]
         if not recipients:
             raise PermanentSendError("smtp: the email has no recipient")
-        email = self._compose(message)
+        return self._compose(message), recipients
+
+    def send(self, message: Email) -> Receipt:
+        """Send one email; Receipt.provider_id is its Message-ID."""
+        email, recipients = self._prepare(message)
         refused = self._deliver(email, recipients)
         if refused:
             # Sent to the others: a retry would duplicate it for them, so this is a success.

@@ -57,12 +57,16 @@ class SnsSmsChannel(Channel):
         if self._client is not None:
             self._client.close()
 
+    def check(self, message: Sms) -> None:
+        self.check_body(message.body)
+        check_e164(message.to)
+
     def send(self, message: Sms) -> Receipt:
         """Send one SMS; Receipt.provider_id is SNS's MessageId."""
         if self._client is None:
             raise ChannelUnavailable(f"sns-sms: {self.unavailable_reason}")
-        self.check_body(message.body)
-        to = check_e164(message.to)
+        self.check(message)
+        to = message.to
         try:
             answer = self._client.publish(PhoneNumber=to, Message=message.body)
         except ClientError as error:

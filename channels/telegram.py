@@ -64,18 +64,25 @@ class TelegramChannel(Channel):
         self._http.close()
         self._files.close()
 
-    def send(self, message: Telegram) -> Receipt:
-        """Send the text, then each attachment as a document; Receipt.provider_id is the first message id."""
-        if not self._token:
-            raise ChannelUnavailable("telegram: no bot token configured")
+    def check(self, message: Telegram) -> None:
+        self._prepare(message)
+
+    def _prepare(self, message: Telegram) -> list[attachments.Attachment]:
+        """The checks before sending; the attachments, loaded and checked."""
         self.check_body(message.text)
         if not message.text and not message.attachments:
             raise PermanentSendError("telegram: the message has neither text nor attachments")
-        documents = attachments.load_all(
+        return attachments.load_all(
             message.attachments, directory=self.attachment_dir,
             max_bytes=self.max_attachment_bytes, timeout=self.timeout, session=self._files,
             allow_private_addresses=self.allow_private_addresses,
         )
+
+    def send(self, message: Telegram) -> Receipt:
+        """Send the text, then each attachment as a document; Receipt.provider_id is the first message id."""
+        if not self._token:
+            raise ChannelUnavailable("telegram: no bot token configured")
+        documents = self._prepare(message)
         ids = []
         if message.text:
             ids.append(self._call("sendMessage", json={"chat_id": message.chat_id, "text": message.text}))

@@ -100,11 +100,14 @@ class TwilioSmsChannel(_TwilioChannel):
             api_base_url=api_base_url, timeout=timeout,
         )
 
+    def check(self, message: Sms) -> None:
+        self.check_body(message.body)
+        check_e164(message.to)
+
     def send(self, message: Sms) -> Receipt:
         """Send one SMS; Receipt.provider_id is the message SID."""
-        self.check_body(message.body)
-        to = check_e164(message.to)
-        return self._create(to=to, body=message.body, **_sender_fields(self.sender))
+        self.check(message)
+        return self._create(to=message.to, body=message.body, **_sender_fields(self.sender))
 
 
 class TwilioWhatsAppChannel(_TwilioChannel):
@@ -122,9 +125,15 @@ class TwilioWhatsAppChannel(_TwilioChannel):
             api_base_url=api_base_url, timeout=timeout,
         )
 
+    def check(self, message: WhatsApp) -> None:
+        self.check_body(message.body)
+        _whatsapp(message.to)
+        for url in message.media:
+            _media_url(url)
+
     def send(self, message: WhatsApp) -> Receipt:
         """Send one WhatsApp message (with its media URLs); Receipt.provider_id is the message SID."""
-        self.check_body(message.body)
+        self.check(message)
         to, sender = _whatsapp(message.to), _whatsapp(self.sender)
         media = [_media_url(url) for url in message.media]
         return self._create(to=to, from_=sender, body=message.body, media_url=media or None)

@@ -29,7 +29,7 @@ from requests.structures import CaseInsensitiveDict
 from channels.base import Channel, PermanentSendError, Receipt, TransientSendError
 from channels.httputil import REFUSED_REQUESTS, failure_reason, is_transient_status, new_session, origin
 from channels.messages import Webhook
-from channels.netguard import GuardedAdapter
+from channels.netguard import GuardedAdapter, pick_address
 
 logger = logging.getLogger(__name__)
 
@@ -87,6 +87,14 @@ class WebhookChannel(Channel):
 
     def close(self) -> None:
         self._http.close()
+
+    def check(self, message: Webhook) -> None:
+        """The method, the URL, and the address guard's verdict on the host (resolved, not connected to)."""
+        _method(message.method)
+        _checked_origin(message.url)
+        parts = urlsplit(message.url)
+        pick_address(parts.hostname, parts.port or (443 if parts.scheme.lower() == "https" else 80),
+                     allow_private=self.allow_private_addresses)
 
     def send(self, message: Webhook) -> Receipt:
         """Make the request; Receipt.provider_id is the receiver's id header or the delivery id."""

@@ -35,7 +35,8 @@ WORKFLOWS = [
      "actions": [{"type": "email", "to": ["customer"], "bcc": ["staff"],
                   "subject": "{{ service_name }} on {{ appointment_date_time }}",
                   "body": "Hello {{ customer_first_name }}, see you at {{ location_name }}."},
-                 {"type": "webhook", "url": "https://crm.example.com/bookings",
+                 # a CRM on this machine: a dry run checks the address as a real send would
+                 {"type": "webhook", "url": "http://127.0.0.1:8080/bookings",
                   "json": {"appointment": "{{ appointment_id }}", "status": "{{ appointment_status_code }}"}}]},
     {"name": "Reminder an hour before", "trigger": {"type": "appointment_starts", "offset": "-1h"},
      "filters": {"statuses": ["pending", "approved"]},
@@ -153,6 +154,7 @@ def run_demo(database: Path, echo: Callable[[str], None]) -> int:
     config = load_config(None, environ={
         "APPTFLOW_DATABASE_URL": demo.url, "APPTFLOW_DAEMON_DRY_RUN": "true",
         "APPTFLOW_DAEMON_POLL_INTERVAL": "100ms", "APPTFLOW_COMPANY_NAME": "Salon Lumière",
+        "APPTFLOW_WEBHOOK_ALLOW_PRIVATE_ADDRESSES": "true",
     })
     daemon = Daemon(config, engine=demo.engine, transports=Transports(config, observer=demo.observe))
     echo(f"apptflow demo on {demo.url} (dry run: messages are printed, not sent)")

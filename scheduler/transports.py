@@ -116,15 +116,15 @@ class Transports:
             return self._channels[name]
 
     def _build(self, name: str) -> Channel:
-        if self.dry_run:
-            from channels.dryrun import DryRunChannel
-            return DryRunChannel(name)
         try:
             channel = self._builders[name]()
         except (ImportError, ValueError, ChannelUnavailable) as error:
             self._broken[name] = f"{name} is unavailable: {error}"
             logger.error("%s", self._broken[name])
             raise ChannelUnavailable(self._broken[name]) from None
+        if self.dry_run:  # the real channel checks each message; nothing is transmitted
+            from channels.dryrun import DryRunChannel
+            return DryRunChannel(name, checker=channel)
         logger.info("channel ready: %s", channel.describe())
         return channel
 

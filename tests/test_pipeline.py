@@ -554,3 +554,31 @@ def test_rescheduled_on_is_validated_and_exported():
         parse_workflow({**base, "trigger": {"type": "appointment_rescheduled", "on": ["room"]}})
     with pytest.raises(InvalidWorkflow, match="trigger.on: not a parameter of appointment_created"):
         parse_workflow({**base, "trigger": {"type": "appointment_created", "on": ["time"]}})
+
+
+def test_a_dry_run_runs_every_check_of_a_real_send_and_fails_the_same_way(engine, db_url, tmp_path):
+    """Only the transmission is left out: an attachment outside attachment_dir, a webhook to a
+    private address and a bad phone number fail in a dry run exactly as they do for real."""
+    add_workflow(engine, {"name": "w", "trigger": {"type": "appointment_created"}, "actions": [
+        {"type": "email", "to": ["customer"], "subject": "s", "body": "b", "attachments": ["/etc/hostname"]},
+        {"type": "webhook", "url": "http://localhost:9/hook", "body": "x"},
+        {"type": "sms", "to": ["{{ appointment.custom.phone }}"], "body": "b"},
+        {"type": "set_status", "status": "approved"}]})
+    ids = seed(engine)
+    settings = {"APPTFLOW_DAEMON_ATTACHMENT_DIR": str(tmp_path), "APPTFLOW_WEBHOOK_ALLOW_PRIVATE_ADDRESSES": "false",
+                "APPTFLOW_SMTP_HOST": "127.0.0.1", "APPTFLOW_SMTP_PORT": "9"}
+    outcomes = {}
+    for dry in ("true", "false"):
+        appointment = book(engine, ids, starts_at=START, ends_at=END, status="pending", custom={"phone": "12345"})
+        pipeline = Pipeline(engine, make_config(db_url, APPTFLOW_DAEMON_DRY_RUN=dry, **settings))
+        pipeline.run()
+        pipeline.close()
+        outcomes[dry] = sql(engine, "SELECT action_type, status, error FROM deliveries WHERE subject_id = :id "
+                                    "AND action_type <> 'set_status' ORDER BY id", id=appointment)
+        status = sql(engine, "SELECT status FROM appointments WHERE id = :id", id=appointment)
+        assert status == ([("pending",)] if dry == "true" else [("approved",)])
+    assert outcomes["true"] == outcomes["false"]
+    errors = {action: (status, error) for action, status, error in outcomes["true"]}
+    assert errors["email"][0] == "dead" and "outside" in errors["email"][1]
+    assert errors["webhook"][0] == "dead" and "not a public address" in errors["webhook"][1]
+    assert errors["sms"][0] == "dead" and "'12345', which is not a valid phone number" in errors["sms"][1]
