@@ -224,22 +224,26 @@ def workflow_validate(app: App, files: tuple[str, ...]) -> None:
         sys.exit(1)
 
 
+def _all_valid(conn, app: App, files: tuple[str, ...], done: str, *, by_name: bool = False) -> list:
+    """Every file's workflow; if any file is invalid, each one's problems and nothing is *done*."""
+    known = store.known_ids(conn, app.config.get("workflows", "statuses"))
+    names: set[str] = set()
+    checked = [(path, *_check_file(conn, path, known, names, app.config, by_name=by_name)) for path in files]
+    failed = [(path, problems) for path, _, problems in checked if problems]
+    for path, problems in failed:
+        _report(path, problems)
+    if failed:
+        raise click.ClickException(f"nothing {done}: {len(failed)} of {len(files)} file(s) invalid")
+    return [parsed for _, parsed, _ in checked]
+
+
 @workflow.command("add")
 @click.argument("files", nargs=-1, required=True, type=click.Path(dir_okay=False))
 @pass_app
 def workflow_add(app: App, files: tuple[str, ...]) -> None:
     """Add workflows from YAML files; if any file is invalid, none is added."""
-    engine = app.ready_engine()
-    with engine.begin() as conn:
-        known = store.known_ids(conn, app.config.get("workflows", "statuses"))
-        names: set[str] = set()
-        checked = [(path, *_check_file(conn, path, known, names, app.config)) for path in files]
-        failed = [(path, problems) for path, _, problems in checked if problems]
-        for path, problems in failed:
-            _report(path, problems)
-        if failed:
-            raise click.ClickException(f"nothing added: {len(failed)} of {len(files)} file(s) invalid")
-        for _, parsed, _ in checked:
+    with app.ready_engine().begin() as conn:
+        for parsed in _all_valid(conn, app, files, "added"):
             workflow_id = store.insert_workflow(conn, split_document(to_document(parsed)))
             click.echo(f"added workflow {workflow_id}: {parsed.name}")
 
@@ -273,15 +277,7 @@ def workflow_replace(app: App, workflow_id: int, file: str) -> None:
 def workflow_apply(app: App, files: tuple[str, ...]) -> None:
     """Add or replace workflows from YAML files, matched by name; if any file is invalid, none is applied."""
     with app.ready_engine().begin() as conn:
-        known = store.known_ids(conn, app.config.get("workflows", "statuses"))
-        names: set[str] = set()
-        checked = [(path, *_check_file(conn, path, known, names, app.config, by_name=True)) for path in files]
-        failed = [(path, problems) for path, _, problems in checked if problems]
-        for path, problems in failed:
-            _report(path, problems)
-        if failed:
-            raise click.ClickException(f"nothing applied: {len(failed)} of {len(files)} file(s) invalid")
-        for _, parsed, _ in checked:
+        for parsed in _all_valid(conn, app, files, "applied", by_name=True):
             parts = split_document(to_document(parsed))
             existing = store.workflow_id_by_name(conn, parsed.name)
             if existing is None:
