@@ -242,7 +242,7 @@ class Daemon:
                     if self.planner.behind:
                         self.planner.retry_failed(self.clock())
                     while self.consumer.process_batch(self.clock()):  # a fresh now for every batch
-                        pass
+                        self.liveness.beat("consumer", self.poll + self.heartbeat)  # a burst is progress
                     self.outage.answered()
                     if time.monotonic() >= next_reconcile:
                         self.liveness.beat("consumer", RECONCILE_PASS)
