@@ -68,6 +68,11 @@ class Location:
     name: str
     address: str | None
     timezone: str
+    phone: str | None = None
+    notes: str | None = None
+    image_url: str | None = None
+    latitude: float | None = None
+    longitude: float | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -76,6 +81,10 @@ class Service:
     name: str
     price: Any
     duration_minutes: int | None
+    category: str | None = None
+    notes: str | None = None
+    color: str | None = None
+    image_url: str | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -85,6 +94,8 @@ class Staff:
     email: str | None
     phone: str | None
     telegram_chat_id: str | None
+    about: str | None = None
+    image_url: str | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -99,6 +110,10 @@ class Customer:
     telegram_chat_id: str | None
     custom: dict[str, Any]
     created_at: dt.datetime
+    # a date, or the text the booking application wrote when it is not an ISO date
+    birthday: dt.date | str | None = None
+    notes: str | None = None
+    image_url: str | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -116,6 +131,14 @@ class Appointment:
     custom: dict[str, Any]
     created_at: dt.datetime
     updated_at: dt.datetime
+    notes: str | None = None
+    total_price: Any = None
+    paid_price: Any = None
+    discount_price: Any = None
+    payment_method: str | None = None
+    attendees: int = 1
+    buffer_before_minutes: int | None = None
+    buffer_after_minutes: int | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -2,7 +2,8 @@
 
 A database without an Alembic revision gets every missing table from the
 current :data:`db.tables.metadata` (booking tables the application already
-created are left as they are) and is stamped at the newest revision. A
+created keep their rows and get the reference columns they lack) and is
+stamped at the newest revision. A
 database with a revision is brought up to date by the migrations in
 ``db/migrations/versions``. Either way the change-capture triggers are
 reinstalled at the end.
@@ -16,10 +17,11 @@ from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
+from sqlalchemy import inspect, text
 from sqlalchemy.engine import Connection, Engine
 
 from db.capture import install_triggers
-from db.tables import metadata
+from db.tables import BOOKING_TABLES, metadata
 
 MIGRATIONS = Path(__file__).with_name("migrations")
 
@@ -41,6 +43,29 @@ def head_revision() -> str:
     return ScriptDirectory(str(MIGRATIONS)).get_current_head()
 
 
+def _complete_booking_tables(conn: Connection) -> None:
+    """Add the reference columns a booking table created by the application lacks (all are nullable or
+    have a default), so that a first ``db init`` over an older reference schema leaves it whole."""
+    inspector = inspect(conn)
+    for table in BOOKING_TABLES:
+        present = {column["name"] for column in inspector.get_columns(table.name)}
+        for column in table.c:
+            if column.name not in present:
+                kind = column.type.compile(dialect=conn.dialect)
+                conn.execute(text(f'ALTER TABLE {table.name} ADD COLUMN "{column.name}" {kind}'
+                                  f'{_constant_default(column)}'))
+
+
+def _constant_default(column) -> str:
+    """`` DEFAULT …`` for a column whose server default is a constant (SQLite adds no other), else ''."""
+    arg = getattr(column.server_default, "arg", None)
+    if isinstance(arg, str):
+        return " DEFAULT '" + arg.replace("'", "''") + "'"
+    if hasattr(arg, "text"):  # text("1")
+        return f" DEFAULT {arg.text}"
+    return ""
+
+
 def upgrade(engine: Engine) -> tuple[str | None, str]:
     """Install or migrate the schema and (re)install triggers; return (revision before, after)."""
     with engine.begin() as conn:
@@ -48,6 +73,7 @@ def upgrade(engine: Engine) -> tuple[str | None, str]:
         config = _alembic_config(conn)
         if before is None:
             metadata.create_all(conn)
+            _complete_booking_tables(conn)
             command.stamp(config, "head")
         else:
             command.upgrade(config, "head")

@@ -28,7 +28,7 @@ from sqlalchemy import (
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.expression import FunctionElement
 
-from db.types import JSONDocument, UTCDateTime
+from db.types import CalendarDate, JSONDocument, UTCDateTime
 
 metadata = MetaData()
 
@@ -70,6 +70,12 @@ locations = Table(
     Column("name", Text, nullable=False),
     Column("address", Text),
     Column("timezone", Text, nullable=False, server_default="UTC"),
+    Column("phone", Text),
+    Column("notes", Text),
+    Column("image_url", Text),
+    # where the location is, for location_google_maps_url (else its address is searched)
+    Column("latitude", Float),
+    Column("longitude", Float),
 )
 
 services = Table(
@@ -79,6 +85,10 @@ services = Table(
     Column("name", Text, nullable=False),
     Column("price", Numeric(12, 2)),
     Column("duration_minutes", Integer),
+    Column("category", Text),
+    Column("notes", Text),
+    Column("color", Text),
+    Column("image_url", Text),
 )
 
 staff = Table(
@@ -89,6 +99,8 @@ staff = Table(
     Column("email", Text),
     Column("phone", Text),
     Column("telegram_chat_id", Text),
+    Column("about", Text),
+    Column("image_url", Text),
 )
 
 customers = Table(
@@ -104,6 +116,9 @@ customers = Table(
     Column("telegram_chat_id", Text),
     Column("custom", JSONDocument),
     _created_at(),
+    Column("birthday", CalendarDate()),
+    Column("notes", Text),
+    Column("image_url", Text),
 )
 
 appointments = Table(
@@ -122,6 +137,17 @@ appointments = Table(
     Column("custom", JSONDocument),
     _created_at(),
     _updated_at(),
+    Column("notes", Text),
+    # what the booking costs in all, what was paid and the discount granted (no currency)
+    Column("total_price", Numeric(12, 2)),
+    Column("paid_price", Numeric(12, 2)),
+    Column("discount_price", Numeric(12, 2)),
+    Column("payment_method", Text),
+    # the customer and the people they bring
+    Column("attendees", Integer, nullable=False, server_default=text("1")),
+    # time kept free around the appointment
+    Column("buffer_before_minutes", Integer),
+    Column("buffer_after_minutes", Integer),
 )
 
 # --- workflow tables --------------------------------------------------------

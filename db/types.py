@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 
-from sqlalchemy import JSON, DateTime, String
+from sqlalchemy import JSON, Date, DateTime, String
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.types import TypeDecorator
 
@@ -51,6 +51,37 @@ class UTCDateTime(TypeDecorator):
         if isinstance(value, str):
             return parse_timestamp(value)
         return to_utc(value)
+
+
+class CalendarDate(TypeDecorator):
+    """A calendar date (a birthday): ``date`` on PostgreSQL, text on SQLite.
+
+    SQLite holds whatever the booking application wrote: an ISO date (or the
+    date of an ISO timestamp) reads back as a :class:`datetime.date`, anything
+    else as the text itself, so that one odd value never fails a whole query.
+    """
+
+    impl = Date
+    cache_ok = True
+
+    def load_dialect_impl(self, dialect):
+        if dialect.name == "sqlite":
+            return dialect.type_descriptor(String(40))
+        return dialect.type_descriptor(Date())
+
+    def process_bind_param(self, value, dialect):
+        if value is None or dialect.name != "sqlite":
+            return value
+        return value.isoformat() if isinstance(value, dt.date) else str(value)
+
+    def process_result_value(self, value, dialect):
+        if not isinstance(value, str):
+            return value
+        text = value.strip()
+        try:
+            return dt.date.fromisoformat(text[:10]) if len(text) == 10 or text[10:11] in ("T", " ") else text
+        except ValueError:
+            return text
 
 
 # JSONB on PostgreSQL (indexable, compact), JSON text elsewhere.

@@ -13,6 +13,7 @@ import decimal
 from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import quote, urlencode
 from zoneinfo import ZoneInfo
 
 from babel import Locale
@@ -24,6 +25,8 @@ from engine.statuses import status_label
 from engine.templates import Fields, locale_named, plain_spaces, zone
 
 DEFAULT_LOCALE = "en"
+# the keys of ``[company]`` that are keywords, as company_<key>
+COMPANY_FIELDS = ("name", "phone", "website", "address", "country", "image_url")
 
 
 def locale_of(booking: Booking) -> Locale:
@@ -124,6 +127,55 @@ def _of(record: str, field: str) -> Callable[[_Facts], Any]:
     return produce
 
 
+def _sum_price(f: _Facts) -> str:
+    """What the booking costs in all; without a total, the service's price less the discount."""
+    a, service = f.booking.appointment, f.booking.service
+    if a.total_price is not None or service is None or service.price is None:
+        return _price(a.total_price, f.locale)
+    try:
+        return _price(decimal.Decimal(str(service.price)) - decimal.Decimal(str(a.discount_price or 0)), f.locale)
+    except decimal.InvalidOperation:  # a price written as text: no sum to make
+        return ""
+
+
+_GOOGLE_STAMP = "%Y%m%dT%H%M%SZ"
+
+
+def _google_calendar_link(f: _Facts) -> str:
+    """A link that opens Google Calendar's "new event" page filled with the appointment (as Booknetic's)."""
+    a, service, location = f.booking.appointment, f.booking.service, f.booking.location
+    where = location and (location.address or location.name) or ""
+    span = "/".join(moment.astimezone(dt.timezone.utc).strftime(_GOOGLE_STAMP) for moment in (a.starts_at, a.ends_at))
+    query = urlencode({"action": "TEMPLATE", "text": service.name if service else "", "dates": span,
+                       "location": where}, quote_via=quote, safe="/")
+    return f"https://www.google.com/calendar/render?{query}"
+
+
+def _google_maps_url(f: _Facts) -> str:
+    """The location on Google Maps: by its coordinates (as Booknetic's), else a search for its address."""
+    location = f.booking.location
+    if location is None:
+        return ""
+    if location.latitude is not None and location.longitude is not None:
+        return f"https://maps.google.com/?q={float(location.latitude)!r},{float(location.longitude)!r}"
+    if location.address:
+        return f"https://maps.google.com/?q={quote(location.address)}"
+    return ""
+
+
+def _birthday(f: _Facts) -> str:
+    """The customer's birthday as a date of their locale, or as written when it is not a date."""
+    day = f.booking.customer.birthday if f.booking.customer else None
+    if isinstance(day, dt.date):
+        return plain_spaces(babel_dates.format_date(day, "medium", locale=f.locale))
+    return _text(day)
+
+
+def _attendees(a) -> int:
+    """The customer and the people they bring: at least one."""
+    return max(a.attendees or 1, 1)
+
+
 def _customer_name(f: _Facts) -> str:
     c = f.booking.customer
     return " ".join(n for n in ((c.first_name, c.last_name) if c else ()) if n)
@@ -145,13 +197,30 @@ _APPOINTMENT: dict[str, Callable[[_Facts], Any]] = {
     "appointment_service_price": lambda f: _price(f.booking.service.price if f.booking.service else None, f.locale),
     "appointment_created_date": lambda f: _date(f.booking.appointment.created_at, f.location_zone, f.locale),
     "appointment_created_time": lambda f: _time(f.booking.appointment.created_at, f.location_zone, f.locale),
+    "appointment_created_date_client": lambda f: _date(f.booking.appointment.created_at, f.customer_zone, f.locale),
+    "appointment_created_time_client": lambda f: _time(f.booking.appointment.created_at, f.customer_zone, f.locale),
     "appointment_started_by": lambda f: f.booking.appointment.started_by,
+    "appointment_notes": lambda f: _text(f.booking.appointment.notes),
+    "appointment_sum_price": _sum_price,
+    "appointment_paid_price": lambda f: _price(f.booking.appointment.paid_price, f.locale),
+    "appointment_discount_price": lambda f: _price(f.booking.appointment.discount_price, f.locale),
+    "appointment_payment_method": lambda f: _text(f.booking.appointment.payment_method),
+    "appointment_total_attendees": lambda f: _attendees(f.booking.appointment),
+    "appointment_brought_people": lambda f: _attendees(f.booking.appointment) - 1,
+    "add_to_google_calendar_link": _google_calendar_link,
+    "appointment_buffer_before": lambda f: _duration(f.booking.appointment.buffer_before_minutes),
+    "appointment_buffer_after": lambda f: _duration(f.booking.appointment.buffer_after_minutes),
     "service_name": lambda f: f.booking.service.name if f.booking.service else "",
     "service_price": lambda f: _price(f.booking.service.price if f.booking.service else None, f.locale),
     "service_duration": lambda f: _duration(f.booking.service.duration_minutes if f.booking.service else None),
+    "service_category_name": _of("service", "category"), "service_notes": _of("service", "notes"),
+    "service_color": _of("service", "color"), "service_image_url": _of("service", "image_url"),
     "staff_name": _of("staff", "name"), "staff_email": _of("staff", "email"), "staff_phone": _of("staff", "phone"),
+    "staff_about": _of("staff", "about"), "staff_profile_image_url": _of("staff", "image_url"),
     "location_name": _of("location", "name"), "location_address": _of("location", "address"),
     "location_timezone": lambda f: f.location_zone.key,
+    "location_phone_number": _of("location", "phone"), "location_notes": _of("location", "notes"),
+    "location_image_url": _of("location", "image_url"), "location_google_maps_url": _google_maps_url,
     "appointment": lambda f: _plain(f.booking.appointment, "appointment"),
     "service": lambda f: _plain(f.booking.service, "service"),
     "staff": lambda f: _plain(f.booking.staff, "staff"),
@@ -165,6 +234,9 @@ _CUSTOMER: dict[str, Callable[[_Facts], Any]] = {
     "customer_email": _customer_field("email"),
     "customer_phone": _customer_field("phone"),
     "customer_locale": _customer_field("locale"),
+    "customer_birthday": _birthday,
+    "customer_notes": _customer_field("notes"),
+    "customer_profile_image_url": _customer_field("image_url"),
     "customer": lambda f: _plain(f.booking.customer, "customer"),
 }
 
@@ -187,8 +259,7 @@ def build_context(booking: Booking, *, company: Mapping[str, str], extra: Mappin
     producers = {**_CUSTOMER, **(_APPOINTMENT if booking.appointment is not None else {})}
     wanted = producers.keys() if names is None else [n for n in names if n in producers]
     context: dict[str, Any] = {name: producers[name](facts) for name in wanted}
-    context.update({f"company_{key}": company.get(key, "") for key in ("name", "phone", "website", "address",
-                                                                       "country")})
+    context.update({f"company_{key}": company.get(key, "") for key in COMPANY_FIELDS})
     if booking.appointment is not None:
         context["location_timezone"] = location_zone.key  # read by the format_* filters too
     context.update(extra)

@@ -11,19 +11,27 @@ _TIMES = (
 APPOINTMENT = frozenset({
     "appointment_id", *_TIMES, *(f"{name}_client" for name in _TIMES),
     "appointment_duration", "appointment_status", "appointment_status_code", "appointment_service_price",
-    "appointment_created_date", "appointment_created_time", "appointment_started_by",
-    "service_name", "service_price", "service_duration",
-    "staff_name", "staff_email", "staff_phone",
-    "location_name", "location_address", "location_timezone",
+    "appointment_created_date", "appointment_created_time", "appointment_created_date_client",
+    "appointment_created_time_client", "appointment_started_by", "appointment_notes",
+    "appointment_sum_price", "appointment_paid_price", "appointment_discount_price", "appointment_payment_method",
+    "appointment_total_attendees", "appointment_brought_people", "add_to_google_calendar_link",
+    "appointment_buffer_before", "appointment_buffer_after",
+    "service_name", "service_price", "service_duration", "service_category_name", "service_notes",
+    "service_color", "service_image_url",
+    "staff_name", "staff_email", "staff_phone", "staff_about", "staff_profile_image_url",
+    "location_name", "location_address", "location_timezone", "location_phone_number", "location_notes",
+    "location_image_url", "location_google_maps_url",
     "appointment", "service", "staff", "location",
 })
 
 CUSTOMER = frozenset({
     "customer_full_name", "customer_first_name", "customer_last_name",
-    "customer_email", "customer_phone", "customer_locale", "customer",
+    "customer_email", "customer_phone", "customer_locale", "customer_birthday", "customer_notes",
+    "customer_profile_image_url", "customer",
 })
 
-COMPANY = frozenset({"company_name", "company_phone", "company_website", "company_address", "company_country"})
+COMPANY = frozenset({"company_name", "company_phone", "company_website", "company_address", "company_country",
+                     "company_image_url"})
 
 STATUS_CHANGE = frozenset({"old_status", "new_status"})
 
@@ -51,3 +59,37 @@ def available(trigger_type: str) -> frozenset[str]:
 
 
 EVERY = CUSTOMER | COMPANY | APPOINTMENT | STATUS_CHANGE | TIME_OFFSET | RESCHEDULE
+
+
+# Booknetic's keywords that apptflow does not offer, and why (docs/workflows.md has the whole list).
+_NO_EXTRAS = "service extras have no table in the reference schema; keep them in a custom field " \
+             "({{ appointment.custom.extras }})"
+_NO_RECURRENCE = "the reference schema has no recurrence: each occurrence is an appointment with its own messages"
+_NO_PAGES = "it points to a page of Booknetic's own site, and apptflow serves no pages; write the URL in the text"
+BOOKNETIC_ABSENT = {
+    "appointment_extras_price": _NO_EXTRAS,
+    "appointment_extras_list": _NO_EXTRAS,
+    "appointments_total_price": _NO_RECURRENCE,
+    "recurring_appointments_date": _NO_RECURRENCE,
+    "recurring_appointments_date_time": _NO_RECURRENCE,
+    "recurring_appointments_date_client": _NO_RECURRENCE,
+    "recurring_appointments_date_time_client": _NO_RECURRENCE,
+    "total_appointments_in_group": "a group booking is one appointment: use appointment_total_attendees",
+    "customer_password": "apptflow never sees a customer's password, and would not send one",
+    "url_to_complete_customer_signup": _NO_PAGES,
+    "url_to_reset_password": _NO_PAGES,
+    "sign_in_page": _NO_PAGES,
+    "sign_up_page": _NO_PAGES,
+}
+_ABSENT_FAMILIES = {
+    "link_to_change_appointment_status_to_": "the link is served by Booknetic's site, and apptflow has no web "
+                                             "endpoint to receive it",
+    "appointment_payment_link_": "a payment session is created by Booknetic's payment gateways",
+}
+
+
+def booknetic_absence(name: str) -> str | None:
+    """Why apptflow does not offer Booknetic's keyword *name*, or None if it is not one of those."""
+    if name in BOOKNETIC_ABSENT:
+        return BOOKNETIC_ABSENT[name]
+    return next((why for prefix, why in _ABSENT_FAMILIES.items() if name.startswith(prefix)), None)

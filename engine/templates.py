@@ -32,6 +32,7 @@ from jinja2.sandbox import SecurityError
 
 from engine.errors import RenderError
 from engine.keywords import EVERY as EVERY_KEYWORD
+from engine.keywords import booknetic_absence
 from engine.refusals import refused
 from engine.sandbox import MAX_OUTPUT, Sandbox, bounded_filter, bounded_lipsum, fits, output_limit
 
@@ -338,6 +339,10 @@ def check(source: str, keywords: frozenset[str], context: str = "") -> list[str]
     for name in sorted(meta.find_undeclared_variables(parsed) - keywords):
         if name in EVERY_KEYWORD:
             problems.append(f"keyword '{name}' is not available for {context or 'this trigger'}")
+            continue
+        absence = booknetic_absence(name)
+        if absence:
+            problems.append(f"'{name}' is a Booknetic keyword that apptflow does not offer: {absence}")
             continue
         close = difflib.get_close_matches(name, keywords, n=1)
         hint = f" (did you mean '{close[0]}'?)" if close else ""

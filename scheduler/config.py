@@ -244,7 +244,8 @@ SETTINGS: dict[str, dict[str, Setting]] = {
         "api_url": Setting("https://api.telegram.org", url("http", "https"), live=True),
     },
     "company": {**{name: Setting("", text, live=True) for name in ("name", "phone", "website", "address")},
-                "country": Setting("", region, live=True)},
+                "country": Setting("", region, live=True),
+                "image_url": Setting("", url("http", "https"), live=True)},
     "webhook": {
         "secret": _secret(),
         "allow_private_addresses": Setting(False, flag, live=True),

@@ -321,3 +321,14 @@ def test_a_misspelt_single_brace_keyword_is_an_unknown_keyword_and_export_writes
     exported = cli("workflow", "export", str(workflow)).output
     assert "{{ customer_first_name }}" in exported and "{{ customer_phone }}" in exported
     assert "{customer_first_name}" not in exported.replace("{{ customer_first_name }}", "")
+
+
+def test_a_booknetic_keyword_apptflow_does_not_offer_is_refused_with_the_reason(cli, engine, tmp_path):
+    path = write(tmp_path, "p.yaml", "name: p\ntrigger: {type: customer_created}\nactions:\n"
+                                     "  - {type: email, to: [customer], subject: s,"
+                                     " body: 'Password: {customer_password}'}\n")
+    result = cli("workflow", "add", path)
+    assert result.exit_code == 1
+    assert ("actions[0].body: 'customer_password' is a Booknetic keyword that apptflow does not offer: apptflow "
+            "never sees a customer's password, and would not send one") in result.output
+    assert sql(engine, "SELECT count(*) FROM workflows") == [(0,)]

@@ -508,6 +508,25 @@ def test_booknetic_single_brace_keywords_render_the_same_text_as_their_jinja_for
     assert all("{{ customer_full_name }}" in str(row[0]) for row in stored)  # kept in Jinja's form
 
 
+def test_booknetics_booking_keywords_come_from_columns_the_application_writes(engine, pipeline):
+    add_workflow(engine, {"name": "receipt", "trigger": {"type": "appointment_created"}, "actions": [{
+        "type": "email", "to": ["customer"], "subject": "{service_category_name}: {appointment_total_attendees} people",
+        "body": "Paid {appointment_paid_price} of {appointment_sum_price} by {appointment_payment_method}. "
+                "{appointment_notes}. Call {location_phone_number}, born {customer_birthday}, {staff_about}."}]})
+    ids = seed(engine)
+    sql(engine, "UPDATE services SET category = 'Hair'")
+    sql(engine, "UPDATE locations SET phone = '+33 1 40 00 00 00'")
+    sql(engine, "UPDATE staff SET about = 'Ten years here'")
+    sql(engine, "UPDATE customers SET birthday = '1990-05-17'")
+    book(engine, ids, starts_at=START, ends_at=END, notes="Bring the form", total_price=60, paid_price=20,
+         payment_method="local", attendees=2)
+    pipeline.run()
+    [message] = pipeline.sent("smtp")
+    assert message.subject == "Hair: 2 people"
+    assert message.text.strip() == ("Paid 20.00 of 60.00 by local. Bring the form. Call +33 1 40 00 00 00, "
+                                    "born May 17, 1990, Ten years here.")
+
+
 def test_a_dry_run_records_what_set_status_would_write_and_leaves_the_appointment(engine, pipeline):
     add_workflow(engine, {"name": "approve", "trigger": {"type": "appointment_created"},
                           "actions": [{"type": "set_status", "status": "approved"}]})

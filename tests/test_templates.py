@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+from pathlib import Path
 
 import pytest
 
@@ -14,11 +15,11 @@ from db.records import Appointment, Booking, Customer, Location, Service, Staff
 from engine import keywords
 from engine.context import build_context, locale_of, zone
 from engine.errors import RenderError
-from engine.templates import check, make_environment, render
+from engine.templates import check, from_booknetic, make_environment, render
 
 UTC = dt.timezone.utc
 COMPANY = {"name": "Salon Opéra", "phone": "+33 1 23 45 67 89", "website": "https://salon.example",
-           "address": "1 rue Scribe, Paris", "country": "FR"}
+           "address": "1 rue Scribe, Paris", "country": "FR", "image_url": "https://salon.example/logo.png"}
 
 
 def at(text: str) -> dt.datetime:
@@ -36,16 +37,23 @@ def booking(*, starts="2026-12-01T10:00:00+00:00", minutes=90, locale="en", cust
             status="approved", started_by="frontend", locale="de",
             custom={"x": "from the appointment", "parent_phone": "+33612345678", **custom},
             created_at=at("2026-11-01T08:00:00+00:00"), updated_at=at("2026-11-02T08:00:00+00:00"),
+            notes="Short at the back", total_price="40.5", paid_price="10", discount_price="5",
+            payment_method="local", attendees=3, buffer_before_minutes=15, buffer_after_minutes=None,
         ),
         customer=Customer(
             id=7, first_name="Jane", last_name="Doe", email="jane@example.com", phone="+15551234567",
             locale=locale, timezone=customer_zone, telegram_chat_id="4242",
             custom={"y": "from the customer", "allergies": None},
-            created_at=at("2026-01-01T00:00:00+00:00"),
+            created_at=at("2026-01-01T00:00:00+00:00"), birthday=dt.date(1990, 5, 17), notes="Prefers mornings",
+            image_url="https://salon.example/jane.jpg",
         ),
-        service=Service(id=3, name="Haircut", price=price, duration_minutes=90),
-        staff=Staff(id=2, name="Bob Martin", email="bob@example.com", phone="+33698765432", telegram_chat_id=None),
-        location=Location(id=1, name="Opéra", address="1 rue Scribe, Paris", timezone=location_zone),
+        service=Service(id=3, name="Haircut", price=price, duration_minutes=90, category="Hair", notes="Wash included",
+                        color="#53d56c", image_url="https://salon.example/haircut.jpg"),
+        staff=Staff(id=2, name="Bob Martin", email="bob@example.com", phone="+33698765432", telegram_chat_id=None,
+                    about="Ten years at the Opéra", image_url="https://salon.example/bob.jpg"),
+        location=Location(id=1, name="Opéra", address="1 rue Scribe, Paris", timezone=location_zone,
+                          phone="+33 1 40 00 00 00", notes="Second floor", image_url="https://salon.example/opera.jpg",
+                          latitude=48.8708, longitude=2.332401),
     )
 
 
@@ -83,27 +91,55 @@ EXPECTED = {
     "appointment_service_price": "45.50",
     "appointment_created_date": "Nov 1, 2026",
     "appointment_created_time": "9:00 AM",
+    # created at 08:00 UTC: 3:00 AM for the customer in New York
+    "appointment_created_date_client": "Nov 1, 2026",
+    "appointment_created_time_client": "3:00 AM",
     "appointment_started_by": "frontend",
+    "appointment_notes": "Short at the back",
+    "appointment_sum_price": "40.50",
+    "appointment_paid_price": "10.00",
+    "appointment_discount_price": "5.00",
+    "appointment_payment_method": "local",
+    "appointment_total_attendees": "3",
+    "appointment_brought_people": "2",
+    "appointment_buffer_before": "15m",
+    "appointment_buffer_after": "",
+    "add_to_google_calendar_link": "https://www.google.com/calendar/render?action=TEMPLATE&text=Haircut"
+                                   "&dates=20261201T100000Z/20261201T113000Z&location=1%20rue%20Scribe%2C%20Paris",
     "service_name": "Haircut",
     "service_price": "45.50",
     "service_duration": "1h 30m",
+    "service_category_name": "Hair",
+    "service_notes": "Wash included",
+    "service_color": "#53d56c",
+    "service_image_url": "https://salon.example/haircut.jpg",
     "staff_name": "Bob Martin",
     "staff_email": "bob@example.com",
     "staff_phone": "+33698765432",
+    "staff_about": "Ten years at the Opéra",
+    "staff_profile_image_url": "https://salon.example/bob.jpg",
     "location_name": "Opéra",
     "location_address": "1 rue Scribe, Paris",
     "location_timezone": "Europe/Paris",
+    "location_phone_number": "+33 1 40 00 00 00",
+    "location_notes": "Second floor",
+    "location_image_url": "https://salon.example/opera.jpg",
+    "location_google_maps_url": "https://maps.google.com/?q=48.8708,2.332401",
     "customer_full_name": "Jane Doe",
     "customer_first_name": "Jane",
     "customer_last_name": "Doe",
     "customer_email": "jane@example.com",
     "customer_phone": "+15551234567",
     "customer_locale": "en",
+    "customer_birthday": "May 17, 1990",
+    "customer_notes": "Prefers mornings",
+    "customer_profile_image_url": "https://salon.example/jane.jpg",
     "company_name": "Salon Opéra",
     "company_phone": "+33 1 23 45 67 89",
     "company_website": "https://salon.example",
     "company_address": "1 rue Scribe, Paris",
     "company_country": "FR",
+    "company_image_url": "https://salon.example/logo.png",
     "old_status": "pending",
     "new_status": "approved",
     "old_appointment_date": "Nov 30, 2026",
@@ -134,6 +170,44 @@ def test_every_keyword_has_an_expected_value_here():
     assert set(EXPECTED) | set(NESTED) == keywords.EVERY
 
 
+# Booknetic's own keyword list: the short codes its core registers for the Workflows module (Booknetic 3 and 4),
+# with one each of the families named after a status or a payment gateway.
+BOOKNETIC = """
+appointment_id appointment_date appointment_start_date appointment_end_date appointment_date_time
+appointment_start_date_time appointment_end_date_time appointment_start_time appointment_end_time
+appointment_date_client appointment_start_date_client appointment_end_date_client appointment_date_time_client
+appointment_start_date_time_client appointment_end_date_time_client appointment_start_time_client
+appointment_end_time_client appointment_duration appointment_buffer_before appointment_buffer_after
+appointment_status appointment_service_price appointment_extras_price appointment_extras_list
+appointment_discount_price appointment_sum_price appointments_total_price recurring_appointments_date
+recurring_appointments_date_time recurring_appointments_date_client recurring_appointments_date_time_client
+appointment_paid_price appointment_payment_method appointment_created_date appointment_created_time
+appointment_created_date_client appointment_created_time_client appointment_brought_people
+appointment_total_attendees add_to_google_calendar_link appointment_notes
+service_name service_price service_duration service_notes service_color service_image_url service_category_name
+customer_full_name customer_first_name customer_last_name customer_phone customer_email customer_birthday
+customer_notes customer_profile_image_url customer_password url_to_complete_customer_signup url_to_reset_password
+staff_name staff_email staff_phone staff_about staff_profile_image_url
+location_name location_address location_image_url location_phone_number location_notes location_google_maps_url
+company_name company_image_url company_website company_phone company_address sign_in_page sign_up_page
+total_appointments_in_group link_to_change_appointment_status_to_approved appointment_payment_link_stripe
+""".split()
+
+
+@pytest.mark.parametrize("keyword", BOOKNETIC)
+def test_every_booknetic_keyword_is_offered_or_its_absence_is_explained(keyword):
+    offered, absence = keyword in keywords.EVERY, keywords.booknetic_absence(keyword)
+    assert offered != bool(absence)
+    source = Path(__file__).parents[1] / "docs" / "workflows.md"
+    family = keyword.rsplit("_", 1)[0] + "_<" if keyword.endswith(("_approved", "_stripe")) else keyword
+    assert f"`{family}" in source.read_text().split("## Booknetic's keywords")[1]
+    if offered:  # pasted as Booknetic writes it, the same text as the Jinja form
+        assert rendered(from_booknetic(f"{{{keyword}}}"), **TRIGGER) == EXPECTED[keyword]
+    else:
+        assert check(from_booknetic(f"Hi {{{keyword}}}"), keywords.EVERY) == [
+            f"'{keyword}' is a Booknetic keyword that apptflow does not offer: {absence}"]
+
+
 @pytest.mark.parametrize("keyword, expected", sorted(EXPECTED.items()))
 def test_a_keyword_renders_its_value(keyword, expected):
     assert rendered(f"{{{{ {keyword} }}}}", **TRIGGER) == expected
@@ -142,6 +216,51 @@ def test_a_keyword_renders_its_value(keyword, expected):
 @pytest.mark.parametrize("path, expected", sorted(NESTED.values()))
 def test_a_nested_field_renders_its_value(path, expected):
     assert rendered(f"{{{{ {path} }}}}", **TRIGGER) == expected
+
+
+def _with(the_booking: Booking, **changes) -> Booking:
+    """*the_booking* with fields of its records replaced: ``appointment={"total_price": None}``."""
+    return dataclasses.replace(the_booking, **{
+        record: dataclasses.replace(getattr(the_booking, record), **fields) if fields is not None else None
+        for record, fields in changes.items()})
+
+
+def test_without_a_total_the_sum_price_is_the_service_price_less_the_discount():
+    assert rendered("{{ appointment_sum_price }}", _with(booking(), appointment={"total_price": None})) == "40.50"
+    no_discount = _with(booking(), appointment={"total_price": None, "discount_price": None})
+    assert rendered("{{ appointment_sum_price }}", no_discount) == "45.50"
+    assert rendered("{{ appointment_sum_price }}|{{ appointment_paid_price }}",
+                    _with(no_discount, service=None, appointment={"paid_price": None})) == "|"
+
+
+def test_prices_follow_the_customers_locale():
+    assert rendered("{{ appointment_sum_price }} {{ appointment_paid_price }}",
+                    _with(booking(locale="fr"), appointment={"total_price": "1234.5"})) == "1 234,50 10,00"
+
+
+def test_the_maps_url_searches_the_address_when_the_location_has_no_coordinates():
+    nowhere = _with(booking(), location={"latitude": None, "longitude": None})
+    assert rendered("{{ location_google_maps_url }}", nowhere) == \
+        "https://maps.google.com/?q=1%20rue%20Scribe%2C%20Paris"
+    assert rendered("{{ location_google_maps_url }}", _with(nowhere, location={"address": None})) == ""
+    assert rendered("[{{ location_google_maps_url }}]", _with(booking(), location=None)) == "[]"
+
+
+def test_the_calendar_link_names_the_service_and_the_place_it_has():
+    text = rendered("{{ add_to_google_calendar_link }}",
+                    _with(booking(), location={"address": None}, service={"name": "Cut & colour"}))
+    assert "&text=Cut%20%26%20colour&" in text and text.endswith("&location=Op%C3%A9ra")
+
+
+def test_a_birthday_is_a_date_of_the_customers_locale_or_the_text_as_written():
+    assert rendered("{{ customer_birthday }}", booking(locale="de")) == "17.05.1990"
+    assert rendered("{{ customer_birthday }}", _with(booking(), customer={"birthday": "17/05"})) == "17/05"
+    assert rendered("[{{ customer_birthday }}]", _with(booking(), customer={"birthday": None})) == "[]"
+
+
+def test_attendees_count_the_customer_and_the_people_they_bring():
+    alone = _with(booking(), appointment={"attendees": 1})
+    assert rendered("{{ appointment_total_attendees }}+{{ appointment_brought_people }}", alone) == "1+0"
 
 
 def test_nested_objects_carry_every_field_of_their_row():

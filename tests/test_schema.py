@@ -1,0 +1,146 @@
+"""Schema revisions: a database of the previous revision, with rows in it, is upgraded in place; the booking
+fields behind Booknetic's keywords are read back from rows written with plain SQL."""
+
+from __future__ import annotations
+
+import datetime as dt
+import decimal
+
+from alembic import command
+from sqlalchemy import Column, ForeignKey, Integer, MetaData, Numeric, Table, Text, inspect
+
+from db import schema
+from db.booking import load_booking
+from db.capture import install_triggers
+from db.connect import connect
+from db.tables import BOOKING_TABLES, metadata
+from db.types import JSONDocument, UTCDateTime
+from engine.context import build_context
+from engine.templates import render
+from tests.booking import book, insert, seed
+from tests.conftest import sql
+
+# The booking tables as revision 0001 created them (the other tables did not change since).
+_V1 = MetaData()
+Table("locations", _V1, Column("id", Integer, primary_key=True), Column("name", Text, nullable=False),
+      Column("address", Text), Column("timezone", Text, nullable=False, server_default="UTC"))
+Table("services", _V1, Column("id", Integer, primary_key=True), Column("name", Text, nullable=False),
+      Column("price", Numeric(12, 2)), Column("duration_minutes", Integer))
+Table("staff", _V1, Column("id", Integer, primary_key=True), Column("name", Text, nullable=False),
+      Column("email", Text), Column("phone", Text), Column("telegram_chat_id", Text))
+Table("customers", _V1, Column("id", Integer, primary_key=True), Column("first_name", Text),
+      Column("last_name", Text), Column("email", Text), Column("phone", Text), Column("locale", Text),
+      Column("timezone", Text), Column("telegram_chat_id", Text), Column("custom", JSONDocument),
+      Column("created_at", UTCDateTime(), nullable=False, server_default=metadata.tables["customers"]
+             .c.created_at.server_default.arg))
+Table("appointments", _V1, Column("id", Integer, primary_key=True),
+      Column("customer_id", Integer, ForeignKey("customers.id")),
+      Column("service_id", Integer, ForeignKey("services.id")),
+      Column("staff_id", Integer, ForeignKey("staff.id")),
+      Column("location_id", Integer, ForeignKey("locations.id")),
+      Column("starts_at", UTCDateTime(), nullable=False), Column("ends_at", UTCDateTime(), nullable=False),
+      Column("status", Text, nullable=False, server_default="pending"),
+      Column("started_by", Text, nullable=False, server_default="frontend"),
+      Column("locale", Text), Column("custom", JSONDocument),
+      *(Column(name, UTCDateTime(), nullable=False, server_default=metadata.tables["appointments"]
+               .c[name].server_default.arg) for name in ("created_at", "updated_at")))
+for _table in metadata.sorted_tables:
+    if _table not in BOOKING_TABLES:
+        _table.to_metadata(_V1)
+
+NEW_KEYWORDS = ("appointment_notes", "appointment_sum_price", "appointment_paid_price", "appointment_discount_price",
+                "appointment_payment_method", "appointment_total_attendees", "appointment_brought_people",
+                "appointment_buffer_before", "appointment_buffer_after",
+                "customer_birthday", "customer_notes", "customer_profile_image_url", "service_category_name",
+                "service_notes", "service_color", "service_image_url", "staff_about", "staff_profile_image_url",
+                "location_phone_number", "location_notes", "location_image_url", "location_google_maps_url")
+
+
+def _text(names) -> str:
+    return "|".join(f"{{{{ {name} }}}}" for name in names)
+
+
+def _rendered(engine, appointment: int, names=NEW_KEYWORDS) -> list[str]:
+    with engine.connect() as conn:
+        booking = load_booking(conn, appointment)
+    return render(_text(names), build_context(booking, company={}, extra={})).split("|")
+
+
+def _columns(engine, table: str) -> list[str]:
+    return [column["name"] for column in inspect(engine).get_columns(table)]
+
+
+def _install_revision_0001(engine) -> None:
+    with engine.begin() as conn:
+        _V1.create_all(conn)
+        install_triggers(conn)
+        command.stamp(schema._alembic_config(conn), "0001")
+
+
+def test_a_database_of_revision_0001_is_upgraded_with_its_rows_kept(empty_db_url):
+    engine = connect(empty_db_url)
+    _install_revision_0001(engine)
+    ids = seed(engine)
+    appointment = book(engine, ids, starts_at="2026-12-01T10:00:00+00:00", ends_at="2026-12-01T10:45:00+00:00",
+                       status="approved", custom={"room": "2"})
+    before = {table.name: sql(engine, f"SELECT * FROM {table.name} ORDER BY id") for table in BOOKING_TABLES}
+    assert "notes" not in _columns(engine, "appointments")
+
+    assert schema.upgrade(engine) == ("0001", schema.head_revision())
+
+    for table in BOOKING_TABLES:  # the same columns as a database created new, in the same order
+        assert _columns(engine, table.name) == list(table.c.keys())
+        rows = sql(engine, f"SELECT * FROM {table.name} ORDER BY id")
+        assert [row[:len(before[table.name][0])] for row in rows] == before[table.name]
+    # Rows written before read as one attendee and no notes, prices or images.
+    assert _rendered(engine, appointment) == [
+        "", "30.00", "", "", "", "1", "0", "", "", "", "", "", "", "", "", "", "", "", "", "", "",
+        "https://maps.google.com/?q=1%20Main%20St"]
+    with engine.connect() as conn:
+        assert load_booking(conn, appointment).appointment.custom == {"room": "2"}
+    # Capture still works on the altered tables, and an upgraded database upgrades no further.
+    sql(engine, "DELETE FROM change_events")
+    sql(engine, "UPDATE appointments SET notes = 'Bring the form', starts_at = '2026-12-02T10:00:00+00:00'")
+    assert sql(engine, "SELECT table_name, op FROM change_events") == [("appointments", "UPDATE")]
+    assert schema.upgrade(engine) == (schema.head_revision(), schema.head_revision())
+    engine.dispose()
+
+
+def test_a_first_init_completes_booking_tables_the_application_created_from_an_older_schema(empty_db_url):
+    engine = connect(empty_db_url)
+    with engine.begin() as conn:
+        _V1.tables["locations"].create(conn)
+    sql(engine, "INSERT INTO locations (id, name) VALUES (7, 'Pre-existing')")
+    schema.upgrade(engine)
+    assert set(_columns(engine, "locations")) == set(metadata.tables["locations"].c.keys())
+    assert sql(engine, "SELECT id, name, timezone, phone, latitude FROM locations") == [
+        (7, "Pre-existing", "UTC", None, None)]
+    engine.dispose()
+
+
+def test_the_booking_fields_written_with_plain_sql_fill_booknetics_keywords(engine):
+    ids = seed(engine)
+    sql(engine, "UPDATE customers SET birthday = '1990-05-17', notes = 'Prefers mornings', "
+                "image_url = 'https://salon.test/ada.jpg'")
+    sql(engine, "UPDATE services SET category = 'Hair', notes = 'Wash included', color = '#53d56c', "
+                "image_url = 'https://salon.test/cut.jpg'")
+    sql(engine, "UPDATE staff SET about = 'Ten years here', image_url = 'https://salon.test/sam.jpg'")
+    sql(engine, "UPDATE locations SET phone = '+33 1 40 00 00 00', notes = 'Second floor', "
+                "image_url = 'https://salon.test/shop.jpg', latitude = 48.8708, longitude = 2.332401")
+    appointment = insert(engine, "appointments", customer_id=ids["customer"], service_id=ids["service"],
+                         staff_id=ids["staff"], location_id=ids["location"],
+                         starts_at="2026-12-01T10:00:00+00:00", ends_at="2026-12-01T10:45:00+00:00",
+                         notes="Short at the back", total_price=25, paid_price=10.5, discount_price=5,
+                         payment_method="local", attendees=3, buffer_before_minutes=10,
+                         buffer_after_minutes=75)
+    assert _rendered(engine, appointment) == [
+        "Short at the back", "25.00", "10.50", "5.00", "local", "3", "2", "10m", "1h 15m", "May 17, 1990",
+        "Prefers mornings",
+        "https://salon.test/ada.jpg", "Hair", "Wash included", "#53d56c", "https://salon.test/cut.jpg",
+        "Ten years here", "https://salon.test/sam.jpg", "+33 1 40 00 00 00", "Second floor",
+        "https://salon.test/shop.jpg", "https://maps.google.com/?q=48.8708,2.332401"]
+    with engine.connect() as conn:
+        booking = load_booking(conn, appointment)
+    assert booking.customer.birthday == dt.date(1990, 5, 17)
+    assert decimal.Decimal(booking.appointment.total_price) == 25
+    assert isinstance(booking.location.latitude, float)
