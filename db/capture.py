@@ -19,6 +19,8 @@ from dataclasses import dataclass
 from sqlalchemy import text
 from sqlalchemy.engine import Connection
 
+from db.connect import own_schema
+
 NOTIFY_CHANNEL = "apptflow_events"
 
 
@@ -55,8 +57,12 @@ WATCHES = (
     ),
 )
 
-_PG_FUNCTION = f"""
-CREATE OR REPLACE FUNCTION apptflow_capture() RETURNS trigger
+def _pg_function(schema: str) -> str:
+    """The capture function, in apptflow's *schema*; every name it uses is qualified, since it runs
+    with the search path of whoever writes. It never fails the writer's statement: an error is caught,
+    raised as a WARNING in the server's log and recorded in ``capture_errors`` when that is possible."""
+    return f"""
+CREATE OR REPLACE FUNCTION {schema}.apptflow_capture() RETURNS trigger
 LANGUAGE plpgsql AS $$
 DECLARE
     old_doc jsonb;
@@ -74,25 +80,35 @@ BEGIN
     IF TG_OP = 'UPDATE' AND old_doc IS NOT DISTINCT FROM new_doc THEN
         RETURN NULL;
     END IF;
-    chain_depth := coalesce(nullif(current_setting('apptflow.depth', true), ''), '0')::integer;
-    INSERT INTO change_events (table_name, row_id, op, old, new, depth)
-    VALUES (TG_TABLE_NAME,
-            CASE WHEN TG_OP = 'DELETE' THEN OLD.id ELSE NEW.id END,
-            TG_OP, old_doc, new_doc, chain_depth);
-    PERFORM pg_notify('{NOTIFY_CHANNEL}', TG_TABLE_NAME);
+    BEGIN
+        chain_depth := coalesce(nullif(current_setting('apptflow.depth', true), ''), '0')::integer;
+        INSERT INTO {schema}.change_events (table_name, row_id, op, old, new, depth)
+        VALUES (TG_TABLE_NAME,
+                CASE WHEN TG_OP = 'DELETE' THEN OLD.id ELSE NEW.id END,
+                TG_OP, old_doc, new_doc, chain_depth);
+        PERFORM pg_notify('{NOTIFY_CHANNEL}', TG_TABLE_NAME);
+    EXCEPTION WHEN OTHERS THEN
+        RAISE WARNING 'apptflow could not capture % on %: % (SQLSTATE %)', TG_OP, TG_TABLE_NAME, SQLERRM, SQLSTATE;
+        BEGIN
+            INSERT INTO {schema}.capture_errors (table_name, op, row_doc, error)
+            VALUES (TG_TABLE_NAME, TG_OP, coalesce(new_doc, old_doc), SQLERRM || ' (SQLSTATE ' || SQLSTATE || ')');
+        EXCEPTION WHEN OTHERS THEN
+            NULL;  -- apptflow's tables are unusable: the warning above is all that can be left
+        END;
+    END;
     RETURN NULL;
 END;
 $$
 """
 
 
-def _pg_statements(watch: Watch) -> list[str]:
+def _pg_statements(schema: str, watch: Watch) -> list[str]:
     args = ", ".join(f"'{column}'" for column in watch.watched)
     name = f"apptflow_capture_{watch.table}"
     return [
         f"DROP TRIGGER IF EXISTS {name} ON {watch.table}",
         f"CREATE TRIGGER {name} AFTER INSERT OR UPDATE OR DELETE ON {watch.table} "
-        f"FOR EACH ROW EXECUTE FUNCTION apptflow_capture({args})",
+        f"FOR EACH ROW EXECUTE FUNCTION {schema}.apptflow_capture({args})",
     ]
 
 
@@ -130,8 +146,9 @@ def _sqlite_statements(watch: Watch) -> list[str]:
 def install_triggers(conn: Connection) -> None:
     """(Re)install the change-capture triggers for the connection's dialect."""
     if conn.dialect.name == "postgresql":
-        conn.execute(text(_PG_FUNCTION))
-        statements = [s for w in WATCHES for s in _pg_statements(w)]
+        schema = own_schema(conn)
+        conn.execute(text(_pg_function(schema)))
+        statements = [s for w in WATCHES for s in _pg_statements(schema, w)]
     elif conn.dialect.name == "sqlite":
         statements = [s for w in WATCHES for s in _sqlite_statements(w)]
     else:

@@ -7,6 +7,15 @@ from sqlalchemy.engine import Connection, Engine, URL, make_url
 
 DEFAULT_URL = "sqlite:///apptflow.db"
 READ_ONLY = "apptflow_read_only"
+# PostgreSQL: the schema of apptflow's own tables, apart from the application's (``public``).
+DEFAULT_SCHEMA = "apptflow"
+APPLICATION_SCHEMA = "public"
+_SCHEMA_OPTION = "apptflow_schema"
+
+
+def own_schema(bind: Engine | Connection) -> str | None:
+    """The schema apptflow's own tables live in; None on SQLite, which has one namespace."""
+    return bind.get_execution_options().get(_SCHEMA_OPTION)
 
 
 def read_only(engine: Engine) -> Connection:
@@ -22,11 +31,14 @@ def normalise_url(url: str | URL) -> URL:
     return url
 
 
-def connect(url: str | URL = DEFAULT_URL, *, busy_timeout: float = 30.0, **engine_options) -> Engine:
+def connect(url: str | URL = DEFAULT_URL, *, schema: str = DEFAULT_SCHEMA, busy_timeout: float = 30.0,
+            **engine_options) -> Engine:
     """An engine for *url*: psycopg 3 on PostgreSQL; WAL, foreign keys and write-locking transactions on SQLite.
 
-    *busy_timeout* (SQLite): how long a transaction waits for another writer's lock before
-    failing with "database is locked".
+    On PostgreSQL every connection's ``search_path`` is *schema* (apptflow's own
+    tables, and a mapping's views) then ``public`` (the application's tables), so
+    that queries name tables unqualified. *busy_timeout* (SQLite): how long a
+    transaction waits for another writer's lock before failing with "database is locked".
     """
     url = normalise_url(url)
     if url.get_backend_name() == "sqlite":
@@ -35,7 +47,10 @@ def connect(url: str | URL = DEFAULT_URL, *, busy_timeout: float = 30.0, **engin
     # No pre-ping: it costs a round trip on every checkout, a third of a short transaction. A
     # connection the server dropped fails its next statement instead, SQLAlchemy then discards
     # every connection of the pool made before, and the daemon's loops retry.
-    return create_engine(url, connect_args={"connect_timeout": 10}, **engine_options)
+    options = {**engine_options.pop("execution_options", {}), _SCHEMA_OPTION: schema}
+    search_path = f"-c search_path={schema},{APPLICATION_SCHEMA}"
+    return create_engine(url, connect_args={"connect_timeout": 10, "options": search_path},
+                         execution_options=options, **engine_options)
 
 
 def _sqlite_engine(url: URL, busy_timeout: float, **engine_options) -> Engine:

@@ -21,6 +21,7 @@ from sqlalchemy import inspect, text
 from sqlalchemy.engine import Connection, Engine
 
 from db.capture import install_triggers
+from db.connect import APPLICATION_SCHEMA, own_schema
 from db.tables import BOOKING_TABLES, metadata
 
 MIGRATIONS = Path(__file__).with_name("migrations")
@@ -30,6 +31,7 @@ def _alembic_config(conn: Connection) -> Config:
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS))
     config.attributes["connection"] = conn
+    config.attributes["schema"] = own_schema(conn)
     return config
 
 
@@ -41,6 +43,18 @@ def current_revision(conn: Connection) -> str | None:
 def head_revision() -> str:
     """The newest schema revision this version of apptflow knows."""
     return ScriptDirectory(str(MIGRATIONS)).get_current_head()
+
+
+def _create_booking_tables(conn: Connection) -> None:
+    """Create the reference booking tables that do not exist, in the application's schema on PostgreSQL
+    (apptflow's own schema comes first in the search path, and holds apptflow's tables only)."""
+    if conn.dialect.name != "postgresql":
+        return
+    conn.execution_options(schema_translate_map={None: APPLICATION_SCHEMA})
+    try:
+        metadata.create_all(conn, tables=BOOKING_TABLES)
+    finally:
+        conn.execution_options(schema_translate_map=None)
 
 
 def _complete_booking_tables(conn: Connection) -> None:
@@ -69,9 +83,13 @@ def _constant_default(column) -> str:
 def upgrade(engine: Engine) -> tuple[str | None, str]:
     """Install or migrate the schema and (re)install triggers; return (revision before, after)."""
     with engine.begin() as conn:
+        schema = own_schema(conn)
+        if schema is not None:
+            conn.exec_driver_sql(f"CREATE SCHEMA IF NOT EXISTS {schema}")
         before = current_revision(conn)
         config = _alembic_config(conn)
         if before is None:
+            _create_booking_tables(conn)
             metadata.create_all(conn)
             _complete_booking_tables(conn)
             command.stamp(config, "head")
@@ -80,3 +98,40 @@ def upgrade(engine: Engine) -> tuple[str | None, str]:
             metadata.create_all(conn)
         install_triggers(conn)
         return before, current_revision(conn)
+
+
+def uninstall(engine: Engine) -> list[str]:
+    """Remove every trigger, function and table apptflow added, in one transaction; return what went.
+
+    The booking tables and their rows stay, even those ``db init`` created: they
+    hold the business's data. On PostgreSQL apptflow's schema goes whole (its
+    tables, the capture function, a mapping's views), after the triggers it put
+    on the application's tables.
+    """
+    removed = []
+    with engine.begin() as conn:
+        schema = own_schema(conn)
+        if schema is not None:
+            triggers = conn.execute(text(
+                "SELECT t.tgname, t.tgrelid::regclass::text FROM pg_trigger t "
+                "JOIN pg_proc p ON p.oid = t.tgfoid JOIN pg_namespace n ON n.oid = p.pronamespace "
+                "WHERE n.nspname = :schema AND NOT t.tgisinternal ORDER BY 2, 1"), {"schema": schema}).all()
+            for name, table in triggers:
+                conn.exec_driver_sql(f'DROP TRIGGER "{name}" ON {table}')
+                removed.append(f"trigger {name} on {table}")
+            if conn.execute(text("SELECT 1 FROM pg_namespace WHERE nspname = :schema"), {"schema": schema}).first():
+                conn.exec_driver_sql(f"DROP SCHEMA {schema} CASCADE")
+                removed.append(f"schema {schema} with apptflow's tables and functions")
+            return removed
+        for (name,) in conn.execute(text(
+                "SELECT name FROM sqlite_master WHERE type = 'trigger' AND name LIKE 'apptflow\\_capture\\_%' "
+                "ESCAPE '\\' ORDER BY name")).all():
+            conn.exec_driver_sql(f'DROP TRIGGER "{name}"')
+            removed.append(f"trigger {name}")
+        present = set(inspect(conn).get_table_names())
+        for table in [*reversed(metadata.sorted_tables), "alembic_version"]:
+            name = getattr(table, "name", table)
+            if name in present and table not in BOOKING_TABLES:
+                conn.exec_driver_sql(f'DROP TABLE "{name}"')
+                removed.append(f"table {name}")
+    return removed

@@ -207,6 +207,18 @@ change_events = Table(
 )
 Index("change_events_pending", change_events.c.processed_at, change_events.c.id)
 
+# PostgreSQL: changes the capture trigger could not record (it never fails the application's statement).
+capture_errors = Table(
+    "capture_errors",
+    metadata,
+    Column("id", BigId, primary_key=True),
+    Column("table_name", Text, nullable=False),
+    Column("op", Text, nullable=False),
+    Column("row_doc", JSONDocument),  # the captured columns of the row, when they could be read
+    Column("error", Text, nullable=False),
+    _created_at(),
+)
+
 deliveries = Table(
     "deliveries",
     metadata,

@@ -20,7 +20,6 @@ from db import NotFound, deliveries, events, instances, schema
 from db import booking as bookings
 from db import jobs as job_queries
 from db import workflows as store
-from db.connect import connect
 from db.errors import describe, unavailable
 from engine.context import build_context
 from engine.document import dump_yaml, load_yaml, split_document, to_document, workflow_from_row
@@ -46,7 +45,7 @@ class App:
     @property
     def engine(self) -> Engine:
         if self._engine is None:
-            self._engine = connect(self.config.database_url)
+            self._engine = self.config.connect()
         return self._engine
 
     def ready_engine(self) -> Engine:
@@ -143,6 +142,27 @@ def db_init(app: App) -> None:
 def db_upgrade(app: App) -> None:
     """Migrate an older schema to this version's and reinstall change capture (idempotent)."""
     _install(app)
+
+
+@db.command("uninstall")
+@click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+@pass_app
+def db_uninstall(app: App, yes: bool) -> None:
+    """Remove every trigger, function and table apptflow added; the booking data stays as it is.
+
+    Workflows, the delivery history and planned reminders are deleted. Stop
+    `apptflow run` first.
+    """
+    if not yes:
+        click.confirm("Remove apptflow's tables (workflows, delivery history, planned jobs) and triggers?",
+                      abort=True)
+    try:
+        removed = schema.uninstall(app.engine)
+    except OperationalError as error:
+        raise click.ClickException(f"cannot reach the database: {describe(error)}") from None
+    for thing in removed:
+        click.echo(f"removed {thing}")
+    click.echo("apptflow is uninstalled" if removed else "apptflow was not installed here")
 
 
 # --- workflow ---------------------------------------------------------------

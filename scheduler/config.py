@@ -31,9 +31,10 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import phonenumbers
-from sqlalchemy.engine import make_url
+from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.exc import ArgumentError
 
+from db.connect import connect
 from engine.durations import format_duration, parse_duration
 
 SYSTEM_CONFIG = Path("/etc/apptflow/apptflow.toml")
@@ -144,6 +145,14 @@ def database_url(value: Any) -> str:
     return value
 
 
+def identifier(value: Any) -> str:
+    """A plain SQL name (lower-case letters, digits, ``_``), such as a PostgreSQL schema."""
+    value = text(value).strip()
+    if not re.fullmatch(r"[a-z_][a-z0-9_]{0,62}", value):
+        raise _Invalid(f"{value!r} is not a plain SQL name (lower-case letters, digits and _)")
+    return value
+
+
 def address(value: Any) -> str:
     """``host:port`` to listen on (``[::1]:9464`` for IPv6), or empty (off)."""
     value = text(value).strip()
@@ -198,7 +207,8 @@ def _secret(default: Any = "", parse: Callable[[Any], Any] = text) -> Setting:
 
 
 SETTINGS: dict[str, dict[str, Setting]] = {
-    "database": {"url": Setting("sqlite:///apptflow.db", database_url, secret=True)},
+    "database": {"url": Setting("sqlite:///apptflow.db", database_url, secret=True),
+                 "schema": Setting("apptflow", identifier)},
     "daemon": {
         "poll_interval": Setting("1s", duration("10ms", "1h"), live=True),
         "workers": Setting(8, count(1, 256), live=True),
@@ -285,6 +295,10 @@ class Config:
     @property
     def database_url(self) -> str:
         return self.values["database"]["url"]
+
+    def connect(self) -> Engine:
+        """An engine on the configured database (and, on PostgreSQL, apptflow's schema there)."""
+        return connect(self.values["database"]["url"], schema=self.values["database"]["schema"])
 
     def shown(self, section: str, key: str) -> Any:
         """A value as written in a file, a secret masked."""

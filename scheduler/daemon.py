@@ -15,7 +15,6 @@ from collections.abc import Callable
 from sqlalchemy.engine import Engine
 
 from db import deliveries, events, instances
-from db.connect import connect
 from db.errors import describe, unavailable
 from engine.retry import RetryPolicy
 from scheduler import logs
@@ -101,7 +100,7 @@ class Daemon:
                  clock: Callable[[], dt.datetime] = utc_now):
         daemon = config.section("daemon")
         self.config = config
-        self.engine = engine or connect(config.database_url)
+        self.engine = engine or config.connect()
         self.clock = clock
         self.transports = transports or Transports(config)
         self.catalogue = Catalogue()

@@ -96,5 +96,11 @@ class Cluster:
         self.stop()
         shutil.rmtree(self.root, ignore_errors=True)
 
+    def dump(self, database: str) -> str:
+        """The whole database as pg_dump writes it: schemas, tables, triggers, functions and rows (without the
+        random key newer pg_dumps put in their ``\\restrict`` lines)."""
+        text = self._run("pg_dump", "-h", "127.0.0.1", "-p", str(self.port), "-U", "apptflow", database).stdout
+        return "\n".join(line for line in text.splitlines() if not line.startswith(("\\restrict", "\\unrestrict")))
+
     def url(self, database: str = "postgres") -> str:
         return f"postgresql+psycopg://apptflow@127.0.0.1:{self.port}/{database}"

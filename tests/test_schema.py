@@ -20,7 +20,7 @@ from engine.templates import render
 from tests.booking import book, insert, seed
 from tests.conftest import sql
 
-# The booking tables as revision 0001 created them (the other tables did not change since).
+# The booking tables as revision 0001 created them; the other tables did not change since, but for those added.
 _V1 = MetaData()
 Table("locations", _V1, Column("id", Integer, primary_key=True), Column("name", Text, nullable=False),
       Column("address", Text), Column("timezone", Text, nullable=False, server_default="UTC"))
@@ -45,7 +45,7 @@ Table("appointments", _V1, Column("id", Integer, primary_key=True),
       *(Column(name, UTCDateTime(), nullable=False, server_default=metadata.tables["appointments"]
                .c[name].server_default.arg) for name in ("created_at", "updated_at")))
 for _table in metadata.sorted_tables:
-    if _table not in BOOKING_TABLES:
+    if _table not in BOOKING_TABLES and _table.name != "capture_errors":  # added by 0003
         _table.to_metadata(_V1)
 
 NEW_KEYWORDS = ("appointment_notes", "appointment_sum_price", "appointment_paid_price", "appointment_discount_price",
@@ -70,16 +70,19 @@ def _columns(engine, table: str) -> list[str]:
     return [column["name"] for column in inspect(engine).get_columns(table)]
 
 
-def _install_revision_0001(engine) -> None:
-    with engine.begin() as conn:
+def _install_revision_0001(url: str) -> None:
+    """A database as apptflow 0.1 installed it: on PostgreSQL every table, and the capture function, in public."""
+    legacy = connect(url, schema="public")
+    with legacy.begin() as conn:
         _V1.create_all(conn)
         install_triggers(conn)
         command.stamp(schema._alembic_config(conn), "0001")
+    legacy.dispose()
 
 
-def test_a_database_of_revision_0001_is_upgraded_with_its_rows_kept(empty_db_url):
+def test_a_database_of_revision_0001_is_upgraded_with_its_rows_kept(empty_db_url, backend):
+    _install_revision_0001(empty_db_url)
     engine = connect(empty_db_url)
-    _install_revision_0001(engine)
     ids = seed(engine)
     appointment = book(engine, ids, starts_at="2026-12-01T10:00:00+00:00", ends_at="2026-12-01T10:45:00+00:00",
                        status="approved", custom={"room": "2"})
@@ -87,6 +90,12 @@ def test_a_database_of_revision_0001_is_upgraded_with_its_rows_kept(empty_db_url
     assert "notes" not in _columns(engine, "appointments")
 
     assert schema.upgrade(engine) == ("0001", schema.head_revision())
+
+    if backend == "postgresql":  # apptflow's tables moved to their own schema, the booking tables stayed
+        assert set(inspect(engine).get_table_names(schema="public")) == {t.name for t in BOOKING_TABLES}
+        assert set(inspect(engine).get_table_names(schema="apptflow")) == {
+            t.name for t in metadata.sorted_tables if t not in BOOKING_TABLES} | {"alembic_version"}
+        assert sql(engine, "SELECT count(*) FROM pg_proc WHERE proname = 'apptflow_capture'") == [(1,)]
 
     for table in BOOKING_TABLES:  # the same columns as a database created new, in the same order
         assert _columns(engine, table.name) == list(table.c.keys())

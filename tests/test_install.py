@@ -1,0 +1,99 @@
+"""Installing apptflow next to an application's tables, and removing it: the application's schema and data
+are left exactly as they were, and a failing capture never fails the application's own statement."""
+
+from __future__ import annotations
+
+import pytest
+from sqlalchemy import inspect
+from click.testing import CliRunner
+
+from db import schema
+from db.connect import connect
+from db.tables import BOOKING_TABLES, metadata
+from scheduler.cli import main
+from tests.booking import book, insert, seed
+from tests.conftest import sql
+
+START, END = "2026-12-01T10:00:00+00:00", "2026-12-01T10:45:00+00:00"
+
+
+def _application(url: str) -> dict[str, int]:
+    """The booking application's own tables and rows, made before apptflow is installed."""
+    app = connect(url, schema="public")
+    with app.begin() as conn:
+        metadata.create_all(conn, tables=BOOKING_TABLES)
+    ids = seed(app)
+    ids["appointment"] = book(app, ids, starts_at=START, ends_at=END, status="approved")
+    app.dispose()
+    return ids
+
+
+def _cli(url: str, *args: str):
+    result = CliRunner().invoke(main, list(args), env={"APPTFLOW_DATABASE_URL": url})
+    assert result.exit_code == 0, result.output
+    return result.output
+
+
+def test_install_then_uninstall_leaves_the_applications_database_as_it_was(pg_cluster, empty_db_url, backend):
+    if backend != "postgresql":
+        pytest.skip("pg_dump compares PostgreSQL databases")
+    ids = _application(empty_db_url)
+    database = empty_db_url.rsplit("/", 1)[1]
+    before = pg_cluster.dump(database)
+
+    _cli(empty_db_url, "db", "init")
+    engine = connect(empty_db_url)
+    # In the application's schema, nothing new but the triggers.
+    assert set(inspect(engine).get_table_names(schema="public")) == {t.name for t in BOOKING_TABLES}
+    assert sql(engine, "SELECT count(*) FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace "
+                       "WHERE n.nspname = 'public'") == [(0,)]
+    # The application goes on writing while apptflow is installed, and its changes are captured.
+    sql(engine, "UPDATE appointments SET status = 'canceled' WHERE id = :id", id=ids["appointment"])
+    sql(engine, "UPDATE appointments SET status = 'approved' WHERE id = :id", id=ids["appointment"])
+    assert sql(engine, "SELECT op, new->>'status' FROM change_events ORDER BY id") == [
+        ("UPDATE", "canceled"), ("UPDATE", "approved")]
+    engine.dispose()
+
+    output = _cli(empty_db_url, "db", "uninstall", "--yes")
+    assert "removed trigger apptflow_capture_appointments on appointments" in output
+    assert "removed schema apptflow" in output
+    assert pg_cluster.dump(database) == before
+    assert "was not installed" in _cli(empty_db_url, "db", "uninstall", "--yes")
+
+
+def test_uninstall_on_sqlite_keeps_the_booking_tables_and_their_rows(empty_db_url, backend):
+    if backend != "sqlite":
+        pytest.skip("the PostgreSQL case is compared whole with pg_dump")
+    ids = _application(empty_db_url)
+    _cli(empty_db_url, "db", "init")
+    output = _cli(empty_db_url, "db", "uninstall", "--yes")
+    assert "removed trigger apptflow_capture_appointments_update" in output and "removed table deliveries" in output
+    engine = connect(empty_db_url)
+    assert set(inspect(engine).get_table_names()) == {t.name for t in BOOKING_TABLES}
+    assert sql(engine, "SELECT id, status FROM appointments") == [(ids["appointment"], "approved")]
+    sql(engine, "UPDATE appointments SET status = 'canceled'")  # no trigger left to write anywhere
+    engine.dispose()
+
+
+def test_uninstall_asks_first(db_url):
+    result = CliRunner().invoke(main, ["db", "uninstall"], input="n\n", env={"APPTFLOW_DATABASE_URL": db_url})
+    assert result.exit_code == 1 and "Aborted" in result.output
+    engine = connect(db_url)
+    assert sql(engine, "SELECT count(*) FROM deliveries") == [(0,)]  # still there
+    engine.dispose()
+
+
+def test_a_failing_capture_never_fails_the_applications_statement_and_is_recorded(engine, backend):
+    if backend != "postgresql":
+        pytest.skip("SQLite triggers cannot catch an error; SQLite is apptflow's own database, not an application's")
+    ids = seed(engine)
+    sql(engine, "ALTER TABLE change_events ADD CONSTRAINT refuse_all CHECK (false) NOT VALID")
+    appointment = insert(engine, "appointments", customer_id=ids["customer"], service_id=ids["service"],
+                         staff_id=ids["staff"], location_id=ids["location"], starts_at=START, ends_at=END)
+    assert sql(engine, "SELECT id FROM appointments WHERE id = :id", id=appointment) == [(appointment,)]
+    [(table, op, status, error)] = sql(engine, "SELECT table_name, op, row_doc->>'status', error FROM capture_errors")
+    assert (table, op, status) == ("appointments", "INSERT", "pending")
+    assert "refuse_all" in error and "SQLSTATE 23514" in error
+    # With apptflow's tables gone altogether, the application still writes.
+    sql(engine, "DROP SCHEMA apptflow CASCADE")
+    sql(engine, "UPDATE appointments SET status = 'approved' WHERE id = :id", id=appointment)
