@@ -17,10 +17,10 @@ import subprocess
 import sys
 import time
 
-from bench import delivery, idle, reconcile, stages
+from bench import capture, delivery, idle, reconcile, stages
 from bench.harness import Databases, Figure
 
-SCENARIOS = ("stages", "delivery", "reconcile", "idle")
+SCENARIOS = ("stages", "delivery", "reconcile", "idle", "capture")
 
 
 def _machine(databases: Databases, backends: list[str]) -> str:
@@ -76,6 +76,9 @@ def main(argv: list[str] | None = None) -> int:
             if "reconcile" in only:
                 figures += reconcile.run(databases.fresh(backend), backend, *((500, 200) if args.quick
                                                                               else (100_000, 2000)))
+            if "capture" in only:
+                figures += capture.run(databases.empty(backend), databases.empty(backend), backend,
+                                       200 if args.quick else 2000)
             if "idle" in only:
                 figures += idle.run(databases.fresh(backend), backend, *((500, 1.0) if args.quick
                                                                          else (100_000, 30.0)))

@@ -70,6 +70,14 @@ class Databases:
 
     def fresh(self, backend: str) -> str:
         """The URL of a new database with apptflow's schema."""
+        url = self.empty(backend)
+        engine = connect(url)
+        schema.upgrade(engine)
+        engine.dispose()
+        return url
+
+    def empty(self, backend: str) -> str:
+        """The URL of a new, empty database."""
         self._count += 1
         if backend == "sqlite":
             url = f"sqlite:///{self._root / f'bench{self._count}.db'}"
@@ -81,9 +89,6 @@ class Databases:
                 conn.exec_driver_sql(f"CREATE DATABASE {name}")
             server.dispose()
             url = str(server.url.set(database=name).render_as_string(hide_password=False))
-        engine = connect(url)
-        schema.upgrade(engine)
-        engine.dispose()
         return url
 
     def version(self, backend: str) -> str:

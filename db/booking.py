@@ -9,6 +9,7 @@ from typing import Any
 from sqlalchemy import Text, cast, func, select, update
 from sqlalchemy.engine import Connection
 
+from db import mapping
 from db.events import stamp_chain_depth
 from db.records import Appointment, Booking, Customer, Location, Service, Staff
 from db.tables import appointments, change_events, customers, locations, services, staff, utcnow
@@ -67,8 +68,13 @@ def set_appointment_status(conn: Connection, appointment_id: int, status: str, d
     """Set an appointment's status as a set_status action at chain *depth*; False if it is gone.
 
     The change is captured like any other, stamped with *depth* so that the
-    workflows it triggers know how long the chain is.
+    workflows it triggers know how long the chain is. On an application's own
+    tables the mapping writes the application's status column, translated.
     """
+    mapped = mapping.installed(conn)
+    if mapped is not None:
+        stamp_chain_depth(conn, depth)
+        return mapping.set_status(conn, mapped, appointment_id, status)
     sqlite = conn.dialect.name == "sqlite"
     if sqlite:
         before = conn.execute(select(func.coalesce(func.max(change_events.c.id), 0))).scalar_one()

@@ -57,6 +57,9 @@ WATCHES = (
     ),
 )
 
+BOOKING_WATCHED = ("appointments", "customers")  # the booking tables whose changes are events
+
+
 def _pg_function(schema: str) -> str:
     """The capture function, in apptflow's *schema*; every name it uses is qualified, since it runs
     with the search path of whoever writes. It never fails the writer's statement: an error is caught,
@@ -143,14 +146,16 @@ def _sqlite_statements(watch: Watch) -> list[str]:
     return statements
 
 
-def install_triggers(conn: Connection) -> None:
-    """(Re)install the change-capture triggers for the connection's dialect."""
+def install_triggers(conn: Connection, *, booking: bool = True) -> None:
+    """(Re)install the change-capture triggers for the connection's dialect: on the workflow tables, and on
+    the reference booking tables unless *booking* is false (a mapping captures the application's own)."""
+    watches = [w for w in WATCHES if booking or w.table not in BOOKING_WATCHED]
     if conn.dialect.name == "postgresql":
         schema = own_schema(conn)
         conn.execute(text(_pg_function(schema)))
-        statements = [s for w in WATCHES for s in _pg_statements(schema, w)]
+        statements = [s for w in watches for s in _pg_statements(schema, w)]
     elif conn.dialect.name == "sqlite":
-        statements = [s for w in WATCHES for s in _sqlite_statements(w)]
+        statements = [s for w in watches for s in _sqlite_statements(w)]
     else:
         raise NotImplementedError(f"change capture is not available on {conn.dialect.name}")
     for statement in statements:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 
@@ -45,6 +45,9 @@ class KnownIds:
     services: frozenset[int]
     staff: frozenset[int]
     statuses: frozenset[str] | None = None  # the statuses set_status may write; None: not checked
+    statuses_from: str = "configure more in [workflows] statuses"  # where they come from, for messages
+    read_only: str | None = None  # why set_status cannot write (a read-only mapping); None: it can
+    absent: dict[str, str] = field(default_factory=dict)  # booking columns without data ("table.column": why)
 
 
 

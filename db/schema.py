@@ -22,6 +22,8 @@ from sqlalchemy.engine import Connection, Engine
 
 from db.capture import install_triggers
 from db.connect import APPLICATION_SCHEMA, own_schema
+from db.mapping import Mapping, MappingError, installed
+from db.mapping import install as install_mapping
 from db.tables import BOOKING_TABLES, metadata
 
 MIGRATIONS = Path(__file__).with_name("migrations")
@@ -80,23 +82,39 @@ def _constant_default(column) -> str:
     return ""
 
 
-def upgrade(engine: Engine) -> tuple[str | None, str]:
-    """Install or migrate the schema and (re)install triggers; return (revision before, after)."""
+def upgrade(engine: Engine, mapping: Mapping | None = None) -> tuple[str | None, str]:
+    """Install or migrate the schema and (re)install change capture; return (revision before, after).
+
+    Without *mapping*, apptflow reads its reference booking tables (created when
+    missing); with one, the application's own tables through the mapping's views.
+    """
     with engine.begin() as conn:
         schema = own_schema(conn)
+        if mapping is not None and schema is None:
+            raise MappingError(mapping.name, ["mappings need PostgreSQL: on SQLite apptflow reads its reference "
+                                              "tables"])
         if schema is not None:
             conn.exec_driver_sql(f"CREATE SCHEMA IF NOT EXISTS {schema}")
         before = current_revision(conn)
         config = _alembic_config(conn)
+        own = [table for table in metadata.sorted_tables if table not in BOOKING_TABLES]
         if before is None:
-            _create_booking_tables(conn)
-            metadata.create_all(conn)
-            _complete_booking_tables(conn)
+            if mapping is None:
+                _create_booking_tables(conn)
+            metadata.create_all(conn, tables=own if mapping else None)
+            if mapping is None:
+                _complete_booking_tables(conn)
             command.stamp(config, "head")
         else:
             command.upgrade(config, "head")
-            metadata.create_all(conn)
-        install_triggers(conn)
+            metadata.create_all(conn, tables=own if mapping else None)
+        previous = installed(conn)
+        if previous is not None and mapping is None:
+            raise MappingError(previous.name, [f"the database is installed with mapping {previous.name}: set "
+                                               "[database] mapping to it (or uninstall apptflow first)"])
+        install_triggers(conn, booking=mapping is None)
+        if mapping is not None:
+            install_mapping(conn, mapping)
         return before, current_revision(conn)
 
 

@@ -292,4 +292,29 @@ apscheduler_failed_jobs = Table(
     Column("failed_at", UTCDateTime(), nullable=False),
 )
 
+# --- a mapping onto the application's own tables (db/mapping.py) -------------
+
+# The installed mapping: one row, none for the reference tables.
+booking_mapping = Table(
+    "booking_mapping",
+    metadata,
+    Column("name", Text, primary_key=True),
+    Column("source", Text),
+    Column("statuses", JSONDocument, nullable=False, server_default=text("'{}'")),  # apptflow's → the application's
+    Column("set_status", Text),
+    Column("read_only", Text),
+    Column("absent", JSONDocument, nullable=False, server_default=text("'{}'")),  # "table.column" → why
+    _created_at(),
+)
+
+# The last values change capture saw of each row of a mapped view, to tell what a write changed.
+capture_snapshots = Table(
+    "capture_snapshots",
+    metadata,
+    Column("table_name", Text, primary_key=True),
+    Column("row_id", BigInteger, primary_key=True),
+    Column("doc", JSONDocument),
+    Column("gone", Boolean, nullable=False, server_default=text("false")),
+)
+
 BOOKING_TABLES = (locations, services, staff, customers, appointments)

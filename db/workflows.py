@@ -9,6 +9,7 @@ from sqlalchemy import Text, cast, delete, insert, select, update
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
 
+from db import mapping
 from db.errors import Conflict, NotFound
 from db.records import ActionRow, KnownIds, WorkflowRow
 from db.tables import appointments, locations, services, staff, utcnow, workflow_actions, workflows
@@ -141,10 +142,18 @@ def delete_workflow(conn: Connection, workflow_id: int) -> None:
 
 def known_ids(conn: Connection, statuses: Iterable[str] | None = None) -> KnownIds:
     """The location, service and staff ids that exist; with *statuses* (the configured ones), the
-    statuses set_status may write: those and every status the appointments already hold."""
+    statuses set_status may write: those and every status the appointments already hold. On an
+    application's own tables, set_status may write only the statuses its mapping translates."""
     def ids(table) -> frozenset[int]:
         return frozenset(conn.execute(select(table.c.id)).scalars())
+    found = dict(locations=ids(locations), services=ids(services), staff=ids(staff))
+    mapped = mapping.installed(conn)
+    if mapped is not None:
+        return KnownIds(**found, statuses=frozenset(mapped.statuses),
+                        statuses_from=f"the statuses of mapping {mapped.name}",
+                        read_only=mapped.read_only and f"mapping {mapped.name} is read-only: {mapped.read_only}",
+                        absent=dict(mapped.absent))
     held = None
     if statuses is not None:
         held = frozenset(statuses) | frozenset(conn.execute(select(appointments.c.status).distinct()).scalars())
-    return KnownIds(locations=ids(locations), services=ids(services), staff=ids(staff), statuses=held)
+    return KnownIds(**found, statuses=held)

@@ -93,3 +93,29 @@ def booknetic_absence(name: str) -> str | None:
     if name in BOOKNETIC_ABSENT:
         return BOOKNETIC_ABSENT[name]
     return next((why for prefix, why in _ABSENT_FAMILIES.items() if name.startswith(prefix)), None)
+
+
+# The booking column each keyword reads, for the keywords a mapping may leave without data (see
+# db/mapping.py: a mapping names the reference columns its application has no data for).
+COLUMNS = {
+    "appointment_notes": "appointments.notes", "appointment_sum_price": "appointments.total_price",
+    "appointment_paid_price": "appointments.paid_price", "appointment_discount_price": "appointments.discount_price",
+    "appointment_payment_method": "appointments.payment_method",
+    "appointment_buffer_before": "appointments.buffer_before_minutes",
+    "appointment_buffer_after": "appointments.buffer_after_minutes",
+    "customer_email": "customers.email", "customer_phone": "customers.phone", "customer_locale": "customers.locale",
+    "customer_birthday": "customers.birthday", "customer_notes": "customers.notes",
+    "customer_profile_image_url": "customers.image_url",
+    "service_price": "services.price", "appointment_service_price": "services.price",
+    "service_duration": "services.duration_minutes", "service_category_name": "services.category",
+    "service_notes": "services.notes", "service_color": "services.color", "service_image_url": "services.image_url",
+    "staff_email": "staff.email", "staff_phone": "staff.phone", "staff_about": "staff.about",
+    "staff_profile_image_url": "staff.image_url",
+    "location_address": "locations.address", "location_phone_number": "locations.phone",
+    "location_notes": "locations.notes", "location_image_url": "locations.image_url",
+}
+
+
+def unfillable(absent: dict[str, str]) -> dict[str, str]:
+    """The keywords that read a column the installed mapping has no data for (*absent*: column → why)."""
+    return {keyword: f"{column}: {absent[column]}" for keyword, column in COLUMNS.items() if column in absent}

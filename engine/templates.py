@@ -321,6 +321,14 @@ def names_in(source: str) -> frozenset[str]:
         return frozenset()  # rendering it says what is wrong
 
 
+def names_used(source: str) -> set[str]:
+    """The names *source* reads from its context (none when it does not parse: check() says why)."""
+    try:
+        return set(meta.find_undeclared_variables(ENVIRONMENT.parse(source)))
+    except (TemplateSyntaxError, *_UNCOMPILABLE):
+        return set()
+
+
 def check(source: str, keywords: frozenset[str], context: str = "") -> list[str]:
     """Every problem with *source* as a template offered *keywords*: syntax, unknown filters, unknown names,
     and what the sandbox refuses wherever it meets it (``''.__class__``, ``range(10**9)``).

@@ -60,10 +60,11 @@ _RECIPIENT_CHECKS = {"email": is_email, "phone": is_phone, "chat": lambda t: boo
 class _Checker:
     """Collects problems while a document is read."""
 
-    def __init__(self, trigger_type: str):
+    def __init__(self, trigger_type: str, unfillable: dict[str, str] | None = None):
         self.problems: list[Problem] = []
         self.trigger_type = trigger_type
         self.keywords = keywords.available(trigger_type)
+        self.unfillable = unfillable or {}  # keyword → why the booking data has nothing for it
 
     def add(self, place: str, message: str) -> None:
         self.problems.append(Problem(place=place, message=message))
@@ -100,6 +101,8 @@ class _Checker:
         value = templates.from_booknetic(value)  # stored, and exported, in Jinja's form
         for message in templates.check(value, self.keywords, self.trigger_type):
             self.add(place, message)
+        for name in sorted(templates.names_used(value) & self.unfillable.keys()):
+            self.add(place, f"keyword '{name}' has no data here: {self.unfillable[name]}")
         return value
 
 
@@ -120,7 +123,8 @@ def parse_workflow(document: Any, *, known: KnownIds | None = None) -> Workflow:
         raise InvalidWorkflow([Problem(place="", message=f"a workflow is a mapping, got {_kind(document)}")])
     trigger_doc = document.get("trigger")
     trigger_type = trigger_doc.get("type") if isinstance(trigger_doc, dict) else None
-    check = _Checker(trigger_type if trigger_type in TRIGGER_TYPES else "appointment_created")
+    check = _Checker(trigger_type if trigger_type in TRIGGER_TYPES else "appointment_created",
+                     keywords.unfillable(known.absent) if known is not None else None)
     check.mapping(document, "", ("name", "enabled", "trigger", "filters", "actions"))
     name = _name(check, document.get("name"))
     enabled = document.get("enabled", True)
@@ -265,7 +269,9 @@ def _action(check: _Checker, doc: Any, place: str, trigger: Trigger | None,
         fields[name] = _field(check, doc[name], f"{place}.{name}", spec, no_appointment)
     if kind == "webhook" and "body" in fields and "json" in fields:
         check.add(place, "give 'body' or 'json', not both")
-    if kind == "set_status" and isinstance(fields.get("status"), str):
+    if kind == "set_status" and known is not None and known.read_only:
+        check.add(place, f"set_status cannot write here: {known.read_only}")
+    elif kind == "set_status" and isinstance(fields.get("status"), str):
         _status(check, fields["status"], f"{place}.status", known)
     return Action(type=kind, fields=fields)
 
@@ -279,8 +285,8 @@ def _status(check: _Checker, value: str, place: str, known: KnownIds | None) -> 
             and value not in known.statuses:
         close = difflib.get_close_matches(value, sorted(known.statuses), n=1)
         hint = f"; did you mean {close[0]!r}?" if close else ""
-        check.add(place, f"unknown status {value!r} (known: {', '.join(sorted(known.statuses))}; configure "
-                         f"more in [workflows] statuses){hint}")
+        check.add(place, f"unknown status {value!r} (known: {', '.join(sorted(known.statuses))}; "
+                         f"{known.statuses_from}){hint}")
 
 
 def _field(check: _Checker, value: Any, place: str, spec: FieldSpec, no_appointment: bool) -> Any:

@@ -13,12 +13,13 @@ from pathlib import Path
 
 import click
 from sqlalchemy.engine import Engine
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import DBAPIError, OperationalError
 
 from channels.netguard import literal_refusal
 from db import NotFound, deliveries, events, instances, schema
 from db import booking as bookings
 from db import jobs as job_queries
+from db import mapping as booking_mapping
 from db import workflows as store
 from db.errors import describe, unavailable
 from engine.context import build_context
@@ -117,17 +118,56 @@ def db() -> None:
     """Create or migrate the schema and the change-capture triggers."""
 
 
-def _install(app: App) -> None:
+def _mapping(app: App) -> booking_mapping.Mapping | None:
+    """The configured mapping ([database] mapping), read and checked; None for the reference tables."""
+    name = app.config.get("database", "mapping")
+    if not name:
+        return None
     try:
-        before, after = schema.upgrade(app.engine)
+        return booking_mapping.load(name)
+    except booking_mapping.MappingError as error:
+        raise click.ClickException("\n".join(f"mapping {error.source}: {p}" for p in error.problems)) from None
+
+
+def _install(app: App) -> None:
+    mapping = _mapping(app)
+    try:
+        before, after = schema.upgrade(app.engine, mapping)
     except OperationalError as error:
         raise click.ClickException(f"cannot reach the database: {describe(error)}") from None
+    except booking_mapping.MappingError as error:
+        raise click.ClickException("; ".join(error.problems)) from None
+    except DBAPIError as error:  # the mapping's SQL, refused by the database
+        raise click.ClickException(f"the database refused the mapping: {describe(error)}") from None
     if before is None:
         click.echo(f"schema created at revision {after}; change capture installed")
     elif before == after:
         click.echo(f"schema already at revision {after}; change capture reinstalled")
     else:
         click.echo(f"schema migrated from revision {before} to {after}; change capture reinstalled")
+    if mapping is not None:
+        click.echo(f"reading the application's tables through mapping {mapping.name}")
+        with app.engine.connect() as conn:
+            _, problems = booking_mapping.check(conn)
+        if problems:
+            for problem in problems:
+                click.echo(f"problem: {problem}", err=True)
+            raise click.ClickException("the mapping is installed but incomplete: see `apptflow db check`")
+
+
+@db.command("check")
+@pass_app
+def db_check(app: App) -> None:
+    """Check the booking data apptflow reads (reference tables or a mapping): every column, change capture,
+    changes that could not be captured. Exits 1 if anything is wrong."""
+    with app.ready_engine().connect() as conn:
+        fine, problems = booking_mapping.check(conn)
+    for line in fine:
+        click.echo(f"ok: {line}")
+    for line in problems:
+        click.echo(f"problem: {line}")
+    if problems:
+        raise click.exceptions.Exit(1)
 
 
 @db.command("init")

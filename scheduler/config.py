@@ -208,7 +208,9 @@ def _secret(default: Any = "", parse: Callable[[Any], Any] = text) -> Setting:
 
 SETTINGS: dict[str, dict[str, Setting]] = {
     "database": {"url": Setting("sqlite:///apptflow.db", database_url, secret=True),
-                 "schema": Setting("apptflow", identifier)},
+                 "schema": Setting("apptflow", identifier),
+                 # a shipped mapping (calcom) or a mapping file; empty: apptflow's reference tables
+                 "mapping": Setting("", text)},
     "daemon": {
         "poll_interval": Setting("1s", duration("10ms", "1h"), live=True),
         "workers": Setting(8, count(1, 256), live=True),

@@ -16,6 +16,7 @@ from channels import PermanentSendError, TransientSendError
 from db import booking as bookings
 from db import deliveries
 from db import workflows as store
+from db.mapping import MappingRefusal
 from db.records import Booking, Delivery
 from engine.context import build_context
 from engine.errors import InvalidWorkflow, RenderError
@@ -297,6 +298,8 @@ class DeliveryWorker:
                                 deadline=deadline)
         except _LeaseLost:
             return self._lost(delivery, "set_status")
+        except MappingRefusal as error:  # a status the application's mapping cannot write
+            return self._final(delivery, now, "dead", str(error), rendered, recipients, deadline)
         except GaveUp:
             logger.warning("delivery %s: the status could not be set before its lease ended: the database "
                            "was away; it will be reclaimed and attempted again", delivery.id,

@@ -45,7 +45,8 @@ Table("appointments", _V1, Column("id", Integer, primary_key=True),
       *(Column(name, UTCDateTime(), nullable=False, server_default=metadata.tables["appointments"]
                .c[name].server_default.arg) for name in ("created_at", "updated_at")))
 for _table in metadata.sorted_tables:
-    if _table not in BOOKING_TABLES and _table.name != "capture_errors":  # added by 0003
+    if _table not in BOOKING_TABLES and _table.name not in ("capture_errors", "booking_mapping",
+                                                             "capture_snapshots"):  # added by 0003
         _table.to_metadata(_V1)
 
 NEW_KEYWORDS = ("appointment_notes", "appointment_sum_price", "appointment_paid_price", "appointment_discount_price",

@@ -1,4 +1,4 @@
-"""apptflow's own tables in a schema of their own, apart from the application's; capture errors.
+"""apptflow's own tables in a schema of their own, apart from the application's; capture errors; mappings.
 
 On PostgreSQL, a database installed before this revision has every table in
 ``public``: apptflow's tables (workflows, the outbox, change events, jobs and
@@ -7,7 +7,9 @@ which ``db upgrade`` creates first, and the capture function that lived in
 ``public`` is dropped (the triggers are reinstalled right after, calling the
 one in apptflow's schema). The booking tables stay where they are. Moving a
 table keeps its rows, sequences, indexes and triggers. SQLite has one
-namespace: only the new table is created there.
+namespace: only the new tables are created there (``capture_errors``, and
+``booking_mapping`` and ``capture_snapshots``, which only a mapping on
+PostgreSQL fills).
 
 Revision ID: 0003
 Revises: 0002
@@ -44,9 +46,35 @@ def upgrade() -> None:
         schema = context.config.attributes["schema"]
         _move("public", schema)
         op.execute("DROP FUNCTION IF EXISTS public.apptflow_capture() CASCADE")
-    if "capture_errors" not in sa.inspect(bind).get_table_names():
+    present = set(sa.inspect(bind).get_table_names())
+    json = sa.JSON().with_variant(sa.dialects.postgresql.JSONB(), "postgresql")
+    sqlite = bind.dialect.name == "sqlite"
+
+    def created_at() -> sa.Column:
+        return sa.Column("created_at", sa.Text() if sqlite else sa.DateTime(timezone=True), nullable=False,
+                         server_default=sa.text("(strftime('%Y-%m-%dT%H:%M:%f+00:00', 'now'))" if sqlite
+                                                else "now()"))
+    if "booking_mapping" not in present:
+        op.create_table(
+            "booking_mapping",
+            sa.Column("name", sa.Text(), primary_key=True),
+            sa.Column("source", sa.Text()),
+            sa.Column("statuses", json, nullable=False, server_default=sa.text("'{}'")),
+            sa.Column("set_status", sa.Text()),
+            sa.Column("read_only", sa.Text()),
+            sa.Column("absent", json, nullable=False, server_default=sa.text("'{}'")),
+            created_at(),
+        )
+    if "capture_snapshots" not in present:
+        op.create_table(
+            "capture_snapshots",
+            sa.Column("table_name", sa.Text(), primary_key=True),
+            sa.Column("row_id", sa.BigInteger(), primary_key=True),
+            sa.Column("doc", json),
+            sa.Column("gone", sa.Boolean(), nullable=False, server_default=sa.text("false")),
+        )
+    if "capture_errors" not in present:
         big_id = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
-        json = sa.JSON().with_variant(sa.dialects.postgresql.JSONB(), "postgresql")
         op.create_table(
             "capture_errors",
             sa.Column("id", big_id, primary_key=True),
@@ -54,15 +82,13 @@ def upgrade() -> None:
             sa.Column("op", sa.Text(), nullable=False),
             sa.Column("row_doc", json),
             sa.Column("error", sa.Text(), nullable=False),
-            sa.Column("created_at", sa.Text() if bind.dialect.name == "sqlite" else sa.DateTime(timezone=True),
-                      nullable=False, server_default=sa.text(
-                          "(strftime('%Y-%m-%dT%H:%M:%f+00:00', 'now'))" if bind.dialect.name == "sqlite"
-                          else "now()")),
+            created_at(),
         )
 
 
 def downgrade() -> None:
-    op.drop_table("capture_errors")
+    for table in ("capture_errors", "capture_snapshots", "booking_mapping"):
+        op.drop_table(table)
     bind = op.get_bind()
     if bind.dialect.name == "postgresql":
         schema = context.config.attributes["schema"]
