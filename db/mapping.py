@@ -107,7 +107,8 @@ def load(name_or_path: str) -> Mapping:
     else:
         path = Path(name_or_path)
         if not path.is_file():
-            raise MappingError(name_or_path, [f"no such mapping file, and not a shipped mapping ({', '.join(shipped())})"])
+            raise MappingError(name_or_path, [f"no such mapping file, and not a shipped mapping "
+                                              f"({', '.join(shipped())})"])
         source, raw = str(path), path.read_text(encoding="utf-8")
     try:
         document = yaml.safe_load(raw)
@@ -330,11 +331,10 @@ def install(conn: Connection, mapping: Mapping) -> None:
                              f"{_ident(capture.table)} FOR EACH ROW EXECUTE FUNCTION {function}()")
     for target in TARGETS:
         watched = ", ".join(f"'{column}'" for column in _WATCHED[target])
-        _ddl(conn, 
-            f"INSERT INTO {schema}.capture_snapshots (table_name, row_id, doc, gone) "
-            f"SELECT '{target}', v.id, (SELECT jsonb_object_agg(e.key, e.value) FROM jsonb_each(to_jsonb(v)) e "
-            f"WHERE e.key = ANY(ARRAY[{watched}])), false FROM {schema}.{target} v "
-            "ON CONFLICT (table_name, row_id) DO NOTHING")
+        _ddl(conn, f"INSERT INTO {schema}.capture_snapshots (table_name, row_id, doc, gone) "
+                   f"SELECT '{target}', v.id, (SELECT jsonb_object_agg(e.key, e.value) FROM jsonb_each(to_jsonb(v)) e "
+                   f"WHERE e.key = ANY(ARRAY[{watched}])), false FROM {schema}.{target} v "
+                   "ON CONFLICT (table_name, row_id) DO NOTHING")
     conn.execute(booking_mapping.delete())
     conn.execute(booking_mapping.insert().values(
         name=mapping.name, source=mapping.source, statuses=mapping.statuses, set_status=mapping.set_status,

@@ -4,10 +4,9 @@ are left exactly as they were, and a failing capture never fails the application
 from __future__ import annotations
 
 import pytest
-from sqlalchemy import inspect
 from click.testing import CliRunner
+from sqlalchemy import inspect
 
-from db import schema
 from db.connect import connect
 from db.tables import BOOKING_TABLES, metadata
 from scheduler.cli import main
@@ -97,3 +96,15 @@ def test_a_failing_capture_never_fails_the_applications_statement_and_is_recorde
     # With apptflow's tables gone altogether, the application still writes.
     sql(engine, "DROP SCHEMA apptflow CASCADE")
     sql(engine, "UPDATE appointments SET status = 'approved' WHERE id = :id", id=appointment)
+
+
+def test_db_check_on_the_reference_tables(db_url, backend):
+    output = _cli(db_url, "db", "check")
+    assert "ok: appointments: every column apptflow reads" in output
+    if backend == "postgresql":
+        assert "ok: change capture on appointments, customers, workflow_actions, workflows" in output
+    engine = connect(db_url)
+    sql(engine, "ALTER TABLE locations DROP COLUMN image_url")
+    engine.dispose()
+    result = CliRunner().invoke(main, ["db", "check"], env={"APPTFLOW_DATABASE_URL": db_url})
+    assert result.exit_code == 1 and "problem: locations: lacks the column(s) image_url" in result.output
