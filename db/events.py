@@ -9,7 +9,7 @@ from sqlalchemy.engine import Connection
 
 from db.capture import NOTIFY_CHANNEL
 from db.records import ChangeEvent
-from db.tables import change_events
+from db.tables import capture_errors, change_events
 
 
 def claim_events(conn: Connection, limit: int) -> list[ChangeEvent]:
@@ -61,6 +61,17 @@ def backlog(conn: Connection) -> tuple[int, dt.datetime | None]:
 def failed_events(conn: Connection) -> int:
     """How many events could not be handled."""
     return conn.execute(select(func.count()).where(change_events.c.error.is_not(None))).scalar_one()
+
+
+def capture_failures(conn: Connection, after: int = 0) -> tuple[int, int, str | None]:
+    """Changes the capture trigger could not record, with an id above *after*: (how many, the highest id,
+    the last one's error)."""
+    count, last = conn.execute(select(func.count(), func.max(capture_errors.c.id))
+                               .where(capture_errors.c.id > after)).one()
+    if not count:
+        return 0, after, None
+    error = conn.execute(select(capture_errors.c.error).where(capture_errors.c.id == last)).scalar_one()
+    return count, last, error
 
 
 def purge_processed(conn: Connection, before: dt.datetime) -> int:

@@ -538,6 +538,7 @@ def status(app: App) -> None:
         alive = instances.running(conn, now - dt.timedelta(seconds=3 * heartbeat))
         waiting, oldest = events.backlog(conn)
         failed = events.failed_events(conn)
+        lost, _, last_lost = events.capture_failures(conn)
         counts = deliveries.counts_by_status(conn)
     if alive:
         for instance in alive:
@@ -547,6 +548,9 @@ def status(app: App) -> None:
         click.echo("daemon:      not running (no heartbeat)")
     age = f", oldest {(now - oldest).total_seconds():.1f}s old" if oldest else ""
     click.echo(f"events:      {waiting} waiting{age}; {failed} failed")
+    if lost:
+        click.echo(f"capture:     {lost} change(s) could not be captured, the last: {last_lost} "
+                   "(see `apptflow db check`)")
     summary = ", ".join(f"{counts[s]} {s}" for s in sorted(counts)) or "none"
     click.echo(f"deliveries:  {summary}")
     with app.engine.connect() as conn:

@@ -116,6 +116,7 @@ class Daemon:
         self.reconcile_every = seconds(daemon["reconcile_interval"])
         self.leadership = Leadership(self.engine, self.metrics)
         self.event_retention = daemon["event_retention"]
+        self._capture_seen, self._capture_reported = 0, False  # the capture_errors already logged
         self.worker = DeliveryWorker(self.engine, self.transports, company=dict(config.section("company")),
                                      policy=retry_policy(config), lease=daemon["lease"],
                                      batch=WORKER_BATCH, clock=clock, outage=self.outage, metrics=self.metrics)
@@ -292,11 +293,18 @@ class Daemon:
             instances.heartbeat(conn, self.instance_id, now)
             resent, held = deliveries.reclaim_expired(conn, now)
             events.purge_processed(conn, now - self.event_retention)
+            lost, self._capture_seen, error = events.capture_failures(conn, self._capture_seen)
             if os.environ.get("NOTIFY_SOCKET"):
                 waiting, due = events.count_waiting(conn), deliveries.count_due(conn, now)
                 notify_systemd(f"STATUS={'leader' if self.leadership.leading else 'standby (another instance leads)'}"
                                f"; {waiting} change events waiting, {due} deliveries due"
                                f"; {self.worker_count} workers")
+        if lost:  # at the first pass, every one ever recorded; then the new ones
+            logger.log(logging.ERROR if self._capture_reported else logging.WARNING,
+                       "%d change(s) to the booking tables could not be captured%s, the last: %s; their immediate "
+                       "workflows did not run (see the capture_errors table and `apptflow db check`)",
+                       lost, "" if self._capture_reported else " (recorded before this start)", error)
+        self._capture_reported = True
         if resent or held:
             logger.warning("reclaimed deliveries whose lease ended unrecorded (a worker or instance stopped "
                            "mid-send, or the database was away past the lease): %d to send again, %d held "

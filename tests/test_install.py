@@ -3,11 +3,15 @@ are left exactly as they were, and a failing capture never fails the application
 
 from __future__ import annotations
 
+import logging
+
 import pytest
 from click.testing import CliRunner
 from sqlalchemy import inspect
 
 from db.connect import connect
+from scheduler.daemon import Daemon
+from tests.pipeline import make_config
 from db.tables import BOOKING_TABLES, metadata
 from scheduler.cli import main
 from tests.booking import book, insert, seed
@@ -82,7 +86,8 @@ def test_uninstall_asks_first(db_url):
     engine.dispose()
 
 
-def test_a_failing_capture_never_fails_the_applications_statement_and_is_recorded(engine, backend):
+def test_a_failing_capture_never_fails_the_applications_statement_and_is_recorded(engine, db_url, backend,
+                                                                                   caplog):
     if backend != "postgresql":
         pytest.skip("SQLite triggers cannot catch an error; SQLite is apptflow's own database, not an application's")
     ids = seed(engine)
@@ -93,6 +98,19 @@ def test_a_failing_capture_never_fails_the_applications_statement_and_is_recorde
     [(table, op, status, error)] = sql(engine, "SELECT table_name, op, row_doc->>'status', error FROM capture_errors")
     assert (table, op, status) == ("appointments", "INSERT", "pending")
     assert "refuse_all" in error and "SQLSTATE 23514" in error
+    # apptflow status and the daemon say so: once for those recorded before it started, then for each new one.
+    assert "capture:     1 change(s) could not be captured" in _cli(db_url, "status")
+    daemon = Daemon(make_config(db_url), engine=engine)
+    daemon.stopping.set()
+    with caplog.at_level(logging.WARNING, logger="scheduler.daemon"):
+        daemon._housekeep()
+        daemon._housekeep()
+        sql(engine, "UPDATE appointments SET status = 'approved' WHERE id = :id", id=appointment)
+        daemon._housekeep()
+    lost = [(r.levelname, r.getMessage()) for r in caplog.records if "could not be captured" in r.getMessage()]
+    assert [level for level, _ in lost] == ["WARNING", "ERROR"]
+    assert "1 change(s)" in lost[0][1] and "recorded before this start" in lost[0][1]
+    assert "1 change(s)" in lost[1][1] and "refuse_all" in lost[1][1]
     # With apptflow's tables gone altogether, the application still writes.
     sql(engine, "DROP SCHEMA apptflow CASCADE")
     sql(engine, "UPDATE appointments SET status = 'approved' WHERE id = :id", id=appointment)
