@@ -161,6 +161,20 @@ def test_a_cancellation_fires_and_removes_the_reminder(harness, calcom):
     assert pipeline.jobs() == {}
 
 
+def test_a_deleted_booking_is_a_deleted_appointment(harness, calcom):
+    engine, pipeline = harness
+    reminder = add_workflow(engine, email("reminder", {"type": "appointment_starts", "offset": "-1h"}, "Soon"))
+    booking, _ = book(calcom)
+    pipeline.run(NOW)
+    assert list(pipeline.jobs()) == [f"wf:{reminder}:appt:{booking}"]
+    sql(engine, 'DELETE FROM "Booking" WHERE id = :id', id=booking)  # its attendee goes by ON DELETE CASCADE
+    pipeline.run(NOW)
+    assert pipeline.jobs() == {}
+    assert sql(engine, "SELECT table_name, op FROM change_events WHERE op = 'DELETE' ORDER BY id") == [
+        ("appointments", "DELETE"), ("customers", "DELETE")]
+    assert sql(engine, "SELECT count(*) FROM capture_errors") == [(0,)]
+
+
 def test_set_status_writes_calcoms_own_status(calcom):
     engine = connect(calcom)
     pipeline = Harness(engine, make_config(calcom, APPTFLOW_DAEMON_DRY_RUN="false"))
