@@ -160,8 +160,13 @@ def _install(app: App) -> None:
 def db_check(app: App) -> None:
     """Check the booking data apptflow reads (reference tables or a mapping): every column, change capture,
     changes that could not be captured. Exits 1 if anything is wrong."""
+    configured = _mapping(app)
     with app.ready_engine().connect() as conn:
         fine, problems = booking_mapping.check(conn)
+        found = booking_mapping.installed(conn)
+    if (found and found.name) != (configured and configured.name):
+        problems.append(f"[database] mapping is {configured.name if configured else 'none'} but the database is "
+                        f"installed with {found.name if found else 'the reference tables'}: run apptflow db upgrade")
     for line in fine:
         click.echo(f"ok: {line}")
     for line in problems:

@@ -225,6 +225,9 @@ def test_a_read_only_mapping_refuses_set_status(pg_cluster, backend, tmp_path):
 def test_db_check_passes_on_calcom_and_names_what_a_broken_mapping_lacks(pg_cluster, calcom, tmp_path):
     output = cli(calcom, "db", "check")
     assert "appointments: every column apptflow reads" in output and "change capture on Attendee, Booking" in output
+    assert "problem" not in output
+    output = cli(calcom, "db", "check", mapping="", code=1)
+    assert "[database] mapping is none but the database is installed with calcom" in output
     document = yaml.safe_load(MAPPING.read_text())
     document["views"]["appointments"] = document["views"]["appointments"].replace(
         "b.\"endTime\" AT TIME ZONE 'UTC' AS ends_at,", "")
