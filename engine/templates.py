@@ -83,8 +83,11 @@ def zone(name: str | None) -> ZoneInfo:
 
 
 def locale_named(name: Any) -> Locale | None:
-    """The Babel locale *name* means (``fr_FR``, ``fr-FR``), or None for an empty or unknown one."""
-    if not isinstance(name, str) or not name:
+    """The Babel locale *name* means (``fr_FR``, ``fr-FR``), or None for an empty or unknown one.
+
+    The process locales ``C`` and ``POSIX`` are no customer's language, although Babel 2.16+ reads
+    them as ``en_US_POSIX``: they fall back like an unknown one."""
+    if not isinstance(name, str) or not name or name.split(".")[0].upper() in ("C", "POSIX"):
         return None
     try:
         return Locale.parse(name.replace("-", "_"))
