@@ -13,6 +13,7 @@ from email.utils import parseaddr
 from typing import Any
 
 import phonenumbers
+from babel.core import get_global
 
 from db.records import Booking
 from engine.errors import RenderError
@@ -60,10 +61,27 @@ def _party(entry: str, booking: Booking, kind: str) -> str:
     return str(value).strip()
 
 
+def zone_country(name: str | None) -> str | None:
+    """The country whose time zone *name* is, by CLDR's data: ``Europe/Paris`` is FR. None for a zone
+    that is no single country's (``UTC``, ``Etc/GMT+2``, ``Antarctica/Troll``) or that is unknown."""
+    if not name:
+        return None
+    canonical = get_global("zone_aliases").get(name, name)
+    country = get_global("zone_territories").get(canonical)
+    return country if country in phonenumbers.SUPPORTED_REGIONS else None
+
+
+def phone_region(booking: Booking, company_country: str | None) -> str | None:
+    """Where a phone number written nationally is read: the country of the appointment's location, by
+    its time zone, else the company's (``[company] country``)."""
+    location = booking.location
+    return zone_country(location.timezone if location else None) or company_country or None
+
+
 def national_to_e164(number: str, region: str | None) -> str:
-    """*number* in E.164 if it is a valid number written nationally for *region* (the company's
-    country, ``[company] country``): ``06 12 34 56 78`` in FR is ``+33612345678``. Otherwise
-    unchanged, for the check that follows to refuse."""
+    """*number* in E.164 if it is a valid number written nationally for *region* (``phone_region``):
+    ``06 12 34 56 78`` in FR is ``+33612345678``. Otherwise unchanged, for the check that follows
+    to refuse."""
     if number.startswith("+") or not region:
         return number
     try:
@@ -77,7 +95,8 @@ def national_to_e164(number: str, region: str | None) -> str:
 def resolve(entry: str, booking: Booking, context: dict[str, Any], kind: str) -> str:
     """One recipient entry: 'customer', 'staff', a template or a literal, checked for *kind*.
 
-    A phone number written nationally is put in E.164 form with the company's country."""
+    A phone number written nationally is put in E.164 form with the country of the location, else
+    the company's."""
     if entry in ("customer", "staff"):
         value = _party(entry, booking, kind)
     elif is_template(entry):
@@ -85,7 +104,7 @@ def resolve(entry: str, booking: Booking, context: dict[str, Any], kind: str) ->
     else:
         value = entry
     if kind == "phone":
-        value = national_to_e164(value, context.get("company_country"))
+        value = national_to_e164(value, phone_region(booking, context.get("company_country")))
     valid = {"email": is_email, "phone": is_phone, "chat": bool}[kind](value)
     if not valid:
         raise RenderError(f"{entry!r} gave {value!r}, which is not a valid {_WHAT[kind]}")

@@ -7,9 +7,12 @@ import json
 import re
 
 import pytest
+import yaml
+from click.testing import CliRunner
 from sqlalchemy import text
 
 from channels import Channel
+from scheduler.cli import main
 from tests.booking import book, insert, seed
 from tests.channels.servers import HttpServer, Reply
 from tests.conftest import sql
@@ -39,6 +42,16 @@ def pipeline(engine, db_url):
 
 def deliveries(engine):
     return sql(engine, "SELECT workflow_id, action_type, status, error FROM deliveries ORDER BY id")
+
+
+def added_with_the_cli(db_url: str, directory, document: dict) -> int:
+    """Add *document* as an admin does: a YAML file and `apptflow workflow add`."""
+    path = directory / f"{document['name'].replace(' ', '-')}.yaml"
+    path.write_text(yaml.safe_dump(document, allow_unicode=True))
+    result = CliRunner().invoke(main, ["workflow", "add", str(path)],
+                                env={"APPTFLOW_DATABASE_URL": db_url, "APPTFLOW_CONFIG": ""})
+    assert result.exit_code == 0, result.output
+    return int(re.search(r"added workflow (\d+)", result.output).group(1))
 
 
 def test_a_booking_sends_the_confirmation(engine, pipeline):
@@ -478,6 +491,7 @@ def test_a_phone_number_written_nationally_is_sent_in_e164_with_the_company_coun
     add_workflow(engine, {"name": "w", "trigger": {"type": "appointment_created"}, "actions": [
         {"type": "sms", "to": ["customer"], "body": "b"}]})
     ids = seed(engine)
+    sql(engine, "UPDATE locations SET timezone = 'UTC'")  # no country's: the company's is the one
     sql(engine, "UPDATE customers SET phone = '06 12 34 56 78' WHERE id = :id", id=ids["customer"])
     book(engine, ids, starts_at=START, ends_at=END)
     pipeline.run()
@@ -485,6 +499,31 @@ def test_a_phone_number_written_nationally_is_sent_in_e164_with_the_company_coun
     assert status == outcome[0]
     if status == "sent":
         assert [m.to for m in pipeline.sent("twilio-sms")] == [outcome[1]]
+    else:
+        assert "'06 12 34 56 78', which is not a valid phone number" in error
+    pipeline.close()
+
+
+@pytest.mark.parametrize("zone, country, outcome", [
+    ("Europe/Paris", "", ("sent", "+33612345678")),
+    ("Europe/Paris", "GB", ("sent", "+33612345678")),  # the location's country before the company's
+    ("America/New_York", "FR", ("dead", None)),  # a French national number is no number in the US
+    ("Etc/GMT-1", "", ("dead", None)),  # a zone that is no country's, and no company country
+])
+def test_a_phone_number_written_nationally_is_read_in_the_country_of_the_locations_time_zone(
+        engine, db_url, tmp_path, zone, country, outcome):
+    pipeline = Pipeline(engine, make_config(db_url, APPTFLOW_COMPANY_COUNTRY=country))
+    added_with_the_cli(db_url, tmp_path, {"name": "w", "trigger": {"type": "appointment_created"}, "actions": [
+        {"type": "sms", "to": ["customer", "{{ appointment.custom.parent_phone }}"], "body": "b"}]})
+    ids = seed(engine)
+    sql(engine, "UPDATE locations SET timezone = :zone", zone=zone)
+    sql(engine, "UPDATE customers SET phone = '06 12 34 56 78' WHERE id = :id", id=ids["customer"])
+    book(engine, ids, starts_at=START, ends_at=END, custom={"parent_phone": "+15550003333"})
+    pipeline.run()
+    [(_, _, status, error), (_, _, parent, _)] = deliveries(engine)
+    assert (status, parent) == (outcome[0], "sent")  # a number in E.164 is read as written anywhere
+    if status == "sent":
+        assert sorted(m.to for m in pipeline.sent("twilio-sms")) == sorted([outcome[1], "+15550003333"])
     else:
         assert "'06 12 34 56 78', which is not a valid phone number" in error
     pipeline.close()
