@@ -66,6 +66,17 @@ _NO_EXTRAS = "service extras have no table in the reference schema; keep them in
              "({{ appointment.custom.extras }})"
 _NO_RECURRENCE = "the reference schema has no recurrence: each occurrence is an appointment with its own messages"
 _NO_PAGES = "it points to a page of Booknetic's own site, and apptflow serves no pages; write the URL in the text"
+
+
+def _add_on(what: str, add_on: str, field: str) -> str:
+    return (f"{what} are kept by Booknetic's {add_on} add-on, and the reference schema has no place for them; "
+            f"write what a message needs into a custom field ({{{{ appointment.custom.{field} }}}})")
+
+
+_ZOOM = _add_on("Zoom meetings", "Zoom", "zoom_meeting_url")
+_PACKAGES = "packages and their bookings belong to Booknetic's Packages add-on; apptflow's triggers are " \
+            "appointments and customers, and an appointment booked from a package is one like any other"
+
 BOOKNETIC_ABSENT = {
     "appointment_extras_price": _NO_EXTRAS,
     "appointment_extras_list": _NO_EXTRAS,
@@ -80,11 +91,25 @@ BOOKNETIC_ABSENT = {
     "url_to_reset_password": _NO_PAGES,
     "sign_in_page": _NO_PAGES,
     "sign_up_page": _NO_PAGES,
+    # the add-ons' keywords, as each add-on registers them
+    "zoom_meeting_url": _ZOOM,
+    "zoom_meeting_host_url": _ZOOM,
+    "zoom_meeting_password": _ZOOM,
+    "coupon_code": _add_on("coupons", "Coupons", "coupon_code"),
+    "giftcard_code": _add_on("gift cards", "Gift cards", "giftcard_code"),
+    "customer_panel_url": _NO_PAGES,
+    **dict.fromkeys((
+        "package_booking_id", "package_booking_note", "package_booking_price", "package_booking_expires_on",
+        "package_booking_payment_method", "package_id", "package_name", "package_image_url", "package_color",
+        "package_note", "package_services"), _PACKAGES),
 }
 _ABSENT_FAMILIES = {
     "link_to_change_appointment_status_to_": "the link is served by Booknetic's site, and apptflow has no web "
                                              "endpoint to receive it",
     "appointment_payment_link_": "a payment session is created by Booknetic's payment gateways",
+    # appointment_custom_field_<id>, with _url and _path for a file
+    "appointment_custom_field_": "the answers of a Custom Forms form are the appointment's custom fields here, "
+                                 "read by name rather than by the input's id: {{ appointment.custom.<field> }}",
 }
 
 

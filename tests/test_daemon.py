@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 import os
 import signal
 import socket
@@ -12,9 +13,11 @@ import tempfile
 import time
 
 import pytest
+import yaml
 from click.testing import CliRunner
 
 from scheduler.cli import main
+from scheduler.config import load_config
 from scheduler.daemon import Daemon
 from tests.booking import book, insert, seed
 from tests.channels.servers import HttpServer, Reply
@@ -68,6 +71,43 @@ def test_a_workflow_edited_by_sql_takes_effect_without_a_restart(engine, running
     third = book(engine, ids, starts_at=START, ends_at=END)
     wait_until(lambda: count(engine, "status = 'sent'") == 2)
     assert running.transports.channel("smtp").sent[1].subject == f"edited {third}"
+
+
+def _as_json(value):
+    return json.loads(value) if isinstance(value, str) else value
+
+
+def test_a_dry_run_daemon_writes_no_status_and_fails_an_attachment_outside_its_directory(engine, db_url, tmp_path):
+    files, outside = tmp_path / "attachments", tmp_path / "private.txt"
+    files.mkdir()
+    outside.write_text("not for customers")
+    config = tmp_path / "apptflow.toml"
+    config.write_text(f'[daemon]\ndry_run = true\nattachment_dir = "{files}"\npoll_interval = "100ms"\n'
+                      'heartbeat = "200ms"\n')
+    env = {"APPTFLOW_DATABASE_URL": db_url, "APPTFLOW_CONFIG": str(config)}
+    for name, action in (("approve", {"type": "set_status", "status": "approved"}),
+                         ("invoice", {"type": "email", "to": ["customer"], "subject": "Your invoice",
+                                      "body": "Attached.", "attachments": [str(outside)]})):
+        path = tmp_path / f"{name}.yaml"
+        path.write_text(yaml.safe_dump({"name": name, "trigger": {"type": "appointment_created"},
+                                        "actions": [action]}))
+        added = CliRunner().invoke(main, ["workflow", "add", str(path)], env=env)
+        assert added.exit_code == 0, added.output
+    daemon = Daemon(load_config(None, environ=env), engine=engine)
+    daemon.start()
+    try:
+        appointment = book(engine, seed(engine), starts_at=START, ends_at=END, status="pending")
+        wait_until(lambda: count(engine, "status NOT IN ('pending', 'sending')") == 2)  # both final
+    finally:
+        daemon.stop()
+    assert sql(engine, "SELECT status FROM appointments WHERE id = :id", id=appointment) == [("pending",)]
+    outcomes = {action: (status, _as_json(rendered), provider, error) for action, status, rendered, provider, error
+                in sql(engine, "SELECT action_type, status, rendered, provider_id, error FROM deliveries")}
+    assert outcomes["set_status"] == ("sent", {"status": "approved"}, "dry-run: not written", None)
+    status, _, _, error = outcomes["email"]
+    assert status == "dead" and f"attachment {str(outside)!r} is outside the attachment directory" in error
+    # nothing was written: the appointment's only change event is its insert
+    assert sql(engine, "SELECT op FROM change_events WHERE table_name = 'appointments'") == [("INSERT",)]
 
 
 def test_status_reports_a_running_daemon(engine, db_url, running):

@@ -299,10 +299,6 @@ def test_set_status_chains_stop_at_the_depth_limit(engine, db_url):
 
 
 def test_workflow_test_renders_without_sending(engine, db_url):
-    from click.testing import CliRunner
-
-    from scheduler.cli import main
-
     workflow = add_workflow(engine, email_workflow(subject="{{ service_name }} with {{ staff_name }}"))
     appointment = book(engine, seed(engine), starts_at=START, ends_at=END)
     result = CliRunner().invoke(main, ["workflow", "test", str(workflow), "--appointment", str(appointment)],
@@ -338,10 +334,6 @@ def test_sends_interrupted_by_a_crash_are_resent_or_held_per_action(engine, pipe
 
 
 def test_log_and_retry_from_the_command_line(engine, pipeline, db_url):
-    from click.testing import CliRunner
-
-    from scheduler.cli import main
-
     workflow = add_workflow(engine, {"name": "w", "trigger": {"type": "appointment_created"}, "actions": [
         {"type": "email", "to": ["customer"], "subject": "{{ appointment.custom.promo }}", "body": "b"}]})
     appointment = book(engine, seed(engine), starts_at=START, ends_at=END)
@@ -436,26 +428,31 @@ def test_an_outcome_written_again_after_a_broken_connection_counts_once(engine, 
 
 
 def test_workflow_test_explains_each_filter_and_renders_a_non_matching_one_only_when_told(engine, db_url):
-    from click.testing import CliRunner
-
-    from scheduler.cli import main
-
     ids = seed(engine)
-    workflow = add_workflow(engine, email_workflow(filters={"statuses": ["approved"], "services": [ids["service"]],
-                                                            "locales": ["fr"]}))
-    appointment = book(engine, ids, starts_at=START, ends_at=END, status="pending")
+    other_staff = insert(engine, "staff", name="Camille Autre")
+    workflow = add_workflow(engine, email_workflow(filters={
+        "statuses": ["approved"], "services": [ids["service"]], "locales": ["fr"], "locations": [ids["location"]],
+        "staff": [ids["staff"], other_staff], "started_by": ["backend"]}))
+    appointment = book(engine, ids, starts_at=START, ends_at=END, status="pending", started_by="frontend")
     env = {"APPTFLOW_DATABASE_URL": db_url}
     test = ["workflow", "test", str(workflow), "--appointment", str(appointment)]
     result = CliRunner().invoke(main, test, env=env)
     assert result.exit_code == 0, result.output
+    assert f"  locations: matches: wants {ids['location']}; the appointment has {ids['location']}" in result.output
     assert f"  services: matches: wants {ids['service']}; the appointment has {ids['service']}" in result.output
+    assert f"  staff: matches: wants {ids['staff']}, {other_staff}; the appointment has {ids['staff']}" \
+        in result.output
     assert "  statuses: does not match: wants approved; the appointment has 'pending'" in result.output
+    assert "  started_by: does not match: wants backend; the appointment has 'frontend'" in result.output
     assert "  locales: does not match: wants fr; the appointment has 'en'" in result.output
     assert f"the filters do not match appointment {appointment}: the workflow would not run for it" in result.output
     assert "subject:" not in result.output  # nothing rendered
     anyway = CliRunner().invoke(main, [*test, "--ignore-filters"], env=env)
     assert anyway.exit_code == 0 and "rendering anyway" in anyway.output and "subject: " in anyway.output
-    sql(engine, "UPDATE appointments SET status = 'approved' WHERE id = :id", id=appointment)
+    sql(engine, "UPDATE appointments SET staff_id = :s WHERE id = :id", s=other_staff, id=appointment)
+    moved = CliRunner().invoke(main, test, env=env).output
+    assert f"  staff: matches: wants {ids['staff']}, {other_staff}; the appointment has {other_staff}" in moved
+    sql(engine, "UPDATE appointments SET status = 'approved', started_by = 'backend' WHERE id = :id", id=appointment)
     sql(engine, "UPDATE customers SET locale = 'fr_FR'")
     matching = CliRunner().invoke(main, test, env=env)
     assert "does not match" not in matching.output and "subject: " in matching.output
@@ -529,6 +526,23 @@ def test_a_phone_number_written_nationally_is_read_in_the_country_of_the_locatio
     pipeline.close()
 
 
+@pytest.mark.parametrize("locale, labels", [("it", {"approved": "Approvato", "canceled": "Annullato"}),
+                                            ("tr", {"approved": "Onaylandı", "canceled": "İptal edildi"})])
+def test_appointment_status_is_the_label_in_the_customers_language_and_the_code_beside_it(
+        engine, pipeline, db_url, tmp_path, locale, labels):
+    added_with_the_cli(db_url, tmp_path, email_workflow(
+        "status", trigger={"type": "appointment_status_changed"},
+        subject="{{ appointment_status }} / {{ appointment_status_code }}"))
+    ids = seed(engine)
+    sql(engine, "UPDATE customers SET locale = :locale WHERE id = :id", locale=locale, id=ids["customer"])
+    appointment = book(engine, ids, starts_at=START, ends_at=END, status="pending")
+    for status in ("approved", "canceled"):
+        sql(engine, "UPDATE appointments SET status = :s WHERE id = :id", s=status, id=appointment)
+        pipeline.run()
+    assert [m.subject for m in pipeline.sent("smtp")] == [
+        f"{labels['approved']} / approved", f"{labels['canceled']} / canceled"]
+
+
 def test_booknetic_single_brace_keywords_render_the_same_text_as_their_jinja_form(engine, pipeline):
     booknetic = {"subject": "Hi {customer_full_name}, {service_name} on {appointment_date_time}",
                  "body": "With {staff_name} at {location_name}. Code {SUMMER}, json {\"a\": 1}."}
@@ -592,11 +606,45 @@ def test_a_staff_only_change_is_a_reschedule_with_the_old_staff_and_time_availab
     pipeline.run()
     [email] = pipeline.sent("smtp")  # the time-only workflow stays quiet
     assert email.subject.startswith("Sam Staff → Camille Autre, was Dec 1, 2026")
-    sql(engine, "UPDATE appointments SET starts_at = :s, ends_at = :e, location_id = :l WHERE id = :id",
-        s="2026-12-01T14:00:00+00:00", e="2026-12-01T14:45:00+00:00", l=ids["location"], id=appointment)
+    sql(engine, "UPDATE appointments SET starts_at = :s, ends_at = :e WHERE id = :id",
+        s="2026-12-01T14:00:00+00:00", e="2026-12-01T14:45:00+00:00", id=appointment)
     pipeline.run()
     assert sorted(m.subject for m in pipeline.sent("smtp")[1:]) == [
         "Camille Autre → Camille Autre, was Dec 1, 2026, 11:00 AM", "time"]
+
+
+RESCHEDULED_ON = {"service": ("services", {"name": "Colour", "price": 55, "duration_minutes": 45}, "Haircut"),
+                  "location": ("locations", {"name": "Bastille", "address": "2 rue de la Roquette",
+                                             "timezone": "Europe/Paris"}, "Downtown")}
+
+
+@pytest.mark.parametrize("aspect", sorted(RESCHEDULED_ON))
+def test_a_service_or_location_only_change_is_a_reschedule_with_the_old_name_from_the_database(
+        engine, pipeline, db_url, tmp_path, aspect):
+    """Only the other column changes; `on: [service]` stays quiet for a new location, `on: [location]` for a
+    new service, and the old name is the row the appointment pointed to before."""
+    table, row, old_name = RESCHEDULED_ON[aspect]
+    ids = seed(engine)
+    other = insert(engine, table, **row)
+    subject = f"{{{{ old_{aspect}_name }}}} → {{{{ {aspect}_name }}}}"
+    added_with_the_cli(db_url, tmp_path, email_workflow("any change", trigger={"type": "appointment_rescheduled"},
+                                                        subject=subject))
+    for on in RESCHEDULED_ON:
+        added_with_the_cli(db_url, tmp_path, email_workflow(f"on {on}", subject=f"on {on}: {{{{ old_{on}_name }}}}",
+                                                            trigger={"type": "appointment_rescheduled", "on": [on]}))
+    appointment = book(engine, ids, starts_at=START, ends_at=END)
+    pipeline.run()
+    assert pipeline.sent("smtp") == []
+    sql(engine, f"UPDATE appointments SET {aspect}_id = :other WHERE id = :id", other=other, id=appointment)
+    pipeline.run()
+    assert sorted(m.subject for m in pipeline.sent("smtp")) == sorted([
+        f"{old_name} → {row['name']}", f"on {aspect}: {old_name}"])
+    # renamed afterwards: the old name is read from the database when the event is handled
+    sql(engine, f"UPDATE {table} SET name = 'Renamed' WHERE id = :id", id=ids[aspect])
+    sql(engine, f"UPDATE appointments SET {aspect}_id = :back WHERE id = :id", back=ids[aspect], id=appointment)
+    pipeline.run()
+    assert sorted(m.subject for m in pipeline.sent("smtp")[2:]) == sorted([
+        f"{row['name']} → Renamed", f"on {aspect}: {row['name']}"])
 
 
 def test_rescheduled_on_is_validated_and_exported():

@@ -57,14 +57,19 @@ NEW_KEYWORDS = ("appointment_notes", "appointment_sum_price", "appointment_paid_
                 "location_phone_number", "location_notes", "location_image_url", "location_google_maps_url")
 
 
+# Booknetic's keywords read from columns of revision 0001, and the company's logo from [company].
+CREATED_AND_LINKS = ("appointment_created_date", "appointment_created_time", "appointment_created_date_client",
+                     "appointment_created_time_client", "company_image_url", "add_to_google_calendar_link")
+
+
 def _text(names) -> str:
     return "|".join(f"{{{{ {name} }}}}" for name in names)
 
 
-def _rendered(engine, appointment: int, names=NEW_KEYWORDS) -> list[str]:
+def _rendered(engine, appointment: int, names=NEW_KEYWORDS, company=None) -> list[str]:
     with engine.connect() as conn:
         booking = load_booking(conn, appointment)
-    return render(_text(names), build_context(booking, company={}, extra={})).split("|")
+    return render(_text(names), build_context(booking, company=company or {}, extra={})).split("|")
 
 
 def _columns(engine, table: str) -> list[str]:
@@ -131,7 +136,7 @@ def test_a_first_init_completes_booking_tables_the_application_created_from_an_o
 def test_the_booking_fields_written_with_plain_sql_fill_booknetics_keywords(engine):
     ids = seed(engine)
     sql(engine, "UPDATE customers SET birthday = '1990-05-17', notes = 'Prefers mornings', "
-                "image_url = 'https://salon.test/ada.jpg'")
+                "image_url = 'https://salon.test/ada.jpg', timezone = 'America/New_York'")
     sql(engine, "UPDATE services SET category = 'Hair', notes = 'Wash included', color = '#53d56c', "
                 "image_url = 'https://salon.test/cut.jpg'")
     sql(engine, "UPDATE staff SET about = 'Ten years here', image_url = 'https://salon.test/sam.jpg'")
@@ -142,13 +147,18 @@ def test_the_booking_fields_written_with_plain_sql_fill_booknetics_keywords(engi
                          starts_at="2026-12-01T10:00:00+00:00", ends_at="2026-12-01T10:45:00+00:00",
                          notes="Short at the back", total_price=25, paid_price=10.5, discount_price=5,
                          payment_method="local", attendees=3, buffer_before_minutes=10,
-                         buffer_after_minutes=75)
+                         buffer_after_minutes=75, created_at="2026-11-01T03:30:00+00:00")
     assert _rendered(engine, appointment) == [
         "Short at the back", "25.00", "10.50", "5.00", "local", "3", "2", "10m", "1h 15m", "May 17, 1990",
         "Prefers mornings",
         "https://salon.test/ada.jpg", "Hair", "Wash included", "#53d56c", "https://salon.test/cut.jpg",
         "Ten years here", "https://salon.test/sam.jpg", "+33 1 40 00 00 00", "Second floor",
         "https://salon.test/shop.jpg", "https://maps.google.com/?q=48.8708,2.332401"]
+    # booked at 04:30 in Paris, the evening before for the customer in New York
+    assert _rendered(engine, appointment, CREATED_AND_LINKS, company={"image_url": "https://salon.test/logo.png"}) == [
+        "Nov 1, 2026", "4:30 AM", "Oct 31, 2026", "11:30 PM", "https://salon.test/logo.png",
+        "https://www.google.com/calendar/render?action=TEMPLATE&text=Haircut&dates=20261201T100000Z/20261201T104500Z"
+        "&location=1%20Main%20St"]
     with engine.connect() as conn:
         booking = load_booking(conn, appointment)
     assert booking.customer.birthday == dt.date(1990, 5, 17)

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import re
 from pathlib import Path
 
 import pytest
@@ -192,20 +193,78 @@ location_name location_address location_image_url location_phone_number location
 company_name company_image_url company_website company_phone company_address sign_in_page sign_up_page
 total_appointments_in_group link_to_change_appointment_status_to_approved appointment_payment_link_stripe
 """.split()
+# The keywords Booknetic's add-ons register (Zoom, Custom Forms with a form input of id 7, Coupons, Gift cards,
+# Packages, Customer Panel), as each add-on names them.
+BOOKNETIC_ADD_ONS = """
+zoom_meeting_url zoom_meeting_host_url zoom_meeting_password
+appointment_custom_field_7 appointment_custom_field_7_url appointment_custom_field_7_path
+coupon_code giftcard_code customer_panel_url
+package_booking_id package_booking_note package_booking_price package_booking_expires_on
+package_booking_payment_method package_id package_name package_image_url package_color package_note package_services
+""".split()
+DOCS = Path(__file__).parents[1] / "docs" / "workflows.md"
 
 
-@pytest.mark.parametrize("keyword", BOOKNETIC)
+def docs_booknetic_table() -> dict[str, str]:
+    """Each keyword named in the first column of the docs' table of Booknetic's keywords, with what the
+    second column says of it: 'absent', or 'offered' (a name of its own or the same name)."""
+    section = DOCS.read_text().split("## Booknetic's keywords", 1)[1].split("\n## ", 1)[0]
+    table = {}
+    for names, verdict in re.findall(r"^\| (.+?) \| (.+?) \|$", section, re.M):
+        if names != "Booknetic":  # the header
+            table.update(dict.fromkeys(re.findall(r"`([^`]+)`", names),
+                                       "absent" if verdict.startswith("absent") else "offered"))
+    return table
+
+
+DOCS_TABLE = docs_booknetic_table()
+
+
+def _pattern(name: str) -> re.Pattern:
+    """A name of the docs' table as a pattern: a family (``..._to_<status>``) matches each of its keywords."""
+    return re.compile("[a-z0-9]+".join(re.escape(part) for part in re.split(r"<[^>]+>", name)))
+
+
+def in_docs_table(keyword: str) -> str | None:
+    """What the docs' table says of *keyword*: by its name, or by its family's."""
+    if keyword in DOCS_TABLE:
+        return DOCS_TABLE[keyword]
+    return next((verdict for name, verdict in DOCS_TABLE.items() if "<" in name and _pattern(name).fullmatch(keyword)),
+                None)
+
+
+def test_the_docs_table_of_booknetics_keywords_is_read():
+    assert len(DOCS_TABLE) > len(BOOKNETIC) // 2 and set(DOCS_TABLE.values()) == {"absent", "offered"}
+    assert DOCS_TABLE["coupon_code"] == "absent" and DOCS_TABLE["service_name"] == "offered"
+
+
+@pytest.mark.parametrize("keyword", BOOKNETIC + BOOKNETIC_ADD_ONS)
 def test_every_booknetic_keyword_is_offered_or_its_absence_is_explained(keyword):
     offered, absence = keyword in keywords.EVERY, keywords.booknetic_absence(keyword)
     assert offered != bool(absence)
-    source = Path(__file__).parents[1] / "docs" / "workflows.md"
-    family = keyword.rsplit("_", 1)[0] + "_<" if keyword.endswith(("_approved", "_stripe")) else keyword
-    assert f"`{family}" in source.read_text().split("## Booknetic's keywords")[1]
+    assert in_docs_table(keyword) == ("offered" if offered else "absent")
     if offered:  # pasted as Booknetic writes it, the same text as the Jinja form
         assert rendered(from_booknetic(f"{{{keyword}}}"), **TRIGGER) == EXPECTED[keyword]
+    else:  # the reason, never a "did you mean" pointing at another keyword
+        for pasted in (f"Hi {{{keyword}}}", f"Hi {{{{ {keyword} }}}}"):
+            assert check(from_booknetic(pasted), keywords.EVERY) == [
+                f"'{keyword}' is a Booknetic keyword that apptflow does not offer: {absence}"]
+
+
+@pytest.mark.parametrize("name", sorted(DOCS_TABLE))
+def test_every_keyword_the_docs_table_names_is_as_the_engine_has_it(name):
+    keyword = re.sub(r"<[^>]+>", "x", name)  # one of a family's
+    if DOCS_TABLE[name] == "offered":
+        assert keyword in keywords.EVERY, f"the docs offer {name}, which apptflow does not have"
     else:
-        assert check(from_booknetic(f"Hi {{{keyword}}}"), keywords.EVERY) == [
-            f"'{keyword}' is a Booknetic keyword that apptflow does not offer: {absence}"]
+        assert keyword not in keywords.EVERY and keywords.booknetic_absence(keyword), \
+            f"the docs say {name} is absent, and apptflow does not say why"
+    assert any(_pattern(name).fullmatch(k) for k in BOOKNETIC + BOOKNETIC_ADD_ONS), \
+        f"{name} is not one of Booknetic's keywords as listed here"
+
+
+def test_every_absence_apptflow_explains_is_in_the_docs_table():
+    assert {name for name in keywords.BOOKNETIC_ABSENT if DOCS_TABLE.get(name) != "absent"} == set()
 
 
 @pytest.mark.parametrize("keyword, expected", sorted(EXPECTED.items()))
