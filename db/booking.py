@@ -10,7 +10,7 @@ from sqlalchemy import Text, cast, func, select, update
 from sqlalchemy.engine import Connection
 
 from db import mapping
-from db.events import stamp_chain_depth
+from db.events import stamp_chain_depth, unstamp_chain_depth
 from db.records import Appointment, Booking, Customer, Location, Service, Staff
 from db.tables import appointments, change_events, customers, locations, services, staff, utcnow
 
@@ -74,16 +74,22 @@ def set_appointment_status(conn: Connection, appointment_id: int, status: str, d
     mapped = mapping.installed(conn)
     if mapped is not None:
         stamp_chain_depth(conn, depth)
-        return mapping.set_status(conn, mapped, appointment_id, status)
+        try:
+            return mapping.set_status(conn, mapped, appointment_id, status)
+        finally:
+            unstamp_chain_depth(conn)
     sqlite = conn.dialect.name == "sqlite"
     if sqlite:
         before = conn.execute(select(func.coalesce(func.max(change_events.c.id), 0))).scalar_one()
     else:
         stamp_chain_depth(conn, depth)
-    result = conn.execute(
-        update(appointments).where(appointments.c.id == appointment_id)
-        .values(status=status, updated_at=utcnow())
-    )
+    try:
+        result = conn.execute(
+            update(appointments).where(appointments.c.id == appointment_id)
+            .values(status=status, updated_at=utcnow())
+        )
+    finally:
+        unstamp_chain_depth(conn)
     if sqlite:
         # SQLite triggers cannot read a session setting; this transaction holds
         # the write lock, so the events after `before` are the ones it made.

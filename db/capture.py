@@ -9,7 +9,12 @@ leaves nothing behind, and every intermediate status is seen.
 On PostgreSQL the trigger also ``pg_notify``-s :data:`NOTIFY_CHANNEL` with the
 table name, so a listening daemon wakes at once. A ``set_status`` action marks
 its own writes with the chain depth (``SET LOCAL apptflow.depth`` on
-PostgreSQL; see :func:`db.booking.set_appointment_status` for SQLite).
+PostgreSQL, the session variable ``@apptflow_depth`` on MySQL/MariaDB; see
+:func:`db.booking.set_appointment_status` for SQLite).
+
+MySQL/MariaDB have no notifications: the daemon polls (see the default poll
+interval there). Their triggers, like PostgreSQL's, never fail the writer's
+statement: an error is caught by a handler and recorded in ``capture_errors``.
 """
 
 from __future__ import annotations
@@ -19,7 +24,7 @@ from dataclasses import dataclass
 from sqlalchemy import text
 from sqlalchemy.engine import Connection
 
-from db.connect import own_schema
+from db.connect import own_prefix, own_schema, own_table
 
 NOTIFY_CHANNEL = "apptflow_events"
 
@@ -146,6 +151,45 @@ def _sqlite_statements(watch: Watch) -> list[str]:
     return statements
 
 
+def _mysql_doc(row: str, columns: tuple[str, ...]) -> str:
+    pairs = ", ".join(f"'{column}', {row}.`{column}`" for column in columns)
+    return f"JSON_OBJECT({pairs})"
+
+
+def _mysql_statements(conn: Connection, watch: Watch) -> list[str]:
+    """One trigger per operation; a CONTINUE handler turns any error into a row of ``capture_errors`` (and, if
+    even that fails, into nothing), so that the writer's statement goes through."""
+    table = conn.dialect.identifier_preparer.quote(watch.table)  # prefixed when it is apptflow's own
+    events, errors = own_table(conn, "change_events"), own_table(conn, "capture_errors")
+    changed = " OR ".join(f"NOT (OLD.`{c}` <=> NEW.`{c}`)" for c in watch.watched)
+    bodies = {
+        "insert": ("INSERT", "TRUE", "NEW", "NULL", _mysql_doc("NEW", watch.watched)),
+        "update": ("UPDATE", changed, "NEW", _mysql_doc("OLD", watch.watched), _mysql_doc("NEW", watch.watched)),
+        "delete": ("DELETE", "TRUE", "OLD", _mysql_doc("OLD", watch.watched), "NULL"),
+    }
+    statements = []
+    for op, (event, when, row, old, new) in bodies.items():
+        name = f"{own_prefix(conn)}capture_{watch.table}_{op}"
+        statements.append(f"DROP TRIGGER IF EXISTS {name}")
+        statements.append(f"""
+CREATE TRIGGER {name} AFTER {event} ON {table} FOR EACH ROW
+BEGIN
+    DECLARE CONTINUE HANDLER FOR SQLEXCEPTION
+    BEGIN
+        DECLARE CONTINUE HANDLER FOR SQLEXCEPTION BEGIN END;
+        GET DIAGNOSTICS CONDITION 1 @apptflow_capture_error = MESSAGE_TEXT, @apptflow_capture_state = RETURNED_SQLSTATE;
+        INSERT INTO `{errors}` (table_name, op, error, created_at)
+        VALUES ('{watch.table}', '{event}',
+                CONCAT(@apptflow_capture_error, ' (SQLSTATE ', @apptflow_capture_state, ')'), UTC_TIMESTAMP(6));
+    END;
+    IF {when} THEN
+        INSERT INTO `{events}` (table_name, row_id, op, old, new, depth, created_at)
+        VALUES ('{watch.table}', {row}.id, '{event}', {old}, {new}, COALESCE(@apptflow_depth, 0), UTC_TIMESTAMP(6));
+    END IF;
+END""")
+    return statements
+
+
 def install_triggers(conn: Connection, *, booking: bool = True) -> None:
     """(Re)install the change-capture triggers for the connection's dialect: on the workflow tables, and on
     the reference booking tables unless *booking* is false (a mapping captures the application's own)."""
@@ -156,7 +200,22 @@ def install_triggers(conn: Connection, *, booking: bool = True) -> None:
         statements = [s for w in watches for s in _pg_statements(schema, w)]
     elif conn.dialect.name == "sqlite":
         statements = [s for w in watches for s in _sqlite_statements(w)]
+    elif conn.dialect.name == "mysql":
+        statements = [s for w in watches for s in _mysql_statements(conn, w)]
     else:
         raise NotImplementedError(f"change capture is not available on {conn.dialect.name}")
     for statement in statements:
         conn.exec_driver_sql(statement)
+
+
+def capture_triggers(conn: Connection) -> list[str]:
+    """The names of apptflow's capture triggers in a SQLite or MySQL/MariaDB database (PostgreSQL's are
+    found by the function they call: see :func:`db.schema.uninstall`)."""
+    if conn.dialect.name == "mysql":
+        pattern = own_prefix(conn).replace("_", "\\_") + "capture\\_%"
+        query = ("SELECT trigger_name FROM information_schema.triggers WHERE trigger_schema = DATABASE() "
+                 "AND trigger_name LIKE :pattern ORDER BY trigger_name")
+    else:
+        pattern = "apptflow\\_capture\\_%"
+        query = "SELECT name FROM sqlite_master WHERE type = 'trigger' AND name LIKE :pattern ESCAPE '\\' ORDER BY name"
+    return list(conn.execute(text(query), {"pattern": pattern}).scalars())

@@ -6,7 +6,7 @@ import datetime as dt
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import and_, bindparam, func, select, update
+from sqlalchemy import and_, bindparam, func, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 
@@ -32,6 +32,10 @@ def insert_deliveries(conn: Connection, rows: list[dict[str, Any]]) -> int:
     """
     if not rows:
         return 0
+    if conn.dialect.name == "mysql":
+        # INSERT IGNORE skips a duplicate key and counts only the rows it inserted. It would also turn
+        # bad data into a warning, but these rows are apptflow's own, written by the statement below.
+        return conn.execute(insert(deliveries).prefix_with("IGNORE"), rows).rowcount
     dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
     statement = (dialect.insert(deliveries).on_conflict_do_nothing(index_elements=["idempotency_key"])
                  .returning(deliveries.c.id))
@@ -53,13 +57,22 @@ def claim_due_batch(conn: Connection, now: dt.datetime, lease: dt.timedelta, lim
         .limit(limit)
         .with_for_update(skip_locked=True)
     )
-    rows = conn.execute(
-        update(deliveries)
-        .where(deliveries.c.id.in_(due.scalar_subquery()))
-        .values(status=SENDING, lease_until=now + lease, attempts=deliveries.c.attempts + 1, updated_at=now)
-        .returning(*deliveries.c)
-    ).all()
+    claim = (update(deliveries)
+             .values(status=SENDING, lease_until=now + lease, attempts=deliveries.c.attempts + 1, updated_at=now))
+    if conn.dialect.update_returning:
+        rows = conn.execute(claim.where(deliveries.c.id.in_(due.scalar_subquery())).returning(*deliveries.c)).all()
+    else:
+        rows = _update_locked(conn, claim, list(conn.execute(due).scalars()))
     return sorted((_delivery(row) for row in rows), key=lambda d: (d.next_attempt_at, d.id))
+
+
+def _update_locked(conn: Connection, statement, ids: list[int]) -> list:
+    """*statement* on the rows *ids*, which this transaction has locked, and those rows as it left them
+    (MySQL/MariaDB: no UPDATE ... RETURNING, and no subquery on the table being updated)."""
+    if not ids:
+        return []
+    conn.execute(statement.where(deliveries.c.id.in_(ids)))
+    return conn.execute(select(deliveries).where(deliveries.c.id.in_(ids))).all()
 
 
 def release(conn: Connection, claim: Delivery, now: dt.datetime) -> bool:
@@ -205,12 +218,13 @@ def skip_pending_of_workflow(conn: Connection, workflow_id: int, now: dt.datetim
 
 def requeue(conn: Connection, delivery_id: int, now: dt.datetime) -> Delivery:
     """Send a dead, unknown or skipped delivery again, now, with a fresh attempt count."""
-    row = conn.execute(
-        update(deliveries)
-        .where(deliveries.c.id == delivery_id, deliveries.c.status.in_((DEAD, UNKNOWN, SKIPPED, MISSED)))
-        .values(status=PENDING, attempts=0, next_attempt_at=now, updated_at=now)
-        .returning(*deliveries.c)
-    ).one_or_none()
+    retryable = and_(deliveries.c.id == delivery_id, deliveries.c.status.in_((DEAD, UNKNOWN, SKIPPED, MISSED)))
+    again = update(deliveries).values(status=PENDING, attempts=0, next_attempt_at=now, updated_at=now)
+    if conn.dialect.update_returning:
+        row = conn.execute(again.where(retryable).returning(*deliveries.c)).one_or_none()
+    else:
+        locked = conn.execute(select(deliveries.c.id).where(retryable).with_for_update()).scalars().all()
+        row = next(iter(_update_locked(conn, again, list(locked))), None)
     if row is None:
         exists = conn.execute(select(deliveries.c.status).where(deliveries.c.id == delivery_id)).scalar()
         if exists is None:

@@ -100,5 +100,16 @@ def listen(raw_connection) -> None:
 
 
 def stamp_chain_depth(conn: Connection, depth: int) -> None:
-    """Mark the changes this transaction makes next as caused by a set_status chain of *depth* (PostgreSQL)."""
+    """Mark the changes this transaction makes next as caused by a set_status chain of *depth* (PostgreSQL,
+    MySQL/MariaDB: there a session variable, which :func:`unstamp_chain_depth` must clear after the write)."""
+    if conn.dialect.name == "mysql":
+        conn.execute(text("SET @apptflow_depth = :depth"), {"depth": depth})
+        return
     conn.execute(text("SELECT set_config('apptflow.depth', :depth, true)"), {"depth": str(depth)})
+
+
+def unstamp_chain_depth(conn: Connection) -> None:
+    """Changes this session makes next come from outside again (MySQL/MariaDB: PostgreSQL's setting
+    ends with the transaction by itself)."""
+    if conn.dialect.name == "mysql":
+        conn.exec_driver_sql("SET @apptflow_depth = NULL")

@@ -20,8 +20,8 @@ from alembic.script import ScriptDirectory
 from sqlalchemy import inspect, text
 from sqlalchemy.engine import Connection, Engine
 
-from db.capture import install_triggers
-from db.connect import APPLICATION_SCHEMA, own_schema
+from db.capture import capture_triggers, install_triggers
+from db.connect import APPLICATION_SCHEMA, own_schema, own_table
 from db.mapping import Mapping, MappingError, installed
 from db.mapping import install as install_mapping
 from db.tables import BOOKING_TABLES, metadata
@@ -68,7 +68,8 @@ def _complete_booking_tables(conn: Connection) -> None:
         for column in table.c:
             if column.name not in present:
                 kind = column.type.compile(dialect=conn.dialect)
-                conn.execute(text(f'ALTER TABLE {table.name} ADD COLUMN "{column.name}" {kind}'
+                quote = conn.dialect.identifier_preparer.quote
+                conn.execute(text(f'ALTER TABLE {quote(table.name)} ADD COLUMN {quote(column.name)} {kind}'
                                   f'{_constant_default(column)}'))
 
 
@@ -141,15 +142,13 @@ def uninstall(engine: Engine) -> list[str]:
                 conn.exec_driver_sql(f"DROP SCHEMA {schema} CASCADE")
                 removed.append(f"schema {schema} with apptflow's tables and functions")
             return removed
-        for (name,) in conn.execute(text(
-                "SELECT name FROM sqlite_master WHERE type = 'trigger' AND name LIKE 'apptflow\\_capture\\_%' "
-                "ESCAPE '\\' ORDER BY name")).all():
-            conn.exec_driver_sql(f'DROP TRIGGER "{name}"')
+        for name in capture_triggers(conn):
+            conn.exec_driver_sql(f"DROP TRIGGER {conn.dialect.identifier_preparer.quote_identifier(name)}")
             removed.append(f"trigger {name}")
         present = set(inspect(conn).get_table_names())
         for table in [*reversed(metadata.sorted_tables), "alembic_version"]:
             name = getattr(table, "name", table)
-            if name in present and table not in BOOKING_TABLES:
-                conn.exec_driver_sql(f'DROP TABLE "{name}"')
-                removed.append(f"table {name}")
+            if own_table(conn, name) in present and table not in BOOKING_TABLES:
+                conn.exec_driver_sql(f"DROP TABLE {conn.dialect.identifier_preparer.quote(name)}")
+                removed.append(f"table {own_table(conn, name)}")
     return removed

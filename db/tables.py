@@ -28,12 +28,14 @@ from sqlalchemy import (
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.expression import FunctionElement
 
-from db.types import CalendarDate, JSONDocument, UTCDateTime
+from db.types import CalendarDate, JSONDocument, ShortText, UTCDateTime
 
 metadata = MetaData()
 
 # SQLite only auto-assigns INTEGER PRIMARY KEY, not BIGINT.
 BigId = BigInteger().with_variant(Integer(), "sqlite")
+# MySQL's FLOAT is single precision: a coordinate would lose its last digits.
+Double = Float().with_variant(Float(53), "mysql")
 
 
 class utcnow(FunctionElement):
@@ -53,6 +55,29 @@ def _utcnow_sqlite(element, compiler, **kw):
     return "(strftime('%Y-%m-%dT%H:%M:%f+00:00', 'now'))"
 
 
+@compiles(utcnow, "mysql")
+def _utcnow_mysql(element, compiler, **kw):
+    # In parentheses: MySQL takes a function as a column default only as an expression.
+    return "(UTC_TIMESTAMP(6))"
+
+
+class empty_json(FunctionElement):
+    """An empty JSON object, as a server default (MySQL takes none but an expression on a JSON column)."""
+
+    type = JSONDocument
+    inherit_cache = True
+
+
+@compiles(empty_json)
+def _empty_json(element, compiler, **kw):
+    return "'{}'"
+
+
+@compiles(empty_json, "mysql")
+def _empty_json_mysql(element, compiler, **kw):
+    return "('{}')"
+
+
 def _created_at() -> Column:
     return Column("created_at", UTCDateTime(), nullable=False, server_default=utcnow())
 
@@ -69,13 +94,13 @@ locations = Table(
     Column("id", Integer, primary_key=True),
     Column("name", Text, nullable=False),
     Column("address", Text),
-    Column("timezone", Text, nullable=False, server_default="UTC"),
+    Column("timezone", ShortText, nullable=False, server_default="UTC"),
     Column("phone", Text),
     Column("notes", Text),
     Column("image_url", Text),
     # where the location is, for location_google_maps_url (else its address is searched)
-    Column("latitude", Float),
-    Column("longitude", Float),
+    Column("latitude", Double),
+    Column("longitude", Double),
 )
 
 services = Table(
@@ -131,8 +156,8 @@ appointments = Table(
     Column("location_id", Integer, ForeignKey("locations.id")),
     Column("starts_at", UTCDateTime(), nullable=False),
     Column("ends_at", UTCDateTime(), nullable=False),
-    Column("status", Text, nullable=False, server_default="pending"),
-    Column("started_by", Text, nullable=False, server_default="frontend"),
+    Column("status", ShortText, nullable=False, server_default="pending"),
+    Column("started_by", ShortText, nullable=False, server_default="frontend"),
     Column("locale", Text),
     Column("custom", JSONDocument),
     _created_at(),
@@ -156,12 +181,12 @@ workflows = Table(
     "workflows",
     metadata,
     Column("id", Integer, primary_key=True),
-    Column("name", Text, nullable=False, unique=True),
+    Column("name", ShortText, nullable=False, unique=True),
     Column("enabled", Boolean, nullable=False, server_default=text("true")),
     Column("trigger_type", Text, nullable=False),
     # trigger parameters: offset, grace, from, to
-    Column("trigger", JSONDocument, nullable=False, server_default=text("'{}'")),
-    Column("filters", JSONDocument, nullable=False, server_default=text("'{}'")),
+    Column("trigger", JSONDocument, nullable=False, server_default=empty_json()),
+    Column("filters", JSONDocument, nullable=False, server_default=empty_json()),
     # filled by apptflow when the row (or one of its actions) is invalid
     Column("error", Text),
     _created_at(),
@@ -181,7 +206,7 @@ workflow_actions = Table(
     Column("position", Integer, nullable=False),
     Column("type", Text, nullable=False),
     # every field of the action but its type: to, subject, body, url, ...
-    Column("config", JSONDocument, nullable=False, server_default=text("'{}'")),
+    Column("config", JSONDocument, nullable=False, server_default=empty_json()),
     UniqueConstraint("workflow_id", "position"),
 )
 
@@ -224,7 +249,7 @@ deliveries = Table(
     metadata,
     Column("id", BigId, primary_key=True),
     # (workflow, action, subject, occurrence): a replay cannot insert twice
-    Column("idempotency_key", Text, nullable=False, unique=True),
+    Column("idempotency_key", ShortText, nullable=False, unique=True),
     Column("workflow_id", Integer, nullable=False),
     Column("action_id", Integer),
     Column("action_position", Integer, nullable=False),
@@ -232,16 +257,16 @@ deliveries = Table(
     # for per-recipient channels (sms, whatsapp, telegram): which entry of the list
     Column("recipient_index", Integer),
     # what to do with a send interrupted by a crash: resend | hold (-> unknown)
-    Column("after_crash", Text, nullable=False, server_default="resend"),
+    Column("after_crash", ShortText, nullable=False, server_default="resend"),
     Column("subject_table", Text, nullable=False),  # appointments | customers
     Column("subject_id", BigInteger, nullable=False),
     Column("event_id", BigInteger),
     Column("occurrence", Text, nullable=False),
     # what the trigger adds to the template context: old/new status, fire time, ...
-    Column("context", JSONDocument, nullable=False, server_default=text("'{}'")),
+    Column("context", JSONDocument, nullable=False, server_default=empty_json()),
     Column("depth", Integer, nullable=False, server_default=text("0")),
     # pending | sending | sent | dead | unknown | skipped | missed
-    Column("status", Text, nullable=False, server_default="pending"),
+    Column("status", ShortText, nullable=False, server_default="pending"),
     Column("attempts", Integer, nullable=False, server_default=text("0")),
     Column("next_attempt_at", UTCDateTime(), nullable=False, server_default=utcnow()),
     Column("lease_until", UTCDateTime()),
@@ -260,7 +285,7 @@ Index("deliveries_by_workflow", deliveries.c.workflow_id, deliveries.c.id)
 instances = Table(
     "instances",
     metadata,
-    Column("id", Text, primary_key=True),
+    Column("id", ShortText, primary_key=True),
     Column("hostname", Text, nullable=False),
     Column("pid", Integer, nullable=False),
     Column("started_at", UTCDateTime(), nullable=False),
@@ -298,12 +323,12 @@ apscheduler_failed_jobs = Table(
 booking_mapping = Table(
     "booking_mapping",
     metadata,
-    Column("name", Text, primary_key=True),
+    Column("name", ShortText, primary_key=True),
     Column("source", Text),
-    Column("statuses", JSONDocument, nullable=False, server_default=text("'{}'")),  # apptflow's → the application's
+    Column("statuses", JSONDocument, nullable=False, server_default=empty_json()),  # apptflow's → the application's
     Column("set_status", Text),
     Column("read_only", Text),
-    Column("absent", JSONDocument, nullable=False, server_default=text("'{}'")),  # "table.column" → why
+    Column("absent", JSONDocument, nullable=False, server_default=empty_json()),  # "table.column" → why
     _created_at(),
 )
 
@@ -311,7 +336,7 @@ booking_mapping = Table(
 capture_snapshots = Table(
     "capture_snapshots",
     metadata,
-    Column("table_name", Text, primary_key=True),
+    Column("table_name", ShortText, primary_key=True),
     Column("row_id", BigInteger, primary_key=True),
     Column("doc", JSONDocument),
     Column("gone", Boolean, nullable=False, server_default=text("false")),

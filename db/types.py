@@ -1,10 +1,11 @@
-"""Column types that behave the same on PostgreSQL and SQLite."""
+"""Column types that behave the same on PostgreSQL, SQLite and MySQL/MariaDB."""
 
 from __future__ import annotations
 
 import datetime as dt
 
-from sqlalchemy import JSON, Date, DateTime, String
+from sqlalchemy import JSON, Date, DateTime, String, Text
+from sqlalchemy.dialects.mysql import DATETIME as MYSQL_DATETIME
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.types import TypeDecorator
 
@@ -24,7 +25,9 @@ def parse_timestamp(text: str) -> dt.datetime:
 
 
 class UTCDateTime(TypeDecorator):
-    """Timezone-aware UTC time: ``timestamptz`` on PostgreSQL, ISO 8601 text with offset on SQLite.
+    """Timezone-aware UTC time: ``timestamptz`` on PostgreSQL, ISO 8601 text with offset on SQLite,
+    ``DATETIME(6)`` holding UTC on MySQL/MariaDB (which has no time zone in a column; every apptflow
+    session is in UTC).
 
     Values read back are always aware and in UTC, whatever offset the writer used.
     """
@@ -35,6 +38,8 @@ class UTCDateTime(TypeDecorator):
     def load_dialect_impl(self, dialect):
         if dialect.name == "sqlite":
             return dialect.type_descriptor(String(40))
+        if dialect.name == "mysql":
+            return dialect.type_descriptor(MYSQL_DATETIME(fsp=6))
         return dialect.type_descriptor(DateTime(timezone=True))
 
     def process_bind_param(self, value, dialect):
@@ -43,6 +48,8 @@ class UTCDateTime(TypeDecorator):
         if isinstance(value, str):
             value = parse_timestamp(value)
         value = to_utc(value)
+        if dialect.name == "mysql":
+            return value.replace(tzinfo=None)
         return value.isoformat() if dialect.name == "sqlite" else value
 
     def process_result_value(self, value, dialect):
@@ -86,3 +93,6 @@ class CalendarDate(TypeDecorator):
 
 # JSONB on PostgreSQL (indexable, compact), JSON text elsewhere.
 JSONDocument = JSON().with_variant(JSONB(), "postgresql")
+
+# Text that is a key, indexed, or has a default: MySQL indexes and defaults no TEXT column.
+ShortText = Text().with_variant(String(255), "mysql")

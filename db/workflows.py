@@ -74,7 +74,7 @@ def insert_workflow(conn: Connection, parts: dict[str, Any]) -> int:
     values = {k: parts[k] for k in ("name", "enabled", "trigger_type", "trigger", "filters")}
     try:
         with conn.begin_nested():
-            workflow_id = conn.execute(insert(workflows).values(values).returning(workflows.c.id)).scalar_one()
+            workflow_id = conn.execute(insert(workflows).values(values)).inserted_primary_key[0]
     except IntegrityError:
         raise Conflict(f"a workflow named {parts['name']!r} already exists") from None
     _insert_actions(conn, workflow_id, parts["actions"])

@@ -140,8 +140,8 @@ def database_url(value: Any) -> str:
     except ArgumentError:
         raise _Invalid(f"{_mask_url(value)!r} is not a database URL, such as sqlite:///apptflow.db or "
                        "postgresql://user@host/database") from None
-    if parsed.get_backend_name() not in ("sqlite", "postgresql"):
-        raise _Invalid(f"unsupported database {parsed.get_backend_name()!r}: sqlite or postgresql")
+    if parsed.get_backend_name() not in ("sqlite", "postgresql", "mysql", "mariadb"):
+        raise _Invalid(f"unsupported database {parsed.get_backend_name()!r}: sqlite, postgresql or mysql")
     return value
 
 
@@ -209,6 +209,8 @@ def _secret(default: Any = "", parse: Callable[[Any], Any] = text) -> Setting:
 SETTINGS: dict[str, dict[str, Setting]] = {
     "database": {"url": Setting("sqlite:///apptflow.db", database_url, secret=True),
                  "schema": Setting("apptflow", identifier),
+                 # MySQL/MariaDB: the prefix of apptflow's own table names
+                 "prefix": Setting("apptflow_", identifier),
                  # a shipped mapping (calcom) or a mapping file; empty: apptflow's reference tables
                  "mapping": Setting("", text)},
     "daemon": {
@@ -300,7 +302,9 @@ class Config:
 
     def connect(self) -> Engine:
         """An engine on the configured database (and, on PostgreSQL, apptflow's schema there)."""
-        return connect(self.values["database"]["url"], schema=self.values["database"]["schema"])
+        database = self.values["database"]
+        return connect(database["url"], schema=database["schema"], prefix=database["prefix"],
+                       mapped=bool(database["mapping"]))
 
     def shown(self, section: str, key: str) -> Any:
         """A value as written in a file, a secret masked."""
@@ -367,6 +371,7 @@ def load_config(explicit: str | os.PathLike | None = None,
         if isinstance(default, int) and not isinstance(default, bool) and re.fullmatch(r"\s*-?\d+\s*", value):
             value = int(value)  # a variable is always text; a file says 25 or "25"
         raw[section][key] = (value, f"environment {name}")
+    _polling_default(raw)
     values: dict[str, Mapping[str, Any]] = {}
     for section, keys in raw.items():
         typed = {}
@@ -381,6 +386,22 @@ def load_config(explicit: str | os.PathLike | None = None,
     origins = {section: MappingProxyType({key: origin for key, (_, origin) in keys.items()})
                for section, keys in raw.items()}
     return Config(values=MappingProxyType(values), origins=MappingProxyType(origins), source=path)
+
+
+# MySQL/MariaDB send no notification of a change: the daemon finds it by polling, so the default poll
+# is short enough that an event waits a fifth of a second at most; an idle poll is one indexed query.
+MYSQL_POLL_INTERVAL = "200ms"
+
+
+def _polling_default(raw) -> None:
+    url, _ = raw["database"]["url"]
+    interval, origin = raw["daemon"]["poll_interval"]
+    try:
+        backend = make_url(str(url).strip()).get_backend_name()
+    except ArgumentError:
+        return  # reported by the URL's own check
+    if origin == DEFAULT_ORIGIN and backend in ("mysql", "mariadb"):
+        raw["daemon"]["poll_interval"] = (MYSQL_POLL_INTERVAL, "default for MySQL/MariaDB")
 
 
 def _check_together(values: Mapping[str, Mapping[str, Any]], raw) -> None:

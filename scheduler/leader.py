@@ -1,7 +1,7 @@
 """Which daemon leads: consumes change events and runs the time-offset jobs.
 
-On PostgreSQL several ``apptflow run`` instances may share one database. The
-leader holds a session-level advisory lock on a connection of its own; when
+On PostgreSQL and MySQL/MariaDB several ``apptflow run`` instances may share one
+database. The leader holds a session-level lock on a connection of its own; when
 it dies, the database ends that session, the lock is released, and another
 instance takes over within a heartbeat. Every instance runs delivery workers.
 SQLite is for one instance, which always leads.
@@ -26,7 +26,7 @@ class Leadership:
     def __init__(self, engine: Engine, metrics: Metrics | None = None):
         self.engine = engine
         self.metrics = metrics or Metrics()
-        self.shared = engine.dialect.name == "postgresql"
+        self.shared = engine.dialect.name != "sqlite"
         self._conn: Connection | None = None
 
     @property

@@ -2,17 +2,32 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
+import re
 
 from sqlalchemy import text
 from sqlalchemy.engine import Engine
 
+_AWARE = re.compile(r"\d{4}-\d\d-\d\d[T ]\d\d:\d\d(:\d\d(\.\d+)?)?(Z|[+-]\d\d:?\d\d)")
+
+
+def as_written(bind, value):
+    """*value* as the booking application writes it on this database: on MySQL/MariaDB, whose DATETIME
+    columns hold no offset, a time is written in UTC (``2026-12-01 09:00:00``); elsewhere as given."""
+    if bind.dialect.name == "mysql" and isinstance(value, str) and _AWARE.fullmatch(value.strip()):
+        return dt.datetime.fromisoformat(value.strip()).astimezone(dt.timezone.utc).replace(tzinfo=None)
+    return value
+
 
 def insert(conn_or_engine, table: str, **values) -> int:
     """INSERT one row with plain SQL and return its id."""
-    columns = ", ".join(values)
+    columns = ", ".join(conn_or_engine.dialect.identifier_preparer.quote(name) for name in values)  # `trigger`
     placeholders = ", ".join(f":{name}" for name in values)
-    params = {k: json.dumps(v) if isinstance(v, dict) else v for k, v in values.items()}
+    params = {k: json.dumps(v) if isinstance(v, dict) else as_written(conn_or_engine, v) for k, v in values.items()}
+    prefix = conn_or_engine.get_execution_options().get("apptflow_prefix") or ""
+    if prefix and table in ("workflows", "workflow_actions"):  # an admin names apptflow's tables as they are
+        table = prefix + table
     statement = text(f"INSERT INTO {table} ({columns}) VALUES ({placeholders}) RETURNING id")
     if isinstance(conn_or_engine, Engine):
         with conn_or_engine.begin() as conn:

@@ -21,7 +21,7 @@ from sqlalchemy import text
 from scheduler.daemon import Daemon
 from scheduler.logs import JsonFormatter, TextFormatter
 from tests.booking import book, seed
-from tests.conftest import sql, wait_until
+from tests.conftest import own_names, sql, wait_until
 from tests.pipeline import add_workflow, make_config
 from tests.test_daemon import END, START, hook_workflow, receiver, start_daemon, stop_daemon  # noqa: F401
 
@@ -72,10 +72,14 @@ def hold_the_consumer(engine, backend, seconds: float) -> None:
     with engine.connect() as conn:
         if backend == "postgresql":
             conn.execute(text("LOCK TABLE change_events IN ACCESS EXCLUSIVE MODE"))
+        elif backend == "mariadb":
+            conn.execute(text(own_names(conn, "LOCK TABLES change_events WRITE")))
         else:
             conn.execute(text("SELECT 1 FROM change_events LIMIT 1"))  # BEGIN IMMEDIATE: SQLite's write lock
         time.sleep(seconds)
         conn.rollback()
+        if backend == "mariadb":
+            conn.execute(text("UNLOCK TABLES"))  # a table lock outlives the transaction there
 
 
 def test_the_watchdog_is_fed_while_every_loop_progresses_and_not_while_the_consumer_is_blocked(

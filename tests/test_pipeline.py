@@ -15,7 +15,7 @@ from channels import Channel
 from scheduler.cli import main
 from tests.booking import book, insert, seed
 from tests.channels.servers import HttpServer, Reply
-from tests.conftest import sql
+from tests.conftest import sql, utc
 from tests.pipeline import NOW, Pipeline, add_workflow, make_config
 
 START, END = "2026-12-01T10:00:00+00:00", "2026-12-01T10:45:00+00:00"
@@ -220,7 +220,7 @@ def test_transient_failures_follow_the_backoff_schedule(engine, db_url, receiver
         [outcome] = pipeline.run(now)
         assert outcome.status == "pending"
         [(at, attempts)] = sql(engine, "SELECT next_attempt_at, attempts FROM deliveries")
-        due = engine.dialect.name == "sqlite" and dt.datetime.fromisoformat(at) or at
+        due = utc(at)
         assert attempts == attempt
         assert dt.timedelta(seconds=base * 0.8) <= due - now <= dt.timedelta(seconds=base * 1.2)
         assert pipeline.run(due - dt.timedelta(seconds=1)) == []  # not due yet: nothing happens

@@ -6,6 +6,7 @@ from __future__ import annotations
 import datetime as dt
 import decimal
 
+import pytest
 from alembic import command
 from sqlalchemy import Column, ForeignKey, Integer, MetaData, Numeric, Table, Text, inspect
 
@@ -87,6 +88,8 @@ def _install_revision_0001(url: str) -> None:
 
 
 def test_a_database_of_revision_0001_is_upgraded_with_its_rows_kept(empty_db_url, backend):
+    if backend == "mariadb":
+        pytest.skip("MySQL/MariaDB support begins at revision 0003: no database of 0001 exists there")
     _install_revision_0001(empty_db_url)
     engine = connect(empty_db_url)
     ids = seed(engine)

@@ -107,7 +107,8 @@ def test_disable_edit_and_reenable_reconcile_the_jobs(engine, harness):
     sql(engine, "UPDATE workflows SET enabled = false WHERE id = :id", id=workflow)
     harness.consumer.drain(NOW)
     assert harness.jobs() == {}
-    sql(engine, "UPDATE workflows SET trigger = :t WHERE id = :id", t='{"offset": "-2h"}', id=workflow)
+    column = engine.dialect.identifier_preparer.quote("trigger")  # a reserved word on MySQL: `trigger`
+    sql(engine, f"UPDATE workflows SET {column} = :t WHERE id = :id", t='{"offset": "-2h"}', id=workflow)
     sql(engine, "UPDATE workflows SET enabled = true WHERE id = :id", id=workflow)
     harness.consumer.drain(NOW)
     assert harness.jobs() == {f"wf:{workflow}:appt:{a}": START + dt.timedelta(hours=h - 2)
@@ -132,7 +133,8 @@ def test_restart_reconciliation_restores_jobs_deleted_behind_its_back(engine, ha
         book(engine, ids, starts_at=at(hours=h), ends_at=at(hours=h, minutes=45))
     harness.consumer.drain(NOW)
     planned = harness.jobs()
-    sql(engine, "DELETE FROM apscheduler_jobs WHERE id IN (SELECT id FROM apscheduler_jobs LIMIT 2)")
+    for (job,) in sql(engine, "SELECT id FROM apscheduler_jobs ORDER BY id LIMIT 2"):
+        sql(engine, "DELETE FROM apscheduler_jobs WHERE id = :id", id=job)
     sql(engine, "INSERT INTO apscheduler_jobs (id, next_run_time, job_state) VALUES ('wf:99:appt:1', 4102444800, :s)",
         s=b"stale")
     assert harness.planner.reconcile(NOW) == (2, 1)
