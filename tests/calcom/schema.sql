@@ -1,12 +1,15 @@
--- Cal.com's tables that apptflow's calcom mapping reads, as Cal.com's Prisma migrations create them on
--- PostgreSQL: every scalar column of the models User (table "users"), EventType, Booking and Attendee,
--- with their types, NOT NULL, defaults, keys and unique indexes, and the enum types they use.
+-- Cal.com's tables that apptflow's calcom mapping reads, for the tests: a hand translation into PostgreSQL DDL
+-- of the models User (table "users"), EventType, Booking and Attendee and the enum types they use, from
+-- github.com/calcom/cal.com, packages/prisma/schema.prisma at commit 0000abf51b815b6e2043b2bfd546d2fc7020578b.
+-- It follows Prisma's PostgreSQL mapping (String text, Int integer, DateTime timestamp(3) without time zone,
+-- Json jsonb, String[] text[], enums with their @map values, @default as DEFAULT, the constraint and index
+-- names Prisma gives), but it is not the output of Cal.com's migrations, which were not run.
 --
--- Source: github.com/calcom/cal.com, packages/prisma/schema.prisma at commit
--- 0000abf51b815b6e2043b2bfd546d2fc7020578b (Prisma's PostgreSQL mapping: String text, Int integer,
--- DateTime timestamp(3) without time zone, Json jsonb, String[] text[], enums with their @map values).
--- Left out: the other tables, so the foreign keys to them (teams, profiles, schedules, calendars,
--- secondary emails, instant-meeting schedules); the foreign keys between these four tables are kept.
+-- Kept: every scalar column of the four models, with its type, NOT NULL and database default; primary keys;
+-- the @@unique and @@index of users, Booking and Attendee; the foreign keys between these four tables.
+-- Left out: the other tables, and so the foreign keys to them (teams, profiles, schedules, calendars,
+-- secondary emails, instant-meeting schedules); EventType's indexes on "profileId", "scheduleId" and
+-- "secondaryEmailId"; defaults Prisma's client fills in itself (@updatedAt, oneTimePassword's uuid()).
 
 CREATE TYPE "SchedulingType" AS ENUM ('roundRobin', 'collective', 'managed');
 CREATE TYPE "PeriodType" AS ENUM ('unlimited', 'rolling', 'rolling_window', 'range');
