@@ -5,9 +5,11 @@ A mapping is a YAML file of plain SQL (see docs/existing-databases.md):
 - ``views``: one SELECT per reference table (appointments, customers, services,
   staff, locations) giving its reference columns over the application's tables,
   with apptflow's status codes;
-- ``statuses``: apptflow's status code → the application's value, for
-  ``set_status``, whose ``set_status`` statement writes the application's
-  column (``:status``, already translated, and ``:appointment_id``); or
+- ``statuses``: apptflow's status code → the application's value, the one
+  declaration of the translation both ways: installing the mapping generates
+  ``<schema>.status_code(value)`` from it, through which the appointments view
+  gives its ``status``, and ``set_status`` writes the application's value
+  (``:status``, already translated, and ``:appointment_id``); or
   ``read_only: <why>``;
 - ``capture``: the application's tables whose writes matter, each with SQL
   expressions over ``NEW`` / ``OLD`` giving the appointment or customer ids a
@@ -15,7 +17,8 @@ A mapping is a YAML file of plain SQL (see docs/existing-databases.md):
 - ``continues`` (optional): for an appointment that appears, the id of the one
   it replaces (an application that reschedules by creating a new booking);
 - ``absent``: reference columns the application has no data for, with why; the
-  keywords that read them are refused when a workflow is added.
+  keywords, recipient words (``customer``, ``staff``) and filters that read them
+  are refused when a workflow is added.
 
 Installing one creates the views in apptflow's schema, where they come first in
 apptflow's search path, so every query of :mod:`db.booking` reads them as it
@@ -43,6 +46,7 @@ from db.connect import own_schema
 from db.tables import BOOKING_TABLES, booking_mapping
 
 TARGETS = ("appointments", "customers")  # the tables whose changes are events
+STATUS_FUNCTION = "status_code"  # the application's status → apptflow's code, generated from ``statuses``
 _WATCHED = {watch.table: watch.watched for watch in WATCHES if watch.table in TARGETS}
 _COLUMNS = {table.name: tuple(table.c.keys()) for table in BOOKING_TABLES}
 _SHIPPED = resources.files("db").joinpath("mappings")
@@ -161,6 +165,15 @@ def parse(document: Any, source: str = "mapping") -> Mapping:
         problems.append("set_status: must use :status and :appointment_id")
     if set_status and not statuses:
         problems.append("statuses: set_status needs the statuses it may write")
+    by_value: dict[str, list[str]] = {}
+    for code, value in statuses.items():
+        by_value.setdefault(value, []).append(code)
+    problems += [f"statuses: {' and '.join(codes)} are all written as {value!r}, which can read back as one "
+                 "code only" for value, codes in by_value.items() if len(codes) > 1]
+    appointments_view = views.get("appointments")
+    if statuses and isinstance(appointments_view, str) and f"{STATUS_FUNCTION}(" not in appointments_view:
+        problems.append(f"views.appointments: give the status as {STATUS_FUNCTION}(<the application's status>) "
+                        "AS status, so that it reads through the same statuses set_status writes")
     captures = []
     entries = document.get("capture")
     if not isinstance(entries, list) or not entries:
@@ -218,6 +231,19 @@ def _ddl(conn: Connection, statement: str) -> None:
 
 def _ident(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
+
+
+def _literal(value: str) -> str:
+    return "'" + value.replace("'", "''") + "'"
+
+
+def _status_function(schema: str, statuses: dict[str, str]) -> str:
+    """``<schema>.status_code(value)``: the application's status as apptflow's code, the inverse of *statuses*;
+    a value it does not list reads as written. Plain SQL, so PostgreSQL inlines it into the view."""
+    cases = " ".join(f"WHEN {_literal(value)} THEN {_literal(code)}" for code, value in sorted(statuses.items()))
+    body = f"CASE value {cases} ELSE value END" if statuses else "value"
+    return (f"CREATE OR REPLACE FUNCTION {schema}.{STATUS_FUNCTION}(value text) RETURNS text "
+            f"LANGUAGE sql IMMUTABLE AS $status$ SELECT {body} $status$")
 
 
 def _sync_function(schema: str, target: str, continues: str | None) -> str:
@@ -319,6 +345,7 @@ def install(conn: Connection, mapping: Mapping) -> None:
         raise MappingError(mapping.name, ["mappings need PostgreSQL: SQLite holds apptflow's reference tables only"])
     for table in _COLUMNS:  # dependants first: a view may read another
         _ddl(conn, f"DROP VIEW IF EXISTS {schema}.{table} CASCADE")
+    _ddl(conn, _status_function(schema, mapping.statuses))
     for table in _COLUMNS:
         _ddl(conn, f"CREATE VIEW {schema}.{table} AS {mapping.views[table]}")
     for target in TARGETS:
@@ -388,7 +415,9 @@ def check(conn: Connection) -> tuple[list[str], list[str]]:
     if found is not None:
         fine.append(f"mapping {found.name}" + (f" (read-only: {found.read_only})" if found.read_only else ""))
         for column, why in sorted(found.absent.items()):
-            fine.append(f"{column}: absent ({why}); the keywords reading it are refused")
+            fine.append(f"{column}: absent ({why}); workflows reading it are refused at add")
+        if found.statuses and schema is not None:
+            _check_statuses(conn, schema, found, fine, problems)
     if schema is not None:
         triggers = conn.execute(text(
             "SELECT c.relname FROM pg_trigger t JOIN pg_class c ON c.oid = t.tgrelid JOIN pg_proc p "
@@ -401,3 +430,28 @@ def check(conn: Connection) -> tuple[list[str], list[str]]:
             problems.append(f"{errors[0]} change(s) could not be captured, the last at {errors[1]} "
                             "(see the capture_errors table)")
     return fine, problems
+
+
+def _check_statuses(conn: Connection, schema: str, found: Installed, fine: list[str], problems: list[str]) -> None:
+    """The statuses translate both ways: the installed appointments view reads its status through
+    ``status_code()``, and each application value the mapping lists reads back there as its code (what
+    set_status writes is what the view then shows)."""
+    reads_through = conn.execute(text(
+        "SELECT EXISTS (SELECT 1 FROM pg_depend d JOIN pg_rewrite r ON r.oid = d.objid "
+        "WHERE d.classid = 'pg_rewrite'::regclass AND r.ev_class = to_regclass(:view) "
+        "AND d.refobjid = to_regprocedure(:function))"),
+        {"view": f"{schema}.appointments", "function": f"{schema}.{STATUS_FUNCTION}(text)"}).scalar()
+    if not reads_through:
+        problems.append(f"appointments: the view does not read its status through {schema}.{STATUS_FUNCTION}(), "
+                        "so a status written may read back as another: run apptflow db upgrade")
+        return
+    wrong = []
+    for code, value in sorted(found.statuses.items()):
+        back = conn.execute(text(f"SELECT {schema}.{STATUS_FUNCTION}(CAST(:value AS text))"), {"value": value}).scalar()
+        if back != code:
+            wrong.append(f"{code} is written as {value!r}, which reads back as {back!r}")
+    if wrong:
+        problems.append("statuses: " + "; ".join(wrong) + ": run apptflow db upgrade")
+    else:
+        fine.append("statuses: each one written reads back as itself ("
+                    + ", ".join(f"{code} = {value}" for code, value in sorted(found.statuses.items())) + ")")

@@ -55,16 +55,23 @@ def is_phone(text: str) -> bool:
 
 
 _RECIPIENT_CHECKS = {"email": is_email, "phone": is_phone, "chat": lambda t: bool(_CHAT.match(t))}
+# The booking column each recipient word reads, and what it holds, per kind of address.
+_RECIPIENT_COLUMNS = {"email": "email", "phone": "phone", "chat": "telegram_chat_id"}
+_RECIPIENT_NOUNS = {"email": "email address", "phone": "phone number", "chat": "Telegram chat id"}
+_RECIPIENT_TABLES = {"customer": "customers", "staff": "staff"}
+# The booking columns a filter reads; it has no data when every one is absent.
+_FILTER_COLUMNS = {"started_by": ("appointments.started_by",), "locales": ("customers.locale", "appointments.locale")}
 
 
 class _Checker:
     """Collects problems while a document is read."""
 
-    def __init__(self, trigger_type: str, unfillable: dict[str, str] | None = None):
+    def __init__(self, trigger_type: str, absent: dict[str, str] | None = None):
         self.problems: list[Problem] = []
         self.trigger_type = trigger_type
         self.keywords = keywords.available(trigger_type)
-        self.unfillable = unfillable or {}  # keyword → why the booking data has nothing for it
+        self.absent = absent or {}  # booking column ("table.column") → why the booking data has nothing for it
+        self.unfillable = keywords.unfillable(self.absent)  # keyword → why
 
     def add(self, place: str, message: str) -> None:
         self.problems.append(Problem(place=place, message=message))
@@ -124,7 +131,7 @@ def parse_workflow(document: Any, *, known: KnownIds | None = None) -> Workflow:
     trigger_doc = document.get("trigger")
     trigger_type = trigger_doc.get("type") if isinstance(trigger_doc, dict) else None
     check = _Checker(trigger_type if trigger_type in TRIGGER_TYPES else "appointment_created",
-                     keywords.unfillable(known.absent) if known is not None else None)
+                     known.absent if known is not None else None)
     check.mapping(document, "", ("name", "enabled", "trigger", "filters", "actions"))
     name = _name(check, document.get("name"))
     enabled = document.get("enabled", True)
@@ -206,12 +213,23 @@ def _filters(check: _Checker, value: Any, trigger: Trigger | None, known: KnownI
         items = check.string_list(doc[name], place)
         if items is None:
             continue
+        _filter_data(check, name, place, trigger)
         if name in FILTER_IDS:
             parsed[name] = _ids(check, items, place, known and getattr(known, name))
         else:
             parsed[name] = tuple(items)
             _words(check, name, items, place)
     return Filters(**parsed)
+
+
+def _filter_data(check: _Checker, name: str, place: str, trigger: Trigger | None) -> None:
+    """A filter on columns the booking data has none of would hold for every appointment or for none."""
+    columns = _FILTER_COLUMNS.get(name, ())
+    if trigger is not None and trigger.type == "customer_created":
+        columns = tuple(c for c in columns if c.startswith("customers."))
+    if columns and all(c in check.absent for c in columns):
+        why = "; ".join(f"{c}: {check.absent[c]}" for c in columns)
+        check.add(place, f"filter '{name}' has no data here: {why}")
 
 
 def _ids(check: _Checker, items: list[str], place: str, existing: frozenset[int] | None) -> tuple[int, ...]:
@@ -319,8 +337,11 @@ def _recipients(check: _Checker, value: Any, place: str, kind: str, no_appointme
     expected = f"not {_RECIPIENT_WORDS[kind]}, 'customer', 'staff' or template"
     for index, item in enumerate(items):
         here = f"{place}[{index}]"
+        column = f"{_RECIPIENT_TABLES.get(item)}.{_RECIPIENT_COLUMNS[kind]}"
         if item == "staff" and no_appointment:
             check.add(here, "customer_created has no staff")
+        elif item in ("customer", "staff") and column in check.absent:
+            check.add(here, f"'{item}' has no {_RECIPIENT_NOUNS[kind]} here: {column}: {check.absent[column]}")
         elif item in ("customer", "staff"):
             continue
         elif templates.is_template(item):

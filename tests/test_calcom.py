@@ -1,8 +1,8 @@
 """apptflow attached to a self-hosted Cal.com's own tables through the shipped mapping (PostgreSQL only).
 
-Cal.com's tables come from its Prisma schema (tests/calcom/schema.sql, vendored with its source named);
-bookings, reschedules and cancellations are written with plain SQL the way Cal.com's Prisma client writes
-them, and nothing of apptflow's is called but its CLI and its pipeline.
+Cal.com's tables come from tests/calcom/schema.sql, a hand translation of its Prisma schema at the commit
+the file names; bookings, reschedules and cancellations are written with plain SQL the way Cal.com's Prisma
+client writes them, and nothing of apptflow's is called but its CLI and its pipeline.
 """
 
 from __future__ import annotations
@@ -29,9 +29,10 @@ SCHEMA = Path(__file__).with_name("calcom") / "schema.sql"
 MAPPING = Path(__file__).parents[1] / "db" / "mappings" / "calcom.yaml"
 
 
-def cli(url: str, *args: str, mapping: str = "calcom", code: int = 0):
-    result = CliRunner().invoke(main, list(args), env={"APPTFLOW_DATABASE_URL": url,
-                                                       "APPTFLOW_DATABASE_MAPPING": mapping})
+def cli(url: str, *args: str, mapping: str = "calcom", schema: str = "apptflow", code: int = 0):
+    environment = {"APPTFLOW_DATABASE_URL": url, "APPTFLOW_DATABASE_MAPPING": mapping,
+                   "APPTFLOW_DATABASE_SCHEMA": schema}
+    result = CliRunner().invoke(main, list(args), env=environment)
     assert result.exit_code == code, result.output
     return result.output
 
@@ -62,35 +63,64 @@ def calcom(pg_cluster, backend):
     _drop_pg_database(pg_cluster, url.rsplit("/", 1)[1])
 
 
-def book(url: str, *, start: dt.datetime = START, minutes: int = 45, status: str = "accepted",
-         reschedule_of: str | None = None, name: str = "Ada Lovelace") -> tuple[int, str]:
-    """A booking as Cal.com's booker writes it: the booking and its attendee in one transaction."""
+def _insert_booking(conn, *, start: dt.datetime, minutes: int, status: str, name: str,
+                    reschedule_of: str | None = None) -> tuple[int, str]:
+    """A booking and its attendee, as Cal.com's Prisma client inserts them (the attendee by a nested create)."""
     uid = uuid.uuid4().hex
-    app = connect(url, schema="public")
-    with app.begin() as conn:
-        booking = conn.execute(text(
-            'INSERT INTO "Booking" (uid, "userId", "eventTypeId", title, description, "startTime", "endTime", '
-            'location, status, "fromReschedule", "updatedAt") VALUES (:uid, 1, 10, :title, :description, :start, '
-            ':end, :location, CAST(:status AS "BookingStatus"), :previous, now() AT TIME ZONE \'UTC\') RETURNING id'),
-            {"uid": uid, "title": f"Haircut between Sam and {name}", "description": "Short at the back",
-             "start": start, "end": start + dt.timedelta(minutes=minutes), "location": "12 rue de la Paix, Paris",
-             "status": status, "previous": reschedule_of}).scalar_one()
-        conn.execute(text('INSERT INTO "Attendee" (email, name, "timeZone", locale, "bookingId") '
-                          "VALUES ('ada@example.test', :name, 'America/New_York', 'en', :booking)"),
-                     {"name": name, "booking": booking})
-    app.dispose()
+    booking = conn.execute(text(
+        'INSERT INTO "Booking" (uid, "userId", "eventTypeId", title, description, "startTime", "endTime", location, '
+        'status, "fromReschedule", "rescheduledBy", "updatedAt") VALUES (:uid, 1, 10, :title, :description, :start, '
+        ':end, :location, CAST(:status AS "BookingStatus"), :previous, :by, now() AT TIME ZONE \'UTC\') RETURNING id'),
+        {"uid": uid, "title": f"Haircut between Sam and {name}", "description": "Short at the back",
+         "start": start, "end": start + dt.timedelta(minutes=minutes), "location": "12 rue de la Paix, Paris",
+         "status": status, "previous": reschedule_of, "by": "ada@example.test" if reschedule_of else None}
+    ).scalar_one()
+    conn.execute(text('INSERT INTO "Attendee" (email, name, "timeZone", locale, "bookingId") '
+                      "VALUES ('ada@example.test', :name, 'America/New_York', 'en', :booking)"),
+                 {"name": name, "booking": booking})
     return booking, uid
 
 
-def reschedule(url: str, uid: str, start: dt.datetime) -> int:
-    """Cal.com's reschedule: a new booking continuing the old one, which is cancelled and marked rescheduled."""
-    new, _ = book(url, start=start, reschedule_of=uid)
+def book(url: str, *, start: dt.datetime = START, minutes: int = 45, status: str = "accepted",
+         name: str = "Ada Lovelace") -> tuple[int, str]:
+    """A booking as Cal.com's booker writes it: the booking and its attendee in one transaction."""
     app = connect(url, schema="public")
     with app.begin() as conn:
-        conn.execute(text('UPDATE "Booking" SET status = \'cancelled\', rescheduled = true, '
-                          '"updatedAt" = now() AT TIME ZONE \'UTC\' WHERE uid = :uid'), {"uid": uid})
+        booking = _insert_booking(conn, start=start, minutes=minutes, status=status, name=name)
+    app.dispose()
+    return booking
+
+
+def _mark_rescheduled(conn, uid: str) -> None:
+    conn.execute(text('UPDATE "Booking" SET status = \'cancelled\', rescheduled = true, '
+                      '"updatedAt" = now() AT TIME ZONE \'UTC\' WHERE uid = :uid'), {"uid": uid})
+
+
+def reschedule(url: str, uid: str, start: dt.datetime, *, one_transaction: bool = True) -> int:
+    """Cal.com's reschedule: a new booking continuing the old one (fromReschedule, rescheduledBy), then the old
+    one cancelled and marked rescheduled; in one transaction, or in two, one after the other."""
+    app = connect(url, schema="public")
+    with app.begin() as conn:
+        new, _ = _insert_booking(conn, start=start, minutes=45, status="accepted", name="Ada Lovelace",
+                                 reschedule_of=uid)
+        if one_transaction:
+            _mark_rescheduled(conn, uid)
+    if not one_transaction:
+        with app.begin() as conn:
+            _mark_rescheduled(conn, uid)
     app.dispose()
     return new
+
+
+def request_reschedule(url: str, uid: str, reason: str) -> None:
+    """The organiser's "request reschedule": Cal.com cancels the booking, marks it rescheduled and emails the
+    attendee a link to book again; no new booking yet."""
+    app = connect(url, schema="public")
+    with app.begin() as conn:
+        conn.execute(text('UPDATE "Booking" SET rescheduled = true, "cancellationReason" = :reason, '
+                          'status = \'cancelled\', "updatedAt" = now() AT TIME ZONE \'UTC\' WHERE uid = :uid'),
+                     {"uid": uid, "reason": reason})
+    app.dispose()
 
 
 @pytest.fixture
@@ -126,8 +156,10 @@ def test_a_booking_fires_with_calcoms_data_in_the_keywords(harness, calcom):
         == (booking, "INSERT")
 
 
-def test_a_calcom_reschedule_is_a_reschedule_and_the_reminder_follows(harness, calcom):
+@pytest.mark.parametrize("one_transaction", [True, False], ids=["one transaction", "two transactions"])
+def test_a_calcom_reschedule_is_a_reschedule_and_the_reminder_follows(harness, calcom, one_transaction):
     engine, pipeline = harness
+    add_workflow(engine, email("created", {"type": "appointment_created"}, "Booked: {appointment_date_time}"))
     moved = add_workflow(engine, email("moved", {"type": "appointment_rescheduled"},
                                        "Moved from {old_appointment_date_time} to {appointment_date_time}"))
     add_workflow(engine, email("cancelled", {"type": "appointment_status_changed", "to": ["canceled"]}, "Cancelled"))
@@ -135,15 +167,70 @@ def test_a_calcom_reschedule_is_a_reschedule_and_the_reminder_follows(harness, c
                                           "Soon: {appointment_start_time}", filters={"statuses": ["approved"]}))
     old, uid = book(calcom)
     pipeline.run(NOW)
+    assert [m.subject for m in pipeline.sent("smtp")] == ["Booked: Nov 25, 2026, 3:00 PM"]
     assert pipeline.jobs() == {f"wf:{reminder}:appt:{old}": START.replace(tzinfo=UTC) - dt.timedelta(hours=1)}
 
-    new = reschedule(calcom, uid, START + dt.timedelta(days=1, hours=2))
+    new = reschedule(calcom, uid, START + dt.timedelta(days=1, hours=2), one_transaction=one_transaction)
     pipeline.run(NOW)
-    subjects = [m.subject for m in pipeline.sent("smtp")]
-    assert subjects == ["Moved from Nov 25, 2026, 3:00 PM to Nov 26, 2026, 5:00 PM"]  # no "Cancelled"
-    assert sql(engine, "SELECT workflow_id, subject_id FROM deliveries") == [(moved, new)]
+    subjects = [m.subject for m in pipeline.sent("smtp")][1:]
+    assert subjects == ["Moved from Nov 25, 2026, 3:00 PM to Nov 26, 2026, 5:00 PM"]  # not "Booked", not "Cancelled"
+    assert sql(engine, "SELECT workflow_id, subject_id FROM deliveries WHERE workflow_id = :w", w=moved) == [
+        (moved, new)]
     assert pipeline.jobs() == {
         f"wf:{reminder}:appt:{new}": START.replace(tzinfo=UTC) + dt.timedelta(days=1, hours=1)}
+
+
+def test_a_request_reschedule_is_a_cancellation_and_the_booking_again_continues_it(harness, calcom):
+    engine, pipeline = harness
+    add_workflow(engine, email("created", {"type": "appointment_created"}, "Booked: {appointment_date_time}"))
+    add_workflow(engine, email("cancelled", {"type": "appointment_status_changed", "to": ["canceled"]},
+                               "Cancelled{{ ', please book again' if appointment.custom.reschedule_requested }}: "
+                               "{{ appointment.custom.cancellation_reason }}"))
+    add_workflow(engine, email("moved", {"type": "appointment_rescheduled"},
+                               "Moved from {old_appointment_date_time} to {appointment_date_time}"))
+    add_workflow(engine, email("back", {"type": "appointment_status_changed", "to": ["approved"]},
+                               "{old_status} to {new_status}"))
+    add_workflow(engine, email("confirmed", {"type": "appointment_status_changed", "from": ["pending"],
+                                             "to": ["approved"]}, "Confirmed"))
+    reminder = add_workflow(engine, email("reminder", {"type": "appointment_starts", "offset": "-1h"}, "Soon",
+                                          filters={"statuses": ["approved"]}))
+    old, uid = book(calcom)
+    pipeline.run(NOW)
+    assert len(pipeline.sent("smtp")) == 1 and list(pipeline.jobs()) == [f"wf:{reminder}:appt:{old}"]
+
+    # The organiser asks Ada to pick another time: to Cal.com (and its webhooks) a cancellation.
+    request_reschedule(calcom, uid, "Sam is away that day")
+    pipeline.run(NOW)
+    assert [m.subject for m in pipeline.sent("smtp")][1:] == ["Cancelled, please book again: Sam is away that day"]
+    assert pipeline.jobs() == {}
+
+    # Ada books again through the link: a new booking continuing the old one, which Cal.com marks again.
+    new = reschedule(calcom, uid, START + dt.timedelta(days=1, hours=2))
+    pipeline.run(NOW)
+    assert [m.subject for m in pipeline.sent("smtp")][2:] == [
+        "Moved from Nov 25, 2026, 3:00 PM to Nov 26, 2026, 5:00 PM", "canceled to approved"]
+    assert sorted(sql(engine, "SELECT DISTINCT subject_id FROM deliveries")) == [(old,), (new,)]
+    assert pipeline.jobs() == {
+        f"wf:{reminder}:appt:{new}": START.replace(tzinfo=UTC) + dt.timedelta(days=1, hours=1)}
+    assert sql(engine, "SELECT id FROM appointments ORDER BY id") == [(new,)]
+
+
+def test_times_are_utc_whatever_the_database_time_zone(pg_cluster, calcom):
+    database = calcom.rsplit("/", 1)[1]
+    with pg_cluster.admin.connect() as conn:
+        conn.exec_driver_sql(f"ALTER DATABASE {database} SET timezone = 'America/New_York'")
+    engine = connect(calcom)  # new connections, Cal.com's and apptflow's, take the database's zone
+    assert sql(engine, "SHOW timezone") == [("America/New_York",)]
+    pipeline = Harness(engine, make_config(calcom))
+    add_workflow(engine, email("confirm", {"type": "appointment_created"}, "{appointment_date_time}"))
+    reminder = add_workflow(engine, email("reminder", {"type": "appointment_starts", "offset": "-1h"}, "Soon"))
+    booking, _ = book(calcom)  # 14:00 in "startTime" is 14:00 UTC, whoever's session writes it
+    pipeline.run(NOW)
+    pipeline.close()
+    assert [m.subject for m in pipeline.sent("smtp")] == ["Nov 25, 2026, 3:00 PM"]  # in Paris
+    assert pipeline.jobs() == {f"wf:{reminder}:appt:{booking}": START.replace(tzinfo=UTC) - dt.timedelta(hours=1)}
+    assert sql(engine, "SELECT starts_at FROM appointments") == [(START.replace(tzinfo=UTC),)]
+    engine.dispose()
 
 
 def test_a_cancellation_fires_and_removes_the_reminder(harness, calcom):
@@ -175,20 +262,21 @@ def test_a_deleted_booking_is_a_deleted_appointment(harness, calcom):
     assert sql(engine, "SELECT count(*) FROM capture_errors") == [(0,)]
 
 
-def test_set_status_writes_calcoms_own_status(calcom):
+@pytest.mark.parametrize(("code", "value"), [("approved", "accepted"), ("canceled", "cancelled")])
+def test_set_status_writes_calcoms_own_status(calcom, code, value):
     engine = connect(calcom)
     pipeline = Harness(engine, make_config(calcom, APPTFLOW_DAEMON_DRY_RUN="false"))
-    add_workflow(engine, {"name": "accept", "trigger": {"type": "appointment_created"},
+    add_workflow(engine, {"name": "decide", "trigger": {"type": "appointment_created"},
                           "filters": {"statuses": ["pending"]},
-                          "actions": [{"type": "set_status", "status": "approved"}]})
+                          "actions": [{"type": "set_status", "status": code}]})
     booking, _ = book(calcom, status="pending")
     pipeline.run(NOW)
     pipeline.close()
-    assert sql(engine, 'SELECT status::text FROM "Booking" WHERE id = :id', id=booking) == [("accepted",)]
-    # The write is captured like Cal.com's own, and marked as a set_status chain.
+    assert sql(engine, 'SELECT status::text FROM "Booking" WHERE id = :id', id=booking) == [(value,)]
+    # The write is captured like Cal.com's own, reads back as the code written, and is marked as a chain.
     assert sql(engine, "SELECT op, old->>'status', new->>'status', depth FROM change_events "
-                       "WHERE row_id = :id ORDER BY id DESC LIMIT 1", id=booking) == [
-        ("UPDATE", "pending", "approved", 1)]
+                       "WHERE row_id = :id ORDER BY id DESC LIMIT 1", id=booking) == [("UPDATE", "pending", code, 1)]
+    assert sql(engine, "SELECT status FROM appointments WHERE id = :id", id=booking) == [(code,)]
     assert sql(engine, "SELECT status, error FROM deliveries") == [("sent", None)]
     engine.dispose()
 
@@ -204,11 +292,57 @@ def test_keywords_and_statuses_the_mapping_cannot_serve_are_refused_at_add(calco
     assert "actions[1].status: unknown status 'completed'" in output and "the statuses of mapping calcom" in output
 
 
+def test_recipients_and_filters_the_mapping_has_no_data_for_are_refused_at_add(calcom, tmp_path):
+    path = tmp_path / "w.yaml"
+    path.write_text("name: w\ntrigger: {type: appointment_created}\nfilters: {started_by: [backend]}\nactions:\n"
+                    "  - {type: sms, to: [customer, staff], body: b}\n"
+                    "  - {type: telegram, chat_id: [customer, staff, '-100200300'], text: t}\n"
+                    "  - {type: email, to: [customer, staff], subject: s, body: b}\n")
+    output = cli(calcom, "workflow", "add", str(path), code=1)
+    assert ("filters.started_by: filter 'started_by' has no data here: appointments.started_by: Cal.com does not "
+            "record whether the attendee or the organiser made a booking") in output
+    assert "actions[0].to[1]: 'staff' has no phone number here: staff.phone: Cal.com users have no phone number" \
+        in output
+    assert ("actions[1].chat_id[0]: 'customer' has no Telegram chat id here: customers.telegram_chat_id: Cal.com "
+            "attendees have no Telegram chat") in output
+    assert "actions[1].chat_id[1]: 'staff' has no Telegram chat id here: staff.telegram_chat_id" in output
+    # Attendees have phone numbers, organisers and attendees email addresses; a literal chat id is a chat id.
+    for place in ("actions[0].to[0]", "actions[1].chat_id[2]", "actions[2]"):
+        assert place not in output
+    path.write_text("name: w\ntrigger: {type: appointment_created}\nfilters: {locales: [fr]}\nactions:\n"
+                    "  - {type: sms, to: [customer], body: b}\n  - {type: email, to: [customer, staff], "
+                    "subject: s, body: b}\n")
+    assert "added workflow" in cli(calcom, "workflow", "add", str(path))
+
+
+def test_a_locale_filter_is_refused_where_the_mapping_has_no_locale(pg_cluster, backend, tmp_path):
+    if backend != "postgresql":
+        pytest.skip("Cal.com runs on PostgreSQL")
+    document = yaml.safe_load(MAPPING.read_text())
+    for view, expression in (("appointments", "first_attendee.locale AS locale"), ("customers", "a.locale,")):
+        document["views"][view] = document["views"][view].replace(
+            expression, "NULL::text AS locale" + ("," if expression.endswith(",") else ""))
+    document["absent"].update({"appointments.locale": "not asked", "customers.locale": "not asked either"})
+    mapping = tmp_path / "calcom-no-locale.yaml"
+    mapping.write_text(yaml.safe_dump(document))
+    url = calcom_database(pg_cluster)
+    cli(url, "db", "init", mapping=str(mapping))
+    workflow = tmp_path / "w.yaml"
+    for trigger in ("appointment_created", "customer_created"):
+        workflow.write_text(f"name: w\ntrigger: {{type: {trigger}}}\nfilters: {{locales: [fr]}}\nactions:\n"
+                            "  - {type: email, to: [customer], subject: s, body: b}\n")
+        output = cli(url, "workflow", "add", str(workflow), mapping=str(mapping), code=1)
+        why = "customers.locale: not asked either" + ("; appointments.locale: not asked"
+                                                      if trigger == "appointment_created" else "")
+        assert f"filters.locales: filter 'locales' has no data here: {why}\n" in output
+    _drop_pg_database(pg_cluster, url.rsplit("/", 1)[1])
+
+
 def test_a_read_only_mapping_refuses_set_status(pg_cluster, backend, tmp_path):
     if backend != "postgresql":
         pytest.skip("Cal.com runs on PostgreSQL")
     document = yaml.safe_load(MAPPING.read_text())
-    del document["set_status"], document["statuses"]
+    del document["set_status"]  # its statuses still say how Cal.com's read
     document["read_only"] = "the booking team decides statuses in Cal.com"
     mapping = tmp_path / "calcom-read-only.yaml"
     mapping.write_text(yaml.safe_dump(document))
@@ -220,6 +354,11 @@ def test_a_read_only_mapping_refuses_set_status(pg_cluster, backend, tmp_path):
     output = cli(url, "workflow", "add", str(workflow), mapping=str(mapping), code=1)
     assert ("actions[0]: set_status cannot write here: mapping calcom is read-only: the booking team decides "
             "statuses in Cal.com") in output
+    book(url)
+    engine = connect(url)
+    assert sql(engine, "SELECT status FROM appointments") == [("approved",)]
+    engine.dispose()
+    _drop_pg_database(pg_cluster, url.rsplit("/", 1)[1])
 
 
 def test_db_check_passes_on_calcom_and_names_what_a_broken_mapping_lacks(pg_cluster, calcom, tmp_path):
@@ -239,6 +378,36 @@ def test_db_check_passes_on_calcom_and_names_what_a_broken_mapping_lacks(pg_clus
     assert "appointments: lacks the column(s) ends_at" in output
 
 
+def test_db_check_reads_the_statuses_back_through_the_installed_view(calcom, tmp_path):
+    output = cli(calcom, "db", "check")
+    assert ("ok: statuses: each one written reads back as itself (approved = accepted, awaiting_host = "
+            "awaiting_host, canceled = cancelled, pending = pending, rejected = rejected)") in output
+    engine = connect(calcom)
+    with engine.begin() as conn:  # a hand edit of the translation apptflow generated
+        conn.exec_driver_sql("CREATE OR REPLACE FUNCTION apptflow.status_code(value text) RETURNS text LANGUAGE sql "
+                             "IMMUTABLE AS $$ SELECT CASE value WHEN 'accepted' THEN 'approved' ELSE value END $$")
+    output = cli(calcom, "db", "check", code=1)
+    assert "problem: statuses: canceled is written as 'cancelled', which reads back as 'cancelled'" in output
+    # A view of its own, translating statuses apart from the list set_status writes by.
+    view = yaml.safe_load(MAPPING.read_text())["views"]["appointments"].replace(
+        "status_code(b.status::text)", "CASE b.status WHEN 'accepted' THEN 'approved' ELSE b.status::text END")
+    with engine.begin() as conn:
+        conn.exec_driver_sql(f"CREATE OR REPLACE VIEW apptflow.appointments AS {view}")
+    output = cli(calcom, "db", "check", code=1)
+    assert "problem: appointments: the view does not read its status through apptflow.status_code()" in output
+    cli(calcom, "db", "upgrade")  # installs the mapping again
+    assert "problem" not in cli(calcom, "db", "check")
+    engine.dispose()
+    # Such a view is refused in a mapping file already.
+    document = yaml.safe_load(MAPPING.read_text())
+    document["views"]["appointments"] = view
+    mapping = tmp_path / "own-case.yaml"
+    mapping.write_text(yaml.safe_dump(document))
+    output = cli(calcom, "db", "upgrade", mapping=str(mapping), code=1)
+    assert ("views.appointments: give the status as status_code(<the application's status>) AS status, so that "
+            "it reads through the same statuses set_status writes") in output
+
+
 def test_capture_never_fails_calcoms_own_writes(calcom):
     engine = connect(calcom)
     sql(engine, "ALTER TABLE change_events ADD CONSTRAINT refuse_all CHECK (false) NOT VALID")
@@ -248,16 +417,25 @@ def test_capture_never_fails_calcoms_own_writes(calcom):
     engine.dispose()
 
 
-def test_install_then_uninstall_leaves_calcoms_database_byte_for_byte(pg_cluster, backend):
+@pytest.mark.parametrize("schema", ["apptflow", "flow"])
+def test_install_then_uninstall_leaves_calcoms_database_byte_for_byte(pg_cluster, backend, schema):
     if backend != "postgresql":
         pytest.skip("Cal.com runs on PostgreSQL")
     url = calcom_database(pg_cluster)
     book(url)
     database = url.rsplit("/", 1)[1]
     before = pg_cluster.dump(database)
-    cli(url, "db", "init")
-    engine = connect(url)
+    cli(url, "db", "init", schema=schema)
+    engine = connect(url, schema=schema)
     assert set(inspect(engine).get_table_names(schema="public")) == {"users", "EventType", "Booking", "Attendee"}
+    assert {"appointments", "customers"} <= set(inspect(engine).get_view_names(schema=schema))
+    assert "workflows" in inspect(engine).get_table_names(schema=schema)
+    assert "problem" not in cli(url, "db", "check", schema=schema)
+    # apptflow works from that schema: Cal.com's writes are captured there.
+    sql(engine, """UPDATE "Booking" SET status = 'cancelled'""")
+    sql(engine, """UPDATE "Booking" SET status = 'accepted'""")
+    assert sql(engine, "SELECT op, new->>'status' FROM change_events ORDER BY id") == [
+        ("UPDATE", "canceled"), ("UPDATE", "approved")]
     engine.dispose()
-    cli(url, "db", "uninstall", "--yes")
+    assert f"removed schema {schema}" in cli(url, "db", "uninstall", "--yes", schema=schema)
     assert pg_cluster.dump(database) == before

@@ -31,21 +31,25 @@ def _application(url: str) -> dict[str, int]:
     return ids
 
 
-def _cli(url: str, *args: str):
-    result = CliRunner().invoke(main, list(args), env={"APPTFLOW_DATABASE_URL": url})
+def _cli(url: str, *args: str, schema: str = "apptflow"):
+    result = CliRunner().invoke(main, list(args),
+                                env={"APPTFLOW_DATABASE_URL": url, "APPTFLOW_DATABASE_SCHEMA": schema})
     assert result.exit_code == 0, result.output
     return result.output
 
 
-def test_install_then_uninstall_leaves_the_applications_database_as_it_was(pg_cluster, empty_db_url, backend):
+@pytest.mark.parametrize("schema", ["apptflow", "flow"])
+def test_install_then_uninstall_leaves_the_applications_database_as_it_was(pg_cluster, empty_db_url, backend,
+                                                                           schema):
     if backend != "postgresql":
         pytest.skip("pg_dump compares PostgreSQL databases")
     ids = _application(empty_db_url)
     database = empty_db_url.rsplit("/", 1)[1]
     before = pg_cluster.dump(database)
 
-    _cli(empty_db_url, "db", "init")
-    engine = connect(empty_db_url)
+    _cli(empty_db_url, "db", "init", schema=schema)
+    engine = connect(empty_db_url, schema=schema)
+    assert "workflows" in inspect(engine).get_table_names(schema=schema)
     # In the application's schema, nothing new but the triggers.
     assert set(inspect(engine).get_table_names(schema="public")) == {t.name for t in BOOKING_TABLES}
     assert sql(engine, "SELECT count(*) FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace "
@@ -57,11 +61,11 @@ def test_install_then_uninstall_leaves_the_applications_database_as_it_was(pg_cl
         ("UPDATE", "canceled"), ("UPDATE", "approved")]
     engine.dispose()
 
-    output = _cli(empty_db_url, "db", "uninstall", "--yes")
+    output = _cli(empty_db_url, "db", "uninstall", "--yes", schema=schema)
     assert "removed trigger apptflow_capture_appointments on appointments" in output
-    assert "removed schema apptflow" in output
+    assert f"removed schema {schema}" in output
     assert pg_cluster.dump(database) == before
-    assert "was not installed" in _cli(empty_db_url, "db", "uninstall", "--yes")
+    assert "was not installed" in _cli(empty_db_url, "db", "uninstall", "--yes", schema=schema)
 
 
 def test_uninstall_on_sqlite_keeps_the_booking_tables_and_their_rows(empty_db_url, backend):
