@@ -41,8 +41,9 @@ import yaml
 from sqlalchemy import select, text
 from sqlalchemy.engine import Connection
 
-from db.capture import NOTIFY_CHANNEL, WATCHES
-from db.connect import own_schema
+from db import mysql_mapping
+from db.capture import NOTIFY_CHANNEL, WATCHES, capture_triggers
+from db.connect import own_prefix, own_schema, own_table
 from db.tables import BOOKING_TABLES, booking_mapping
 
 TARGETS = ("appointments", "customers")  # the tables whose changes are events
@@ -104,8 +105,15 @@ def shipped() -> list[str]:
     return sorted(p.name.removesuffix(".yaml") for p in _SHIPPED.iterdir() if p.name.endswith(".yaml"))
 
 
-def load(name_or_path: str) -> Mapping:
-    """A shipped mapping by name (``calcom``) or a mapping file; MappingError with every problem."""
+# What a mapping's SQL may leave to the configuration: the application's table prefix (WordPress's ``wp_``)
+# and the tenant of a multi-tenant application (NULL: every tenant).
+OPTIONS = ("application_prefix", "tenant")
+
+
+def load(name_or_path: str, *, application_prefix: str = "", tenant: int | None = None) -> Mapping:
+    """A shipped mapping by name (``calcom``) or a mapping file; MappingError with every problem.
+
+    ``{application_prefix}`` in its SQL becomes *application_prefix*, ``{tenant}`` the tenant's id or NULL."""
     if name_or_path in shipped():
         source, raw = name_or_path, _SHIPPED.joinpath(f"{name_or_path}.yaml").read_text(encoding="utf-8")
     else:
@@ -114,6 +122,8 @@ def load(name_or_path: str) -> Mapping:
             raise MappingError(name_or_path, [f"no such mapping file, and not a shipped mapping "
                                               f"({', '.join(shipped())})"])
         source, raw = str(path), path.read_text(encoding="utf-8")
+    raw = raw.replace("{application_prefix}", application_prefix)
+    raw = raw.replace("{tenant}", "NULL" if tenant is None else str(int(tenant)))
     try:
         document = yaml.safe_load(raw)
     except yaml.YAMLError as error:
@@ -340,6 +350,10 @@ $$
 def install(conn: Connection, mapping: Mapping) -> None:
     """Create (or replace) the mapping's views, capture functions and triggers, record it, and take the
     first look at every row (so that the first change of a row already has its previous values)."""
+    if conn.dialect.name == "mysql":
+        _install_mysql(conn, mapping)
+        _record(conn, mapping)
+        return
     schema = own_schema(conn)
     if schema is None:
         raise MappingError(mapping.name, ["mappings need PostgreSQL: SQLite holds apptflow's reference tables only"])
@@ -362,15 +376,40 @@ def install(conn: Connection, mapping: Mapping) -> None:
                    f"SELECT '{target}', v.id, (SELECT jsonb_object_agg(e.key, e.value) FROM jsonb_each(to_jsonb(v)) e "
                    f"WHERE e.key = ANY(ARRAY[{watched}])), false FROM {schema}.{target} v "
                    "ON CONFLICT (table_name, row_id) DO NOTHING")
+    _record(conn, mapping)
+
+
+def _record(conn: Connection, mapping: Mapping) -> None:
     conn.execute(booking_mapping.delete())
     conn.execute(booking_mapping.insert().values(
         name=mapping.name, source=mapping.source, statuses=mapping.statuses, set_status=mapping.set_status,
         read_only=mapping.read_only, absent=mapping.absent))
 
 
+def _install_mysql(conn: Connection, mapping: Mapping) -> None:
+    """The same, on MySQL/MariaDB: apptflow's objects named with its prefix (see :mod:`db.mysql_mapping`)."""
+    quote = conn.dialect.identifier_preparer.quote  # a view's name, prefixed: the engine reads mapped tables
+    if quote("appointments") != own_table(conn, "appointments"):
+        raise MappingError(mapping.name, ["the connection does not read a mapping's views: connect with mapped=True "
+                                          "([database] mapping set)"])
+    for table in _COLUMNS:
+        _ddl(conn, f"DROP VIEW IF EXISTS {quote(table)}")
+    statements = mysql_mapping.status_function(conn, mapping.statuses)
+    statements += [f"CREATE VIEW {quote(table)} AS {mysql_mapping.view_sql(conn, mapping.views[table])}"
+                   for table in _COLUMNS]
+    for target in TARGETS:
+        statements += mysql_mapping.sync_procedure(conn, target, _WATCHED[target],
+                                                   mapping.continues if target == "appointments" else None)
+    for capture in mapping.capture:
+        statements += mysql_mapping.capture_triggers(conn, capture.table, capture.targets)
+    statements += [mysql_mapping.first_snapshots(conn, target, _WATCHED[target]) for target in TARGETS]
+    for statement in statements:
+        _ddl(conn, statement)
+
+
 def installed(conn: Connection) -> Installed | None:
     """The mapping the database is installed with, or None for the reference tables."""
-    if own_schema(conn) is None:
+    if own_schema(conn) is None and own_prefix(conn) is None:
         return None
     row = conn.execute(select(booking_mapping)).first()
     if row is None:
@@ -402,7 +441,7 @@ def check(conn: Connection) -> tuple[list[str], list[str]]:
     for table, columns in _COLUMNS.items():
         try:
             with conn.begin_nested():
-                result = conn.exec_driver_sql(f"SELECT * FROM {table} LIMIT 0")
+                result = conn.exec_driver_sql(f"SELECT * FROM {conn.dialect.identifier_preparer.quote(table)} LIMIT 0")
                 present = set(result.keys())
         except Exception as error:  # noqa: BLE001 - reported, whatever the database says
             problems.append(f"{table}: cannot be read: {str(error).splitlines()[0]}")
@@ -418,6 +457,10 @@ def check(conn: Connection) -> tuple[list[str], list[str]]:
             fine.append(f"{column}: absent ({why}); workflows reading it are refused at add")
         if found.statuses and schema is not None:
             _check_statuses(conn, schema, found, fine, problems)
+        elif found.statuses:
+            _check_statuses_mysql(conn, found, fine, problems)
+    if conn.dialect.name == "mysql":
+        _check_capture_mysql(conn, fine, problems)
     if schema is not None:
         triggers = conn.execute(text(
             "SELECT c.relname FROM pg_trigger t JOIN pg_class c ON c.oid = t.tgrelid JOIN pg_proc p "
@@ -430,6 +473,37 @@ def check(conn: Connection) -> tuple[list[str], list[str]]:
             problems.append(f"{errors[0]} change(s) could not be captured, the last at {errors[1]} "
                             "(see the capture_errors table)")
     return fine, problems
+
+
+def _check_capture_mysql(conn: Connection, fine: list[str], problems: list[str]) -> None:
+    triggers = capture_triggers(conn)
+    fine.append(f"change capture: {len(triggers)} triggers") if triggers else \
+        problems.append("no change capture installed: run apptflow db init")
+    errors = conn.execute(text(f"SELECT count(*), max(created_at) FROM {own_table(conn, 'capture_errors')}")).one()
+    if errors[0]:
+        problems.append(f"{errors[0]} change(s) could not be captured, the last at {errors[1]} "
+                        f"(see the {own_table(conn, 'capture_errors')} table)")
+
+
+def _check_statuses_mysql(conn: Connection, found: Installed, fine: list[str], problems: list[str]) -> None:
+    """As :func:`_check_statuses`, on MySQL/MariaDB (which keep a view's definition as text)."""
+    function = own_table(conn, STATUS_FUNCTION)
+    definition = conn.execute(text("SELECT view_definition FROM information_schema.views WHERE "
+                                   "table_schema = DATABASE() AND table_name = :view"),
+                              {"view": own_table(conn, "appointments")}).scalar() or ""
+    if f"`{function}`(" not in definition and f"{function}(" not in definition:
+        problems.append(f"appointments: the view does not read its status through {function}(), "
+                        "so a status written may read back as another: run apptflow db upgrade")
+        return
+    wrong = []
+    for code, value in sorted(found.statuses.items()):
+        back = conn.execute(text(f"SELECT {function}(:value)"), {"value": value}).scalar()
+        if back != code:
+            wrong.append(f"{code} is written as {value!r}, which reads back as {back!r}")
+    if wrong:
+        problems.append("statuses: " + "; ".join(wrong) + ": run apptflow db upgrade")
+    else:
+        fine.append("statuses: each one written reads back as itself")
 
 
 def _check_statuses(conn: Connection, schema: str, found: Installed, fine: list[str], problems: list[str]) -> None:

@@ -20,6 +20,7 @@ from alembic.script import ScriptDirectory
 from sqlalchemy import inspect, text
 from sqlalchemy.engine import Connection, Engine
 
+from db import mysql_mapping
 from db.capture import capture_triggers, install_triggers
 from db.connect import APPLICATION_SCHEMA, own_schema, own_table
 from db.mapping import Mapping, MappingError, installed
@@ -91,9 +92,9 @@ def upgrade(engine: Engine, mapping: Mapping | None = None) -> tuple[str | None,
     """
     with engine.begin() as conn:
         schema = own_schema(conn)
-        if mapping is not None and schema is None:
-            raise MappingError(mapping.name, ["mappings need PostgreSQL: on SQLite apptflow reads its reference "
-                                              "tables"])
+        if mapping is not None and conn.dialect.name == "sqlite":
+            raise MappingError(mapping.name, ["mappings need PostgreSQL or MySQL/MariaDB: on SQLite apptflow reads "
+                                              "its reference tables"])
         if schema is not None:
             conn.exec_driver_sql(f"CREATE SCHEMA IF NOT EXISTS {schema}")
         before = current_revision(conn)
@@ -119,6 +120,18 @@ def upgrade(engine: Engine, mapping: Mapping | None = None) -> tuple[str | None,
         return before, current_revision(conn)
 
 
+def _uninstall_mysql_mapping(conn: Connection) -> list[str]:
+    """A mapping's views, functions and procedures on MySQL/MariaDB (its triggers go with the others)."""
+    removed = []
+    for view in mysql_mapping.own_views(conn):
+        conn.exec_driver_sql(f"DROP VIEW `{view}`")
+        removed.append(f"view {view}")
+    for kind, name in mysql_mapping.own_routines(conn):
+        conn.exec_driver_sql(f"DROP {kind} `{name}`")
+        removed.append(f"{kind.lower()} {name}")
+    return removed
+
+
 def uninstall(engine: Engine) -> list[str]:
     """Remove every trigger, function and table apptflow added, in one transaction; return what went.
 
@@ -142,6 +155,8 @@ def uninstall(engine: Engine) -> list[str]:
                 conn.exec_driver_sql(f"DROP SCHEMA {schema} CASCADE")
                 removed.append(f"schema {schema} with apptflow's tables and functions")
             return removed
+        if conn.dialect.name == "mysql":
+            removed += _uninstall_mysql_mapping(conn)
         for name in capture_triggers(conn):
             conn.exec_driver_sql(f"DROP TRIGGER {conn.dialect.identifier_preparer.quote_identifier(name)}")
             removed.append(f"trigger {name}")

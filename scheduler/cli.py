@@ -124,7 +124,8 @@ def _mapping(app: App) -> booking_mapping.Mapping | None:
     if not name:
         return None
     try:
-        return booking_mapping.load(name)
+        return booking_mapping.load(name, application_prefix=app.config.get("database", "application_prefix"),
+                                    tenant=app.config.get("database", "tenant"))
     except booking_mapping.MappingError as error:
         raise click.ClickException("\n".join(f"mapping {error.source}: {p}" for p in error.problems)) from None
 

@@ -153,6 +153,22 @@ def identifier(value: Any) -> str:
     return value
 
 
+def name_prefix(value: Any) -> str:
+    """The beginning of SQL names (``wp_``), or empty."""
+    value = text(value).strip()
+    return identifier(value) if value else ""
+
+
+def optional_id(value: Any) -> int | None:
+    """A row id (a tenant's), or empty: none in particular."""
+    value = text(value).strip() if not isinstance(value, int) or isinstance(value, bool) else value
+    if value == "":
+        return None
+    if isinstance(value, str) and not value.isdigit():
+        raise _Invalid(f"{value!r} is not an id (a positive integer), nor empty")
+    return count(1, 2**63 - 1)(int(value))
+
+
 def address(value: Any) -> str:
     """``host:port`` to listen on (``[::1]:9464`` for IPv6), or empty (off)."""
     value = text(value).strip()
@@ -211,8 +227,12 @@ SETTINGS: dict[str, dict[str, Setting]] = {
                  "schema": Setting("apptflow", identifier),
                  # MySQL/MariaDB: the prefix of apptflow's own table names
                  "prefix": Setting("apptflow_", identifier),
-                 # a shipped mapping (calcom) or a mapping file; empty: apptflow's reference tables
-                 "mapping": Setting("", text)},
+                 # a shipped mapping (calcom, booknetic) or a mapping file; empty: apptflow's reference tables
+                 "mapping": Setting("", text),
+                 # a mapping's {application_prefix}: the application's table prefix (WordPress's wp_)
+                 "application_prefix": Setting("wp_", name_prefix),
+                 # a mapping's {tenant}: the one tenant of a multi-tenant application to read; empty: all
+                 "tenant": Setting("", optional_id)},
     "daemon": {
         "poll_interval": Setting("1s", duration("10ms", "1h"), live=True),
         "workers": Setting(8, count(1, 256), live=True),

@@ -1,0 +1,239 @@
+"""apptflow attached to a WordPress site's Booknetic tables through the shipped mapping (MariaDB only).
+
+Booknetic's tables come from tests/booknetic/schema.sql (their names and columns as Booknetic 4.4.1's code
+reads and writes them); bookings, reschedules and cancellations are written with plain SQL the way
+Booknetic writes them (Unix seconds in integer columns, prices as rows of bkntc_appointment_prices), and
+nothing of apptflow's is called but its CLI and its pipeline.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import subprocess
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+from sqlalchemy import text
+
+from db.connect import connect
+from scheduler.cli import main
+from tests.conftest import _mariadb_database, sql
+from tests.pipeline import add_workflow, make_config
+from tests.test_time_offset import Harness
+
+UTC = dt.timezone.utc
+NOW = dt.datetime(2026, 11, 23, 9, 0, tzinfo=UTC)
+START = dt.datetime(2026, 11, 25, 14, 0, tzinfo=UTC)
+SCHEMA = Path(__file__).with_name("booknetic") / "schema.sql"
+
+
+def unix(moment: dt.datetime) -> int:
+    return int(moment.timestamp())
+
+
+def site(server) -> str:
+    """A new database holding a WordPress site's Booknetic tables, with a location, a service, a staff member
+    and a customer as Booknetic's admin panel creates them."""
+    url = server.url(_mariadb_database(server))
+    app = connect(url, prefix="unused_")  # the site's own session: apptflow's names play no part
+    with app.begin() as conn:
+        statements = "\n".join(line for line in SCHEMA.read_text().splitlines() if not line.startswith("--"))
+        for statement in filter(str.strip, statements.split(";")):
+            conn.exec_driver_sql(statement)
+        conn.exec_driver_sql("INSERT INTO wp_options (option_name, option_value) VALUES "
+                             "('timezone_string', 'Europe/Paris')")
+        conn.exec_driver_sql("INSERT INTO wp_bkntc_locations (id, name, address, phone_number, notes, latitude, "
+                             "longitude) VALUES (1, 'Opéra', '12 rue de la Paix, Paris', '+33140000000', "
+                             "'Second floor', '48.8708', '2.332401')")
+        conn.exec_driver_sql("INSERT INTO wp_bkntc_service_categories (id, name) VALUES (4, 'Hair')")
+        conn.exec_driver_sql("INSERT INTO wp_bkntc_services (id, name, price, category_id, duration, buffer_before, "
+                             "notes, color) VALUES (10, 'Haircut', 30, 4, 45, 15, 'Wash included', '#53d56c')")
+        conn.exec_driver_sql("INSERT INTO wp_bkntc_staff (id, name, email, phone_number, about) VALUES "
+                             "(1, 'Sam Staff', 'sam@salon.test', '+33612345678', 'Colourist since 2010')")
+        conn.exec_driver_sql("INSERT INTO wp_bkntc_customers (id, first_name, last_name, phone_number, email, "
+                             "birthdate, notes, created_at) VALUES (7, 'Ada', 'Lovelace', '+447700900123', "
+                             "'ada@example.test', '1990-12-10', 'Prefers mornings', 1763888400)")
+    app.dispose()
+    return url
+
+
+def cli(url: str, *args: str, code: int = 0, **env: str) -> str:
+    environment = {"APPTFLOW_DATABASE_URL": url, "APPTFLOW_DATABASE_MAPPING": "booknetic", **env}
+    result = CliRunner().invoke(main, list(args), env=environment)
+    assert result.exit_code == code, result.output
+    return result.output
+
+
+@pytest.fixture
+def booknetic(backend, request):
+    if backend != "mariadb":
+        pytest.skip("Booknetic runs on MySQL/MariaDB")
+    server = request.getfixturevalue("mariadb_server")
+    url = site(server)
+    cli(url, "db", "init")
+    yield url
+    server.drop_database(url.rsplit("/", 1)[1])
+
+
+def booknetic_write(url: str, statement: str, **params) -> None:
+    """One write as Booknetic's PHP makes it: its own session, in a time zone other than UTC, no apptflow."""
+    app = connect(url, prefix="unused_")
+    with app.begin() as conn:
+        conn.exec_driver_sql("SET time_zone = '+05:30'")  # not UTC, as a host may have it
+        conn.execute(text(statement), params)
+    app.dispose()
+
+
+def book(url: str, *, start: dt.datetime = START, minutes: int = 45, status: str = "approved",
+         tenant: int | None = None) -> int:
+    """A booking as Booknetic's AppointmentService writes it: the appointment (Unix seconds, busy_from and
+    busy_to with the buffers) and its price rows, in one transaction."""
+    app = connect(url, prefix="unused_")
+    with app.begin() as conn:
+        conn.exec_driver_sql("SET time_zone = '+05:30'")  # not UTC, as a host may have it
+        appointment = conn.execute(text(
+            "INSERT INTO wp_bkntc_appointments (location_id, service_id, staff_id, customer_id, starts_at, ends_at, "
+            "busy_from, busy_to, status, weight, payment_method, payment_status, paid_amount, note, locale, "
+            "client_timezone, created_at, tenant_id) VALUES (1, 10, 1, 7, :start, :end, :busy_from, :end, :status, "
+            "2, 'local', 'not_paid', 5, 'Short at the back', 'fr_FR', 'America/New_York', :created, :tenant)"),
+            {"start": unix(start), "end": unix(start) + minutes * 60, "busy_from": unix(start) - 15 * 60,
+             "status": status, "created": unix(NOW), "tenant": tenant}).lastrowid
+        conn.execute(text(
+            "INSERT INTO wp_bkntc_appointment_prices (appointment_id, unique_key, price, negative_or_positive) "
+            "VALUES (:a, 'service_price', 30, 1), (:a, 'discount', 3, -1)"), {"a": appointment})
+    app.dispose()
+    return appointment
+
+
+@pytest.fixture
+def harness(booknetic):
+    engine = connect(booknetic, mapped=True)
+    harness = Harness(engine, make_config(booknetic, APPTFLOW_DATABASE_MAPPING="booknetic"))
+    yield engine, harness
+    harness.close()
+    engine.dispose()
+
+
+def email(name: str, trigger: dict, subject: str, body: str = "b", **extra) -> dict:
+    return {"name": name, "trigger": trigger, **extra,
+            "actions": [{"type": "email", "to": ["customer"], "subject": subject, "body": body}]}
+
+
+def test_a_booking_fires_with_booknetics_data_in_the_keywords(harness, booknetic):
+    engine, pipeline = harness
+    add_workflow(engine, email("confirm", {"type": "appointment_created"},
+                               "{customer_first_name}: {service_name} with {staff_name} on {appointment_date_time}",
+                               "{appointment_notes} at {location_name}, {appointment_start_time_client} for you; "
+                               "{appointment_duration}, {appointment_buffer_before} before; {service_category_name};"
+                               " {appointment_sum_price} - {appointment_discount_price}, paid "
+                               "{appointment_paid_price} ({appointment_payment_method}); "
+                               "{appointment_total_attendees} people; {customer_birthday}; {appointment_status}"))
+    booking = book(booknetic)
+    pipeline.run(NOW)
+    [message] = pipeline.sent("smtp")
+    # 14:00 UTC is 15:00 in Paris, the site's time zone, and 9:00 for the customer in New York; the
+    # message is in the booking's language (French: a decimal comma).
+    assert message.subject == "Ada: Haircut with Sam Staff on 25 nov. 2026, 15:00"
+    assert message.text == ("Short at the back at Opéra, 09:00 for you; 45m, 15m before; Hair; 27,00 - 3,00, paid "
+                            "5,00 (local); 2 people; 10 déc. 1990; Approuvé")
+    assert message.to == ("ada@example.test",)
+    assert sql(engine, "SELECT row_id, op FROM change_events WHERE table_name = 'appointments' ORDER BY id") == [
+        (booking, "INSERT")]
+
+
+def test_a_reminder_follows_a_reschedule_and_goes_with_a_cancellation(harness, booknetic):
+    engine, pipeline = harness
+    moved = add_workflow(engine, email("moved", {"type": "appointment_rescheduled"},
+                                       "Moved from {old_appointment_date_time} to {appointment_date_time}"))
+    reminder = add_workflow(engine, email("reminder", {"type": "appointment_starts", "offset": "-1h"}, "Soon",
+                                          filters={"statuses": ["approved"]}))
+    booking = book(booknetic)
+    pipeline.run(NOW)
+    assert pipeline.jobs() == {f"wf:{reminder}:appt:{booking}": START - dt.timedelta(hours=1)}
+
+    later = START + dt.timedelta(days=1, hours=2)
+    booknetic_write(booknetic, "UPDATE wp_bkntc_appointments SET starts_at = :s, ends_at = :e, busy_from = :s, "
+                    "busy_to = :e WHERE id = :id", s=unix(later), e=unix(later) + 2700, id=booking)
+    pipeline.run(NOW)
+    assert [m.subject for m in pipeline.sent("smtp")] == ["Moved from 25 nov. 2026, 15:00 to 26 nov. 2026, 17:00"]
+    assert sql(engine, "SELECT subject_id FROM deliveries WHERE workflow_id = :w", w=moved) == [(booking,)]
+    assert pipeline.jobs() == {f"wf:{reminder}:appt:{booking}": later - dt.timedelta(hours=1)}
+
+    booknetic_write(booknetic, "UPDATE wp_bkntc_appointments SET status = 'canceled' WHERE id = :id", id=booking)
+    pipeline.run(NOW)
+    assert pipeline.jobs() == {}
+
+
+def test_set_status_writes_booknetics_own_status(harness, booknetic):
+    engine, pipeline = harness
+    add_workflow(engine, {"name": "approve", "trigger": {"type": "appointment_created"},
+                          "actions": [{"type": "set_status", "status": "approved"}]})
+    approved = add_workflow(engine, email("approved", {"type": "appointment_status_changed", "to": ["approved"]},
+                                          "{old_status} → {new_status}"))
+    booking = book(booknetic, status="pending")
+    live = Harness(engine, make_config(booknetic, APPTFLOW_DATABASE_MAPPING="booknetic",
+                                       APPTFLOW_DAEMON_DRY_RUN="false", APPTFLOW_SMTP_PORT="1"))
+    try:
+        live.run(NOW)
+    finally:
+        live.close()
+    assert sql(engine, "SELECT status FROM wp_bkntc_appointments WHERE id = :id", id=booking) == [("approved",)]
+    assert sql(engine, "SELECT workflow_id, depth FROM deliveries WHERE workflow_id = :w", w=approved) == [
+        (approved, 1)]
+
+
+def test_booknetics_writes_never_fail_when_capture_cannot_record(harness, booknetic):
+    engine, _ = harness
+    sql(engine, "RENAME TABLE change_events TO change_events_away")
+    try:
+        booking = book(booknetic)  # Booknetic's own insert goes through
+    finally:
+        sql(engine, "RENAME TABLE change_events_away TO change_events")
+    assert sql(engine, "SELECT id FROM wp_bkntc_appointments") == [(booking,)]
+    errors = sql(engine, "SELECT table_name, op, error FROM capture_errors")
+    assert errors and all(table == "wp_bkntc_appointments" and op == "INSERT" and "change_events" in error
+                          for table, op, error in errors), errors
+    assert "could not be captured" in cli(booknetic, "db", "check", code=1)
+
+
+def test_one_tenant_of_booknetic_saas_is_read_when_configured(booknetic):
+    cli(booknetic, "db", "upgrade", APPTFLOW_DATABASE_TENANT="3")
+    engine = connect(booknetic, mapped=True)
+    try:
+        mine, theirs = book(booknetic, tenant=3), book(booknetic, tenant=4)
+        # the mapping's view, named as an admin reads it beside the site's tables
+        assert sql(engine, "SELECT id FROM apptflow_appointments ORDER BY id") == [(mine,)]
+        assert sql(engine, "SELECT row_id FROM change_events WHERE table_name = 'appointments'") == [(mine,)]
+        assert theirs != mine
+    finally:
+        engine.dispose()
+
+
+def dump(server, database: str) -> str:
+    """The whole database as mariadb-dump writes it: tables, triggers, routines, views and rows."""
+    result = subprocess.run(["mariadb-dump", f"--socket={server.root / 'sock'}", "-uroot", "--routines",
+                             "--triggers", "--skip-dump-date", "--skip-comments", database],
+                            capture_output=True, text=True, check=True)
+    return result.stdout
+
+
+def test_install_then_uninstall_leaves_the_sites_database_as_it_was(backend, request):
+    if backend != "mariadb":
+        pytest.skip("Booknetic runs on MySQL/MariaDB")
+    server = request.getfixturevalue("mariadb_server")
+    url = site(server)
+    database = url.rsplit("/", 1)[1]
+    book(url)
+    before = dump(server, database)
+    try:
+        cli(url, "db", "init")
+        installed = dump(server, database)
+        cli(url, "db", "uninstall", "--yes")
+        after = dump(server, database)
+    finally:
+        server.drop_database(database)
+    for added in ("`apptflow_deliveries`", "`apptflow_capture_wp_bkntc_appointments_insert`",
+                  "`apptflow_sync_appointments`", "VIEW `apptflow_appointments`", "`apptflow_status_code`"):
+        assert added in installed
+    assert after == before
