@@ -17,11 +17,13 @@ from sqlalchemy.exc import DBAPIError, OperationalError
 
 from channels.netguard import literal_refusal
 from db import NotFound, deliveries, events, instances, schema
+from db import booknetic as booknetic_tables
 from db import booking as bookings
 from db import jobs as job_queries
 from db import mapping as booking_mapping
 from db import workflows as store
 from db.errors import describe, unavailable
+from engine.booknetic import translate as translate_booknetic
 from engine.context import build_context
 from engine.document import dump_yaml, load_yaml, split_document, to_document, workflow_from_row
 from engine.errors import InvalidWorkflow, Problem, RenderError
@@ -257,7 +259,17 @@ def _check_file(conn, path: str, known, pending_names: set[str], config: Config,
     A workflow of the same name is a problem, unless it is the one being replaced
     (*replacing*) or the file is applied by name (*by_name*)."""
     try:
-        parsed = parse_workflow(load_yaml(_read_file(path)), known=known)
+        document = load_yaml(_read_file(path))
+    except InvalidWorkflow as error:
+        return None, list(error.problems)
+    return _check_document(conn, document, known, pending_names, config, replacing=replacing, by_name=by_name)
+
+
+def _check_document(conn, document, known, pending_names: set[str], config: Config, *,
+                    replacing: int | None = None, by_name: bool = False):
+    """As _check_file, for a workflow document already read."""
+    try:
+        parsed = parse_workflow(document, known=known)
     except InvalidWorkflow as error:
         return None, list(error.problems)
     problems = _private_targets(parsed, config)
@@ -458,6 +470,56 @@ def workflow_delete(app: App, workflow_id: int) -> None:
 
 
 # --- daemon -----------------------------------------------------------------
+
+@main.group("import")
+def import_group() -> None:
+    """Bring another product's workflows over."""
+
+
+@import_group.command("booknetic")
+@click.option("--dry-run", is_flag=True, help="Show the workflows it would add, and add nothing.")
+@pass_app
+def import_booknetic(app: App, dry_run: bool) -> None:
+    """Add apptflow workflows equivalent to Booknetic's own (its bkntc_workflows tables).
+
+    Each one it cannot translate is reported with the reason, and not added; the
+    exit status is 1 when that happens. Booknetic goes on sending its own until its
+    workflows are switched off there.
+    """
+    prefix, tenant = app.config.get("database", "application_prefix"), app.config.get("database", "tenant")
+    engine = app.ready_engine()
+    with engine.begin() as conn:
+        try:
+            found = booknetic_tables.read_workflows(conn, prefix, tenant)
+        except booknetic_tables.NoBookneticWorkflows as error:
+            raise click.ClickException(f"{error} ([database] application_prefix = {prefix!r})") from None
+        known = store.known_ids(conn, app.config.get("workflows", "statuses"))
+        names: set[str] = set()
+        added, refused = 0, 0
+        for translation in map(translate_booknetic, found):
+            for note in translation.notes:
+                click.echo(f"{translation.source}: note: {note}")
+            parsed, problems = (None, [Problem(place="", message=p) for p in translation.problems])
+            if translation.document is not None:
+                parsed, problems = _check_document(conn, translation.document, known, names, app.config)
+            if problems:
+                refused += 1
+                _report(f"{translation.source}: not imported", problems)
+                continue
+            if dry_run:
+                click.echo(f"# {translation.source}\n---\n" + dump_yaml(to_document(parsed)), nl=False)
+            else:
+                workflow_id = store.insert_workflow(conn, split_document(to_document(parsed)))
+                click.echo(f"{translation.source}: added as workflow {workflow_id}: {parsed.name}")
+            added += 1
+    verb = "would add" if dry_run else "added"
+    click.echo(f"{verb} {added} of {len(found)} Booknetic workflows; {refused} not translated")
+    if added and not dry_run:
+        click.echo("Booknetic still sends its own: switch its workflows off (Booknetic > Workflows) "
+                   "once apptflow runs")
+    if refused:
+        sys.exit(1)
+
 
 @main.command("run")
 @pass_app

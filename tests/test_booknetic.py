@@ -9,6 +9,7 @@ nothing of apptflow's is called but its CLI and its pipeline.
 from __future__ import annotations
 
 import datetime as dt
+import json
 import subprocess
 from pathlib import Path
 
@@ -237,3 +238,78 @@ def test_install_then_uninstall_leaves_the_sites_database_as_it_was(backend, req
                   "`apptflow_sync_appointments`", "VIEW `apptflow_appointments`", "`apptflow_status_code`"):
         assert added in installed
     assert after == before
+
+
+# --- apptflow import booknetic ------------------------------------------------------------------------------
+
+def booknetic_workflow(url: str, name: str, when: str, data: dict, actions: list[tuple[str, dict]],
+                       active: bool = True) -> int:
+    """A workflow as Booknetic's Workflows page saves it: the row, then its actions, data as JSON text."""
+    app = connect(url, prefix="unused_")
+    with app.begin() as conn:
+        workflow = conn.execute(text("INSERT INTO wp_bkntc_workflows (name, `when`, data, is_active) "
+                                     "VALUES (:name, :when, :data, :active)"),
+                                {"name": name, "when": when, "data": json.dumps(data), "active": active}).lastrowid
+        for driver, action in actions:
+            conn.execute(text("INSERT INTO wp_bkntc_workflow_actions (workflow_id, driver, data, is_active) "
+                              "VALUES (:w, :driver, :data, 1)"),
+                         {"w": workflow, "driver": driver, "data": json.dumps(action)})
+    app.dispose()
+    return workflow
+
+
+def some_booknetic_workflows(url: str) -> None:
+    booknetic_workflow(url, "New booking", "booking_new", {"locations": [], "services": ["10"], "staffs": [],
+                                                           "statuses": ["approved"], "locale": "", "called_from": ""},
+                       [("email", {"to": "{customer_email}, desk@salon.test",
+                                   "subject": "Booked: {service_name} on {appointment_date_time}",
+                                   "body": "<p>Hello {customer_full_name}, see you at {location_name}.</p>",
+                                   "attachments": []})])
+    booknetic_workflow(url, "Reminder", "booking_starts", {"offset_sign": "before", "offset_value": "2",
+                                                            "offset_type": "hour", "statuses": ["approved"],
+                                                            "locations": [], "services": [], "staffs": [],
+                                                            "locale": ""},
+                       [("telegram", {"to": "424242", "body": "{customer_first_name} at {appointment_start_time}",
+                                      "documents": []}),
+                        ("webhook", {"request_method": "POST", "url": "https://hooks.salon.test/booknetic",
+                                     "content_type": "JSON", "headers": [{"key": "X-Site", "value": "salon"}],
+                                     "body": '{"id": "{appointment_id}", "status": "{appointment_status}"}'})])
+    booknetic_workflow(url, "Paid", "appointment_paid", {"locale": ""},
+                       [("email", {"to": "{customer_email}", "subject": "Thanks", "body": "Paid"})])
+    booknetic_workflow(url, "Zoom", "booking_new", {}, [("zoom", {"meeting": "1"})])
+
+
+def test_import_booknetic_dry_run_shows_the_translation_and_writes_nothing(booknetic):
+    some_booknetic_workflows(booknetic)
+    result = CliRunner().invoke(main, ["import", "booknetic", "--dry-run"],
+                                env={"APPTFLOW_DATABASE_URL": booknetic, "APPTFLOW_DATABASE_MAPPING": "booknetic"})
+    assert result.exit_code == 1, result.output
+    assert "trigger:\n  type: appointment_starts\n  offset: -2h" in result.output
+    assert "to: [customer, desk@salon.test]" in result.output
+    assert "event 'appointment_paid': apptflow does not see Booknetic's payments happen" in result.output
+    assert "no apptflow action does what Booknetic's 'zoom' driver does" in result.output
+    assert "would add 2 of 4 Booknetic workflows; 2 not translated" in result.output
+    engine = connect(booknetic, mapped=True)
+    try:
+        assert sql(engine, "SELECT count(*) FROM workflows") == [(0,)]
+    finally:
+        engine.dispose()
+
+
+def test_imported_booknetic_workflows_render_the_texts_booknetic_would(harness, booknetic):
+    engine, pipeline = harness
+    some_booknetic_workflows(booknetic)
+    output = cli(booknetic, "import", "booknetic", code=1)
+    assert "added 2 of 4 Booknetic workflows" in output and "switch its workflows off" in output
+    assert [name for (name,) in sql(engine, "SELECT name FROM workflows ORDER BY id")] == ["New booking", "Reminder"]
+    booking = book(booknetic)
+    pipeline.run(NOW)
+    [message] = pipeline.sent("smtp")
+    assert message.subject == "Booked: Haircut on 25 nov. 2026, 15:00"
+    assert message.to == ("ada@example.test", "desk@salon.test")
+    assert message.html == "<p>Hello Ada Lovelace, see you at Opéra.</p>"
+    reminder = sql(engine, "SELECT id FROM workflows WHERE name = 'Reminder'")[0][0]
+    assert pipeline.jobs() == {f"wf:{reminder}:appt:{booking}": START - dt.timedelta(hours=2)}
+    again = CliRunner().invoke(main, ["import", "booknetic"],
+                               env={"APPTFLOW_DATABASE_URL": booknetic, "APPTFLOW_DATABASE_MAPPING": "booknetic"})
+    assert "a workflow named 'New booking' already exists" in again.output  # importing twice adds nothing twice
