@@ -246,7 +246,8 @@ def _telegram(place: str, data: dict, problems: list[str], notes: list[str]) -> 
 
 
 def _headers(place: str, value: Any, problems: list[str]) -> dict[str, str]:
-    """Booknetic's headers: a JSON object, a list of {key, value}, or ``Name: value`` lines."""
+    """Booknetic's headers: a JSON object (``[]`` when empty); a list of {key, value} or ``Name: value`` lines are
+    read too, as a hand-edited row may have them."""
     if value in (None, "", [], {}):
         return {}
     if isinstance(value, dict):
@@ -265,9 +266,12 @@ def _webhook(place: str, data: dict, problems: list[str], notes: list[str]) -> d
     action: dict[str, Any] = {"type": "webhook", "url": _required(place, data, "url", problems),
                               "method": str(data.get("request_method") or "POST").upper()}
     headers = _headers(place, data.get("headers"), problems)
-    kind = str(data.get("content_type") or "JSON").upper()
+    kind = str(data.get("content_type") or "").upper()
     body = data.get("body")
-    if kind == "JSON":
+    if not kind:
+        if body not in (None, "", [], {}):
+            problems.append(f"{place}: a body without a content_type (JSON or FORM_DATA)")
+    elif kind == "JSON":
         headers.setdefault("Content-Type", "application/json")
         if body not in (None, ""):
             action["body"] = body if isinstance(body, str) else _json_text(body)
@@ -295,19 +299,23 @@ def _form_value(value: str) -> str:
 
 def _set_status(place: str, data: dict, problems: list[str], notes: list[str]) -> dict[str, Any]:
     status = _required(place, data, "status", problems)
+    targets = str(data.get("appointment_ids") or "{appointment_id}").replace(" ", "")
+    if targets != "{appointment_id}":
+        problems.append(f"{place}: sets the status of {targets!r}; apptflow's set_status sets the status of the "
+                        "workflow's own appointment only")
     if str(data.get("run_workflows", "1")).strip().lower() in ("0", "false", "off", "no"):
         notes.append(f"{place}: Booknetic would not run workflows on this change; apptflow's status-changed "
                      "workflows do see it (bounded by [daemon] max_chain_depth)")
     return {"type": "set_status", "status": status}
 
 
+# Booknetic's action drivers (the `driver` column): core's set-status and the add-ons' email, Telegram,
+# webhook, Twilio SMS and Twilio WhatsApp.
 _DRIVERS = {
     "email": _email,
-    "sms": _message("sms", "body"),
-    "twilio_sms": _message("sms", "body"),
-    "whatsapp": _message("whatsapp", "body"),
+    "twilio-sms": _message("sms", "body"),
+    "twilio-whatsapp": _message("whatsapp", "body"),
     "telegram": _telegram,
     "webhook": _webhook,
     "booking-set-status": _set_status,
-    "set_booking_status": _set_status,
 }

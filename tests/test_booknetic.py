@@ -19,7 +19,8 @@ from sqlalchemy import text
 
 from db.connect import connect
 from scheduler.cli import main
-from tests.conftest import _mariadb_database, sql
+from scheduler.daemon import Daemon
+from tests.conftest import _mariadb_database, sql, utc, wait_until
 from tests.pipeline import add_workflow, make_config
 from tests.test_time_offset import Harness
 
@@ -240,6 +241,41 @@ def test_install_then_uninstall_leaves_the_sites_database_as_it_was(backend, req
     assert after == before
 
 
+def test_a_running_daemon_on_the_site_confirms_a_booking_and_reminds_at_the_second_and_not_after_a_cancel(
+        booknetic):
+    """A real daemon, polling as it does on MySQL/MariaDB (no notifications there), with the default poll."""
+    engine = connect(booknetic, mapped=True)
+    config = make_config(booknetic, APPTFLOW_DATABASE_MAPPING="booknetic", APPTFLOW_DAEMON_HEARTBEAT="200ms")
+    assert config.get("daemon", "poll_interval") == dt.timedelta(milliseconds=200)
+    add_workflow(engine, email("confirm", {"type": "appointment_created"}, "{service_name} booked"))
+    reminder = add_workflow(engine, email("reminder", {"type": "appointment_starts", "offset": "-1h"},
+                                          "{{ fire_time }}", filters={"statuses": ["approved"]}))
+    daemon = Daemon(config, engine=engine)
+    daemon.start()
+    try:
+        starts = dt.datetime.now(UTC).replace(microsecond=0) + dt.timedelta(hours=1, seconds=3)
+        kept, cancelled = book(booknetic, start=starts), book(booknetic, start=starts)
+        booknetic_write(booknetic, "UPDATE wp_bkntc_appointments SET status = 'canceled' WHERE id = :id",
+                        id=cancelled)
+        wait_until(lambda: sql(engine, "SELECT count(*) FROM deliveries WHERE workflow_id = :w AND status = 'sent'",
+                               w=reminder) == [(1,)], timeout=20)
+    finally:
+        daemon.stop()
+        engine.dispose()
+    engine = connect(booknetic, mapped=True)
+    try:
+        [(subject, occurrence, sent_at)] = sql(engine, "SELECT subject_id, occurrence, sent_at FROM deliveries "
+                                                       "WHERE workflow_id = :w", w=reminder)
+        confirmed = sql(engine, "SELECT subject_id FROM deliveries WHERE workflow_id <> :w ORDER BY subject_id",
+                        w=reminder)
+    finally:
+        engine.dispose()
+    planned = starts - dt.timedelta(hours=1)
+    assert (subject, occurrence) == (kept, f"at:{planned.isoformat()}")  # the cancelled one is not reminded
+    assert utc(sent_at) >= planned  # never early
+    assert confirmed == [(kept,), (cancelled,)]
+
+
 # --- apptflow import booknetic ------------------------------------------------------------------------------
 
 def booknetic_workflow(url: str, name: str, when: str, data: dict, actions: list[tuple[str, dict]],
@@ -264,7 +300,8 @@ def some_booknetic_workflows(url: str) -> None:
                        [("email", {"to": "{customer_email}, desk@salon.test",
                                    "subject": "Booked: {service_name} on {appointment_date_time}",
                                    "body": "<p>Hello {customer_full_name}, see you at {location_name}.</p>",
-                                   "attachments": []})])
+                                   "attachments": ""}),
+                        ("twilio-sms", {"to": "{customer_phone}", "body": "{service_name}: {appointment_start_time}"})])
     booknetic_workflow(url, "Reminder", "booking_starts", {"offset_sign": "before", "offset_value": "2",
                                                             "offset_type": "hour", "statuses": ["approved"],
                                                             "locations": [], "services": [], "staffs": [],
@@ -272,7 +309,7 @@ def some_booknetic_workflows(url: str) -> None:
                        [("telegram", {"to": "424242", "body": "{customer_first_name} at {appointment_start_time}",
                                       "documents": []}),
                         ("webhook", {"request_method": "POST", "url": "https://hooks.salon.test/booknetic",
-                                     "content_type": "JSON", "headers": [{"key": "X-Site", "value": "salon"}],
+                                     "content_type": "JSON", "headers": {"X-Site": "salon"},
                                      "body": '{"id": "{appointment_id}", "status": "{appointment_status}"}'})])
     booknetic_workflow(url, "Paid", "appointment_paid", {"locale": ""},
                        [("email", {"to": "{customer_email}", "subject": "Thanks", "body": "Paid"})])
@@ -286,6 +323,8 @@ def test_import_booknetic_dry_run_shows_the_translation_and_writes_nothing(bookn
     assert result.exit_code == 1, result.output
     assert "trigger:\n  type: appointment_starts\n  offset: -2h" in result.output
     assert "to: [customer, desk@salon.test]" in result.output
+    assert "- type: sms\n  provider: twilio\n  to: [customer]\n  body: '{{ service_name }}: " \
+           "{{ appointment_start_time }}'" in result.output
     assert "event 'appointment_paid': apptflow does not see Booknetic's payments happen" in result.output
     assert "no apptflow action does what Booknetic's 'zoom' driver does" in result.output
     assert "would add 2 of 4 Booknetic workflows; 2 not translated" in result.output

@@ -1,0 +1,69 @@
+"""What is MySQL/MariaDB's own: apptflow's tables under a prefix, the servers it refuses, the polling default."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+from click.testing import CliRunner
+from sqlalchemy import inspect
+
+from db.connect import UnsupportedServer, check_mysql_version, connect
+from db.prefix import OWN_TABLES, prefixed_names
+from db.tables import metadata
+from scheduler.cli import main
+from scheduler.config import load_config
+
+
+def test_no_column_index_or_constraint_is_named_like_one_of_apptflows_tables():
+    """The prefix is added to every identifier that is an apptflow table's name (db/prefix.py): that is safe
+    only while nothing else is named so."""
+    names = prefixed_names(mapped=True)
+    for table in metadata.sorted_tables:
+        assert not {c.name for c in table.columns} & names, table.name
+        assert not {i.name for i in table.indexes} & names, table.name
+        assert not {c.name for c in table.constraints if c.name} & names, table.name
+    assert "alembic_version" in OWN_TABLES and "deliveries" in OWN_TABLES and "appointments" not in OWN_TABLES
+
+
+@pytest.mark.parametrize("version", ["10.5.23-MariaDB-0+deb11u1", "10.3.39-MariaDB", "5.7.44", "8.0.0-dmr"])
+def test_a_server_without_skip_locked_is_refused_with_what_it_needs(version):
+    with pytest.raises(UnsupportedServer, match="too old for apptflow: it needs (MariaDB 10.6|MySQL 8.0.1)"):
+        check_mysql_version(version)
+
+
+@pytest.mark.parametrize("version", ["10.6.16-MariaDB", "10.11.19-MariaDB-0+deb12u1", "11.4.2-MariaDB", "8.0.36",
+                                     "8.4.0", "9.1.0"])
+def test_a_server_with_skip_locked_is_accepted(version):
+    check_mysql_version(version)
+
+
+def test_mysql_polls_every_200_ms_unless_configured():
+    for url in ("mysql://apptflow@db/site", "mariadb+pymysql://apptflow@db/site"):
+        config = load_config(None, environ={"APPTFLOW_DATABASE_URL": url})
+        assert config.get("daemon", "poll_interval") == dt.timedelta(milliseconds=200)
+    chosen = load_config(None, environ={"APPTFLOW_DATABASE_URL": "mysql://a@db/site",
+                                        "APPTFLOW_DAEMON_POLL_INTERVAL": "2s"})
+    assert chosen.get("daemon", "poll_interval") == dt.timedelta(seconds=2)
+    assert load_config(None, environ={}).get("daemon", "poll_interval") == dt.timedelta(seconds=1)
+
+
+def test_the_prefix_is_configurable_and_uninstall_removes_what_it_named(empty_db_url, backend):
+    if backend != "mariadb":
+        pytest.skip("the prefix is MySQL/MariaDB's")
+    environment = {"APPTFLOW_DATABASE_URL": empty_db_url, "APPTFLOW_DATABASE_PREFIX": "flow_"}
+    result = CliRunner().invoke(main, ["db", "init"], env=environment)
+    assert result.exit_code == 0, result.output
+    engine = connect(empty_db_url)
+    try:
+        tables = set(inspect(engine).get_table_names())
+        assert {"flow_workflows", "flow_deliveries", "flow_change_events", "flow_alembic_version"} <= tables
+        assert {"appointments", "customers"} <= tables and not any(t.startswith("apptflow_") for t in tables)
+        result = CliRunner().invoke(main, ["db", "uninstall", "--yes"], env=environment)
+        assert result.exit_code == 0, result.output
+        assert set(inspect(engine).get_table_names()) == {"appointments", "customers", "services", "staff",
+                                                         "locations"}
+        with engine.connect() as conn:
+            assert conn.exec_driver_sql("SHOW TRIGGERS").all() == []
+    finally:
+        engine.dispose()
