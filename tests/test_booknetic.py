@@ -314,6 +314,8 @@ def some_booknetic_workflows(url: str) -> None:
     booknetic_workflow(url, "Paid", "appointment_paid", {"locale": ""},
                        [("email", {"to": "{customer_email}", "subject": "Thanks", "body": "Paid"})])
     booknetic_workflow(url, "Zoom", "booking_new", {}, [("zoom", {"meeting": "1"})])
+    booknetic_workflow(url, "Admin bookings", "booking_new", {"called_from": "backend"},
+                       [("email", {"to": "{staff_email}", "subject": "Booked by the desk", "body": "b"})])
 
 
 def test_import_booknetic_dry_run_shows_the_translation_and_writes_nothing(booknetic):
@@ -327,7 +329,8 @@ def test_import_booknetic_dry_run_shows_the_translation_and_writes_nothing(bookn
            "{{ appointment_start_time }}'" in result.output
     assert "event 'appointment_paid': apptflow does not see Booknetic's payments happen" in result.output
     assert "no apptflow action does what Booknetic's 'zoom' driver does" in result.output
-    assert "would add 2 of 4 Booknetic workflows; 2 not translated" in result.output
+    assert "Booknetic workflow 5 (Admin bookings): not imported: filters.started_by: " in result.output
+    assert "would add 2 of 5 Booknetic workflows; 3 not translated" in result.output
     engine = connect(booknetic, mapped=True)
     try:
         assert sql(engine, "SELECT count(*) FROM workflows") == [(0,)]
@@ -339,7 +342,7 @@ def test_imported_booknetic_workflows_render_the_texts_booknetic_would(harness, 
     engine, pipeline = harness
     some_booknetic_workflows(booknetic)
     output = cli(booknetic, "import", "booknetic", code=1)
-    assert "added 2 of 4 Booknetic workflows" in output and "switch its workflows off" in output
+    assert "added 2 of 5 Booknetic workflows" in output and "switch its workflows off" in output
     assert [name for (name,) in sql(engine, "SELECT name FROM workflows ORDER BY id")] == ["New booking", "Reminder"]
     booking = book(booknetic)
     pipeline.run(NOW)
