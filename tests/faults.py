@@ -1,9 +1,10 @@
-"""Faults placed exactly: a TCP proxy in front of PostgreSQL that cuts when a statement passes, and a
-writer that holds SQLite's lock.
+"""Faults placed exactly: a TCP proxy in front of PostgreSQL or MariaDB that cuts when a statement passes,
+and a writer that holds SQLite's lock.
 
-The proxy reads the PostgreSQL protocol from the client just enough to see
-each statement's text (simple queries, Parse messages, and the Bind of a
-statement prepared earlier), so a test can cut the database away at the
+The proxy reads the client's side of the protocol just enough to see each
+statement's text (PostgreSQL: simple queries, Parse messages, and the Bind of
+a statement prepared earlier; MySQL/MariaDB: COM_QUERY packets, which PyMySQL
+sends for every statement), so a test can cut the database away at the
 moment the daemon sends a given statement, before the server sees it; new
 connections are then refused until the outage ends. A cut can also be made
 by hand, from a receiver's handler, between a send and its record.
@@ -21,6 +22,7 @@ from dataclasses import dataclass, field
 
 # Codes of the requests that come before the startup message and get a one-byte answer.
 _PRE_STARTUP = {80877103, 80877104}  # SSLRequest, GSSENCRequest
+_COM_QUERY = 0x03
 
 
 @dataclass(kw_only=True)
@@ -38,6 +40,7 @@ class _Link:
 
     def __init__(self, proxy: "CuttableProxy", client: socket.socket, server: socket.socket):
         self.proxy, self.client, self.server = proxy, client, server
+        self.mysql = proxy.protocol == "mysql"
         self.prepared: dict[bytes, bytes] = {}
         self.closed = False
 
@@ -70,7 +73,8 @@ class _Link:
             while chunk := self.client.recv(65536):
                 buffer += chunk
                 while True:
-                    message, buffer, typed = self._next_message(buffer, typed)
+                    next_message = self._next_packet if self.mysql else self._next_message
+                    message, buffer, typed = next_message(buffer, typed)
                     if message is None:
                         break
                     if typed and self.proxy.should_cut(self, self._statement(message)):
@@ -97,7 +101,21 @@ class _Link:
             return None, buffer, typed
         return buffer[:length], buffer[length:], typed
 
+    @staticmethod
+    def _next_packet(buffer: bytes, typed: bool) -> tuple[bytes | None, bytes, bool]:
+        """MySQL's packets: a 3-byte little-endian length and a sequence number; the client's first is its
+        handshake answer, every one after it a command."""
+        if len(buffer) < 4:
+            return None, buffer, typed
+        length = int.from_bytes(buffer[:3], "little") + 4
+        if len(buffer) < length:
+            return None, buffer, typed
+        return buffer[:length], buffer[length:], True
+
     def _statement(self, message: bytes) -> bytes:
+        if self.mysql:
+            # sequence 0 starts a command; the handshake answer is sequence 1
+            return message[5:] if message[3] == 0 and message[4] == _COM_QUERY else b""
         kind, payload = message[:1], message[5:]
         if kind == b"Q":
             return payload
@@ -113,10 +131,11 @@ class _Link:
 
 
 class CuttableProxy:
-    """A loopback TCP proxy to a PostgreSQL server that a test cuts and restores."""
+    """A loopback TCP proxy to a PostgreSQL (or, with *protocol* "mysql", a MariaDB) server that a test cuts
+    and restores."""
 
-    def __init__(self, target_port: int):
-        self.target_port = target_port
+    def __init__(self, target_port: int, protocol: str = "postgresql"):
+        self.target_port, self.protocol = target_port, protocol
         self._listener = socket.create_server(("127.0.0.1", 0))
         self.port = self._listener.getsockname()[1]
         self._links: set[_Link] = set()
@@ -129,6 +148,8 @@ class CuttableProxy:
         self._thread.start()
 
     def url(self, database: str) -> str:
+        if self.protocol == "mysql":
+            return f"mysql+pymysql://apptflow@127.0.0.1:{self.port}/{database}"
         return f"postgresql+psycopg://apptflow@127.0.0.1:{self.port}/{database}?sslmode=disable&gssencmode=disable"
 
     def arm(self, pattern: bytes, *, down_for: float, everything: bool = True) -> Trigger:

@@ -26,7 +26,8 @@ from sqlalchemy import event
 from sqlalchemy.engine import make_url
 
 from db import deliveries
-from db.connect import connect
+from db.connect import DEFAULT_PREFIX, connect
+from db.prefix import OWN_TABLES
 from scheduler.catalogue import Catalogue
 from scheduler.consumer import EventConsumer
 from scheduler.daemon import Daemon
@@ -92,6 +93,7 @@ class Fault:
 
     def arm(self, pattern: str) -> None:
         """Take the database away when the daemon next sends a statement matching *pattern*."""
+        pattern = as_sent(self.backend, pattern)
         if self.proxy is not None:
             trigger = self.proxy.arm(pattern.encode(), down_for=OUTAGE)
             threading.Thread(target=lambda: trigger.fired.wait(60) and self.fired.set(), daemon=True).start()
@@ -129,16 +131,31 @@ def receivers():
 
 @pytest.fixture
 def fault(backend, db_url, request):
-    if backend == "mariadb":
-        pytest.skip("the fault proxy reads PostgreSQL's wire protocol; MariaDB's restart is tested in test_daemon")
     proxy = None
     if backend == "postgresql":
         proxy = CuttableProxy(request.getfixturevalue("pg_cluster").port)
+    elif backend == "mariadb":
+        proxy = CuttableProxy(request.getfixturevalue("mariadb_server").port, protocol="mysql")
     fault = Fault(backend, db_url, proxy)
     yield fault
     fault.close()
     if proxy is not None:
         proxy.close()
+
+
+# MySQL/MariaDB: the same statements, as SQLAlchemy writes them there (apptflow's prefix, INSERT IGNORE, and
+# the named lock instead of pg_locks).
+_MYSQL_FORMS = {r"INSERT INTO deliveries": r"INSERT IGNORE INTO deliveries", r"pg_locks": r"IS_USED_LOCK"}
+_OWN_NAME = re.compile(r"\b(" + "|".join(sorted(OWN_TABLES, key=len, reverse=True)) + r")\b")
+
+
+def as_sent(backend: str, pattern: str) -> str:
+    """A step's statement *pattern* as the daemon sends it on *backend*."""
+    if backend != "mariadb":
+        return pattern
+    for postgresql, mysql in _MYSQL_FORMS.items():
+        pattern = pattern.replace(postgresql, mysql)
+    return _OWN_NAME.sub(DEFAULT_PREFIX + r"\1", pattern)
 
 
 def daemon_config(fault: Fault, receivers: Receivers):
@@ -342,8 +359,8 @@ def test_a_leader_stops_scheduling_only_when_its_lock_is_gone_and_resumes_the_sa
     try:
         wait_until(lambda: daemon.leadership.leading)
         scheduler = daemon.planner.scheduler
-        pattern = rb"pg_locks" if cut == "the leader lock's session" else rb"FROM change_events"
-        trigger = fault.proxy.arm(pattern, down_for=OUTAGE, everything=False)
+        pattern = "pg_locks" if cut == "the leader lock's session" else "FROM change_events"
+        trigger = fault.proxy.arm(as_sent(backend, pattern).encode(), down_for=OUTAGE, everything=False)
         wait_until(trigger.fired.is_set)
         time.sleep(OUTAGE)
         book_a_reminder(engine, ids)
