@@ -2,7 +2,7 @@
 message arrives exactly once.
 
 A real daemon (its threads, APScheduler, real SMTP and HTTP receivers) runs on
-a real database. On PostgreSQL its connections go through a proxy that cuts
+a real database. On PostgreSQL and MariaDB its connections go through a proxy that cuts
 them all, and refuses new ones for a moment, when the daemon sends the
 statement of the step under test (or when a receiver is reached, for the step
 between a send and its record). On SQLite another writer takes the database's
