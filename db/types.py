@@ -94,5 +94,6 @@ class CalendarDate(TypeDecorator):
 # JSONB on PostgreSQL (indexable, compact), JSON text elsewhere.
 JSONDocument = JSON().with_variant(JSONB(), "postgresql")
 
-# Text that is a key, indexed, or has a default: MySQL indexes and defaults no TEXT column.
-ShortText = Text().with_variant(String(255), "mysql")
+# Text that is a key, indexed, or has a default: MySQL indexes and defaults no TEXT column. Compared byte for
+# byte, as on PostgreSQL and SQLite, whatever the server's default collation (often case-insensitive).
+ShortText = Text().with_variant(String(255, collation="utf8mb4_bin"), "mysql")

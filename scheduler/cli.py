@@ -22,6 +22,7 @@ from db import booking as bookings
 from db import jobs as job_queries
 from db import mapping as booking_mapping
 from db import workflows as store
+from db.connect import UnsupportedServer
 from db.errors import describe, unavailable
 from engine.booknetic import translate as translate_booknetic
 from engine.context import build_context
@@ -72,6 +73,8 @@ class _Commands(click.Group):
     def invoke(self, ctx: click.Context):
         try:
             return super().invoke(ctx)
+        except UnsupportedServer as error:
+            raise click.ClickException(str(error)) from None
         except Exception as error:
             if unavailable(error):
                 raise click.ClickException(f"cannot reach the database: {describe(error)}") from None

@@ -6,6 +6,7 @@ import dataclasses
 import datetime as dt
 import logging
 import threading
+import time
 from collections.abc import Callable
 
 from sqlalchemy.engine import Connection, Engine
@@ -150,6 +151,10 @@ class EventConsumer:
         return written
 
 
+# How soon a poke (a stop, a reload) ends a wait for notifications.
+POKE_SLICE = 0.25
+
+
 class Wakeup:
     """Wait for the next poll, woken early by PostgreSQL notifications.
 
@@ -177,13 +182,24 @@ class Wakeup:
             self._poked.clear()
             return
         try:
-            for _ in self._listener.notifies(timeout=self.interval, stop_after=1):
-                pass
+            self._listen_for(self.interval)
         except Exception as error:  # noqa: BLE001 - the database went away: poll until it is back
             logger.warning("lost the LISTEN connection (%s); polling until it is back", describe(error))
             self.close()
             self._poked.wait(self.interval)
             self._poked.clear()
+
+    def _listen_for(self, seconds: float) -> None:
+        """Until a notification, a poke or *seconds*. psycopg's wait for notifications cannot be
+        interrupted from another thread, so it waits in slices and a poke ends the wait at the next."""
+        deadline = time.monotonic() + seconds
+        while not self._poked.is_set():
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                break
+            if any(True for _ in self._listener.notifies(timeout=min(remaining, POKE_SLICE), stop_after=1)):
+                break
+        self._poked.clear()
 
     def _listening(self) -> bool:
         if self._listener is not None:

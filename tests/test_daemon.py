@@ -10,6 +10,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 
 import pytest
@@ -18,6 +19,7 @@ from click.testing import CliRunner
 
 from scheduler.cli import main
 from scheduler.config import load_config
+from scheduler.consumer import Wakeup
 from scheduler.daemon import Daemon
 from tests.booking import book, insert, seed
 from tests.channels.servers import HttpServer, Reply
@@ -199,6 +201,26 @@ def test_notifications_wake_the_daemon_before_the_poll(engine, db_url, backend):
                    == [("approved",)], timeout=20)
     finally:
         daemon.stop()
+
+
+def test_a_poke_ends_a_wait_for_notifications_at_once(engine, backend):
+    """A stop or a reload pokes the consumer's wait: it must not sit out its poll interval (an hour here)."""
+    if backend != "postgresql":
+        pytest.skip("LISTEN/NOTIFY is PostgreSQL's")
+    wakeup = Wakeup(engine, interval=3600)
+    waiter = threading.Thread(target=wakeup.wait, daemon=True)
+    try:
+        assert wakeup._listening()
+        waiter.start()
+        time.sleep(0.3)  # the waiter is inside psycopg's wait for notifications
+        wakeup.poke()
+        waiter.join(30)
+        assert not waiter.is_alive()
+    finally:
+        wakeup.poke()
+        if waiter.ident:
+            waiter.join(5)
+        wakeup.close()
 
 
 def test_a_reminder_fires_at_its_second_through_the_running_daemon(engine, running):

@@ -67,3 +67,19 @@ def test_the_prefix_is_configurable_and_uninstall_removes_what_it_named(empty_db
             assert conn.exec_driver_sql("SHOW TRIGGERS").all() == []
     finally:
         engine.dispose()
+
+
+def test_every_command_refuses_a_server_too_old_in_one_line(db_url, backend, monkeypatch):
+    if backend != "mariadb":
+        pytest.skip("the version floor is MySQL/MariaDB's")
+    import db.connect
+
+    def too_old(version):
+        check_mysql_version("10.5.23-MariaDB")
+    monkeypatch.setattr(db.connect, "check_mysql_version", too_old)  # as if the server said 10.5
+    for command in (["status"], ["db", "init"], ["workflow", "list"]):
+        result = CliRunner().invoke(main, command, env={"APPTFLOW_DATABASE_URL": db_url})
+        assert result.exit_code == 1, (command, result.output)
+        assert result.output.strip().splitlines() == [
+            "Error: MariaDB 10.5.23-MariaDB is too old for apptflow: it needs MariaDB 10.6 or newer "
+            "(FOR UPDATE SKIP LOCKED)"], command
