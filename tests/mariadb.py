@@ -7,14 +7,13 @@ user (which the package creates) and it runs through ``runuser``.
 
 from __future__ import annotations
 
-import os
-import pwd
 import shutil
 import socket
 import subprocess
-import tempfile
 import time
 from pathlib import Path
+
+from tests.scratch import free_port, scratch_directory, server_user
 
 
 class ServerError(RuntimeError):
@@ -29,37 +28,20 @@ def _binary(*names: str) -> str:
     raise ServerError(f"no MariaDB server binaries ({names[0]}) found; install Debian's mariadb-server package")
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 class Server:
     """mariadb-install-db + mariadbd on a free loopback port; destroy() removes everything."""
 
     def __init__(self):
         self.install_db = _binary("mariadb-install-db", "mysql_install_db")
         self.mariadbd = _binary("mariadbd", "mysqld")
-        self.port = _free_port()
-        self.root = Path(tempfile.mkdtemp(prefix="apptflow-mariadb-"))
+        self.port = free_port()
+        try:
+            self.user = server_user("mysql", "nobody")
+        except LookupError as error:
+            raise ServerError(str(error)) from None
+        self.root = scratch_directory("apptflow-mariadb-", self.user)
         self.datadir = self.root / "data"
-        self.user = None
         self.process: subprocess.Popen | None = None
-        if os.geteuid() == 0:
-            self.user = self._unprivileged_user()
-            os.chmod(self.root, 0o755)
-            shutil.chown(self.root, self.user, None)
-
-    @staticmethod
-    def _unprivileged_user() -> str:
-        for name in ("mysql", "nobody"):
-            try:
-                pwd.getpwnam(name)
-                return name
-            except KeyError:
-                continue
-        raise ServerError("running as root and no unprivileged user (mysql, nobody) exists")
 
     def _command(self, *args: str) -> list[str]:
         return ["runuser", "-u", self.user, "--", *args] if self.user else list(args)

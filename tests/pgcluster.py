@@ -9,12 +9,11 @@ from __future__ import annotations
 
 import glob
 import os
-import pwd
 import shutil
-import socket
 import subprocess
-import tempfile
 from pathlib import Path
+
+from tests.scratch import free_port, scratch_directory, server_user
 
 
 class ClusterError(RuntimeError):
@@ -35,35 +34,18 @@ def find_bindir() -> Path:
     raise ClusterError("no PostgreSQL server binaries (initdb) found; install Debian's postgresql package")
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 class Cluster:
     """initdb + pg_ctl start on a free loopback port; stop() removes everything."""
 
     def __init__(self):
         self.bindir = find_bindir()
-        self.port = _free_port()
-        self.root = Path(tempfile.mkdtemp(prefix="apptflow-pg-"))
+        self.port = free_port()
+        try:
+            self.user = server_user("postgres", "nobody")
+        except LookupError as error:
+            raise ClusterError(str(error)) from None
+        self.root = scratch_directory("apptflow-pg-", self.user)
         self.datadir = self.root / "data"
-        self.user = None
-        if os.geteuid() == 0:
-            self.user = self._unprivileged_user()
-            os.chmod(self.root, 0o755)
-            shutil.chown(self.root, self.user, None)
-
-    @staticmethod
-    def _unprivileged_user() -> str:
-        for name in ("postgres", "nobody"):
-            try:
-                pwd.getpwnam(name)
-                return name
-            except KeyError:
-                continue
-        raise ClusterError("running as root and no unprivileged user (postgres, nobody) exists")
 
     def _run(self, *args: str, check: bool = True) -> subprocess.CompletedProcess:
         command = [str(self.bindir / args[0]), *args[1:]]

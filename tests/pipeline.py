@@ -36,6 +36,12 @@ def add_workflow(engine, document: dict) -> int:
         return store.insert_workflow(conn, split_document(to_document(parse_workflow(document))))
 
 
+def email(name: str, trigger: dict, subject: str, body: str = "b", **extra) -> dict:
+    """A workflow document of one email to the customer."""
+    return {"name": name, "trigger": trigger, **extra,
+            "actions": [{"type": "email", "to": ["customer"], "subject": subject, "body": body}]}
+
+
 class Pipeline:
     """The consumer and one delivery worker, stepped by hand."""
 

@@ -21,7 +21,7 @@ from db.connect import connect
 from scheduler.cli import main
 from scheduler.daemon import Daemon
 from tests.conftest import _mariadb_database, sql, utc, wait_until
-from tests.pipeline import add_workflow, make_config
+from tests.pipeline import add_workflow, email, make_config
 from tests.test_time_offset import Harness
 
 UTC = dt.timezone.utc
@@ -117,11 +117,6 @@ def harness(booknetic):
     engine.dispose()
 
 
-def email(name: str, trigger: dict, subject: str, body: str = "b", **extra) -> dict:
-    return {"name": name, "trigger": trigger, **extra,
-            "actions": [{"type": "email", "to": ["customer"], "subject": subject, "body": body}]}
-
-
 def test_a_booking_fires_with_booknetics_data_in_the_keywords(harness, booknetic):
     engine, pipeline = harness
     add_workflow(engine, email("confirm", {"type": "appointment_created"},
@@ -197,6 +192,20 @@ def test_booknetics_writes_never_fail_when_capture_cannot_record(harness, bookne
     assert errors and all(table == "wp_bkntc_appointments" and op == "INSERT" and "change_events" in error
                           for table, op, error in errors), errors
     assert "could not be captured" in cli(booknetic, "db", "check", code=1)
+
+
+def test_db_check_reads_booknetics_statuses_back_and_reports_a_function_edited_by_hand(harness, booknetic):
+    engine, _ = harness
+    output = cli(booknetic, "db", "check")
+    assert "statuses: each one written reads back as itself (approved = approved" in output
+    assert "change capture: " in output and "problem" not in output
+    sql(engine, "DROP FUNCTION apptflow_status_code")
+    sql(engine, "CREATE FUNCTION apptflow_status_code(value VARCHAR(255)) RETURNS VARCHAR(255) DETERMINISTIC "
+                "NO SQL RETURN CASE value WHEN 'canceled' THEN 'rejected' ELSE value END")
+    assert "canceled is written as 'canceled', which reads back as 'rejected'" in cli(booknetic, "db", "check",
+                                                                                      code=1)
+    cli(booknetic, "db", "upgrade")
+    assert "problem" not in cli(booknetic, "db", "check")
 
 
 def test_one_tenant_of_booknetic_saas_is_read_when_configured(booknetic):

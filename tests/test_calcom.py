@@ -19,7 +19,7 @@ from sqlalchemy import inspect, text
 from db.connect import connect
 from scheduler.cli import main
 from tests.conftest import _drop_pg_database, _pg_database, sql
-from tests.pipeline import add_workflow, make_config
+from tests.pipeline import add_workflow, email, make_config
 from tests.test_time_offset import Harness
 
 UTC = dt.timezone.utc
@@ -130,11 +130,6 @@ def harness(calcom):
     yield engine, harness
     harness.close()
     engine.dispose()
-
-
-def email(name: str, trigger: dict, subject: str, body: str = "b", **extra) -> dict:
-    return {"name": name, "trigger": trigger, **extra,
-            "actions": [{"type": "email", "to": ["customer"], "subject": subject, "body": body}]}
 
 
 def test_a_booking_fires_with_calcoms_data_in_the_keywords(harness, calcom):
