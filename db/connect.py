@@ -16,8 +16,9 @@ _SCHEMA_OPTION = "apptflow_schema"
 # MySQL/MariaDB have no schemas a WordPress host lets one create: apptflow's tables get a prefix instead.
 DEFAULT_PREFIX = "apptflow_"
 _PREFIX_OPTION = "apptflow_prefix"
-# The oldest servers with FOR UPDATE SKIP LOCKED, which the queues need.
-MYSQL_MINIMUM, MARIADB_MINIMUM = (8, 0, 1), (10, 6)
+# The oldest servers with what apptflow uses: FOR UPDATE SKIP LOCKED for the queues (MySQL 8.0.1, MariaDB
+# 10.6), expressions as column defaults (MySQL 8.0.13) and CAST(... AS DOUBLE) in the Booknetic mapping (8.0.17).
+MYSQL_MINIMUM, MARIADB_MINIMUM = (8, 0, 17), (10, 6)
 
 
 class UnsupportedServer(RuntimeError):
@@ -133,11 +134,11 @@ def _mysql_engine(url: URL, prefix: str, mapped: bool, **engine_options) -> Engi
 
 
 def check_mysql_version(version: str) -> None:
-    """Refuse a server without FOR UPDATE SKIP LOCKED (before MySQL 8.0.1, MariaDB 10.6)."""
+    """Refuse a server older than MySQL 8.0.17 or MariaDB 10.6 (see MYSQL_MINIMUM)."""
     numbers = tuple(int(part) for part in version.split("-")[0].split(".")[:3] if part.isdigit())
     mariadb = "mariadb" in version.lower()
     minimum = MARIADB_MINIMUM if mariadb else MYSQL_MINIMUM
     if numbers < minimum:
         name = "MariaDB" if mariadb else "MySQL"
         raise UnsupportedServer(f"{name} {version} is too old for apptflow: it needs {name} "
-                                f"{'.'.join(map(str, minimum))} or newer (FOR UPDATE SKIP LOCKED)")
+                                f"{'.'.join(map(str, minimum))} or newer")

@@ -27,16 +27,27 @@ def prefixed_names(mapped: bool) -> frozenset[str]:
 def prefixing_preparer(base: type, prefix: str, mapped: bool) -> type:
     """A subclass of the dialect's identifier preparer *base* that writes apptflow's table names with *prefix*.
 
-    No column, index or constraint of apptflow's is named like one of its tables,
-    so the names that match are table names (tests/test_mysql.py checks this).
+    A statement names a table through ``quote`` (the compiler's tables and the
+    columns they qualify, and every DDL), reflection through
+    ``_quote_free_identifiers(database, table)``: the prefix is added there, to
+    the table's name only. Database and schema names are never prefixed, nor is
+    anything quoted otherwise. No column, index or constraint of apptflow's is
+    named like one of its tables (tests/test_mysql.py checks this).
     """
     names = prefixed_names(mapped)
 
+    def named(ident):
+        return prefix + ident if ident in names else ident
+
     class PrefixingPreparer(base):
         def quote(self, ident):
-            return super().quote(prefix + ident if ident in names else ident)
+            return super().quote(named(ident))
 
-        def quote_identifier(self, value):
-            return super().quote_identifier(prefix + value if value in names else value)
+        def quote_schema(self, schema):
+            return super().quote(schema)  # a database's name, not a table's
+
+        def _quote_free_identifiers(self, *ids):
+            *qualifiers, table = ids
+            return super()._quote_free_identifiers(*qualifiers, named(table) if table else table)
 
     return PrefixingPreparer

@@ -26,14 +26,15 @@ def test_no_column_index_or_constraint_is_named_like_one_of_apptflows_tables():
     assert "alembic_version" in OWN_TABLES and "deliveries" in OWN_TABLES and "appointments" not in OWN_TABLES
 
 
-@pytest.mark.parametrize("version", ["10.5.23-MariaDB-0+deb11u1", "10.3.39-MariaDB", "5.7.44", "8.0.0-dmr"])
-def test_a_server_without_skip_locked_is_refused_with_what_it_needs(version):
-    with pytest.raises(UnsupportedServer, match="too old for apptflow: it needs (MariaDB 10.6|MySQL 8.0.1)"):
+@pytest.mark.parametrize("version", ["10.5.23-MariaDB-0+deb11u1", "10.3.39-MariaDB", "5.7.44", "8.0.0-dmr",
+                                     "8.0.16"])
+def test_a_server_too_old_is_refused_with_what_it_needs(version):
+    with pytest.raises(UnsupportedServer, match="too old for apptflow: it needs (MariaDB 10.6|MySQL 8.0.17)"):
         check_mysql_version(version)
 
 
-@pytest.mark.parametrize("version", ["10.6.16-MariaDB", "10.11.19-MariaDB-0+deb12u1", "11.4.2-MariaDB", "8.0.36",
-                                     "8.4.0", "9.1.0"])
+@pytest.mark.parametrize("version", ["10.6.16-MariaDB", "10.11.19-MariaDB-0+deb12u1", "11.4.2-MariaDB", "8.0.17",
+                                     "8.0.36", "8.4.0", "9.1.0"])
 def test_a_server_with_skip_locked_is_accepted(version):
     check_mysql_version(version)
 
@@ -81,5 +82,26 @@ def test_every_command_refuses_a_server_too_old_in_one_line(db_url, backend, mon
         result = CliRunner().invoke(main, command, env={"APPTFLOW_DATABASE_URL": db_url})
         assert result.exit_code == 1, (command, result.output)
         assert result.output.strip().splitlines() == [
-            "Error: MariaDB 10.5.23-MariaDB is too old for apptflow: it needs MariaDB 10.6 or newer "
-            "(FOR UPDATE SKIP LOCKED)"], command
+            "Error: MariaDB 10.5.23-MariaDB is too old for apptflow: it needs MariaDB 10.6 or newer"], command
+
+
+def test_a_database_named_like_one_of_apptflows_tables_is_still_itself(backend, request):
+    """Only table names get the prefix: a database called ``workflows`` keeps its name."""
+    if backend != "mariadb":
+        pytest.skip("the prefix is MySQL/MariaDB's")
+    server = request.getfixturevalue("mariadb_server")
+    server.drop_database("workflows")
+    server.sql("CREATE DATABASE workflows")
+    try:
+        environment = {"APPTFLOW_DATABASE_URL": server.url("workflows")}
+        for command in (["db", "init"], ["db", "init"], ["db", "check"], ["workflow", "list"]):
+            result = CliRunner().invoke(main, command, env=environment)
+            assert result.exit_code == 0, (command, result.output)
+        engine = connect(server.url("workflows"))
+        try:
+            assert {"apptflow_workflows", "workflows"} & set(inspect(engine).get_table_names()) == {
+                "apptflow_workflows"}
+        finally:
+            engine.dispose()
+    finally:
+        server.drop_database("workflows")
