@@ -25,6 +25,7 @@ from sqlalchemy import text
 from sqlalchemy.engine import Connection
 
 from db.connect import own_prefix, own_schema, own_table
+from db.mysql_triggers import error_handler, replace_trigger
 
 NOTIFY_CHANNEL = "apptflow_events"
 
@@ -156,38 +157,25 @@ def _mysql_doc(row: str, columns: tuple[str, ...]) -> str:
     return f"JSON_OBJECT({pairs})"
 
 
-def _mysql_statements(conn: Connection, watch: Watch) -> list[str]:
-    """One trigger per operation; a CONTINUE handler turns any error into a row of ``capture_errors`` (and, if
-    even that fails, into nothing), so that the writer's statement goes through."""
-    table = conn.dialect.identifier_preparer.quote(watch.table)  # prefixed when it is apptflow's own
+def _install_mysql(conn: Connection, watch: Watch) -> None:
+    """One trigger per operation, opening with the handler that records an error instead of raising it."""
+    table = own_table(conn, watch.table) if watch.table not in BOOKING_WATCHED else watch.table
     events, errors = own_table(conn, "change_events"), own_table(conn, "capture_errors")
-    changed = " OR ".join(f"NOT (OLD.`{c}` <=> NEW.`{c}`)" for c in watch.watched)
+    # byte for byte: the server's default collation would take 'en_us' → 'en_US' for no change
+    changed = " OR ".join(f"NOT (CAST(OLD.`{c}` AS BINARY) <=> CAST(NEW.`{c}` AS BINARY))" for c in watch.watched)
     bodies = {
-        "insert": ("INSERT", "TRUE", "NEW", "NULL", _mysql_doc("NEW", watch.watched)),
-        "update": ("UPDATE", changed, "NEW", _mysql_doc("OLD", watch.watched), _mysql_doc("NEW", watch.watched)),
-        "delete": ("DELETE", "TRUE", "OLD", _mysql_doc("OLD", watch.watched), "NULL"),
+        "INSERT": ("TRUE", "NEW", "NULL", _mysql_doc("NEW", watch.watched)),
+        "UPDATE": (changed, "NEW", _mysql_doc("OLD", watch.watched), _mysql_doc("NEW", watch.watched)),
+        "DELETE": ("TRUE", "OLD", _mysql_doc("OLD", watch.watched), "NULL"),
     }
-    statements = []
-    for op, (event, when, row, old, new) in bodies.items():
-        name = f"{own_prefix(conn)}capture_{watch.table}_{op}"
-        statements.append(f"DROP TRIGGER IF EXISTS {name}")
-        statements.append(f"""
-CREATE TRIGGER {name} AFTER {event} ON {table} FOR EACH ROW
-BEGIN
-    DECLARE CONTINUE HANDLER FOR SQLEXCEPTION
-    BEGIN
-        DECLARE CONTINUE HANDLER FOR SQLEXCEPTION BEGIN END;
-        GET DIAGNOSTICS CONDITION 1 @apptflow_capture_error = MESSAGE_TEXT, @apptflow_capture_state = RETURNED_SQLSTATE;
-        INSERT INTO `{errors}` (table_name, op, error, created_at)
-        VALUES ('{watch.table}', '{event}',
-                CONCAT(@apptflow_capture_error, ' (SQLSTATE ', @apptflow_capture_state, ')'), UTC_TIMESTAMP(6));
-    END;
+    for op, (when, row, old, new) in bodies.items():
+        replace_trigger(conn, f"{own_prefix(conn)}capture_{watch.table}_{op.lower()}", op, table, f"""BEGIN
+    {error_handler(errors, watch.table, op)}
     IF {when} THEN
         INSERT INTO `{events}` (table_name, row_id, op, old, new, depth, created_at)
-        VALUES ('{watch.table}', {row}.id, '{event}', {old}, {new}, COALESCE(@apptflow_depth, 0), UTC_TIMESTAMP(6));
+        VALUES ('{watch.table}', {row}.id, '{op}', {old}, {new}, COALESCE(@apptflow_depth, 0), UTC_TIMESTAMP(6));
     END IF;
 END""")
-    return statements
 
 
 def install_triggers(conn: Connection, *, booking: bool = True) -> None:
@@ -201,7 +189,9 @@ def install_triggers(conn: Connection, *, booking: bool = True) -> None:
     elif conn.dialect.name == "sqlite":
         statements = [s for w in watches for s in _sqlite_statements(w)]
     elif conn.dialect.name == "mysql":
-        statements = [s for w in watches for s in _mysql_statements(conn, w)]
+        for watch in watches:
+            _install_mysql(conn, watch)
+        return
     else:
         raise NotImplementedError(f"change capture is not available on {conn.dialect.name}")
     for statement in statements:

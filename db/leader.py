@@ -3,6 +3,8 @@ MySQL/MariaDB's named lock)."""
 
 from __future__ import annotations
 
+import hashlib
+
 from sqlalchemy import text
 from sqlalchemy.engine import Connection
 
@@ -13,9 +15,11 @@ LEADER_LOCK_KEY = 0x61707074666C6F77
 
 
 def _mysql_lock_name(conn: Connection) -> str:
-    """A named lock is the server's, not the database's: the name says which installation it leads."""
+    """A named lock is the server's, not the database's: the name says which installation it leads (a hash
+    of the database and the prefix, since a lock's name has 64 characters at most)."""
     database = conn.exec_driver_sql("SELECT DATABASE()").scalar()
-    return f"apptflow leader {database}.{own_prefix(conn)}"[:64]
+    installation = hashlib.sha256(f"{database}\0{own_prefix(conn)}".encode()).hexdigest()[:40]
+    return f"apptflow leader {installation}"
 
 
 def try_lead(conn: Connection) -> bool:

@@ -387,24 +387,24 @@ def _record(conn: Connection, mapping: Mapping) -> None:
 
 
 def _install_mysql(conn: Connection, mapping: Mapping) -> None:
-    """The same, on MySQL/MariaDB: apptflow's objects named with its prefix (see :mod:`db.mysql_mapping`)."""
+    """The same, on MySQL/MariaDB: apptflow's objects named with its prefix (see :mod:`db.mysql_mapping`).
+
+    Nothing is dropped first: views are replaced in place, routines and triggers only where they changed,
+    and the first snapshots are taken before the triggers exist, so that a write while this runs is never
+    taken for a new booking."""
     quote = conn.dialect.identifier_preparer.quote  # a view's name, prefixed: the engine reads mapped tables
     if quote("appointments") != own_table(conn, "appointments"):
         raise MappingError(mapping.name, ["the connection does not read a mapping's views: connect with mapped=True "
                                           "([database] mapping set)"])
-    for table in _COLUMNS:
-        _ddl(conn, f"DROP VIEW IF EXISTS {quote(table)}")
-    statements = mysql_mapping.status_function(conn, mapping.statuses)
-    statements += [f"CREATE VIEW {quote(table)} AS {mysql_mapping.view_sql(conn, mapping.views[table])}"
-                   for table in _COLUMNS]
+    mysql_mapping.install_status_function(conn, mapping.statuses)
+    for table in mysql_mapping.VIEWS:
+        _ddl(conn, f"CREATE OR REPLACE VIEW {quote(table)} AS {mysql_mapping.view_sql(conn, mapping.views[table])}")
     for target in TARGETS:
-        statements += mysql_mapping.sync_procedure(conn, target, _WATCHED[target],
-                                                   mapping.continues if target == "appointments" else None)
+        mysql_mapping.install_sync_procedure(conn, target, _WATCHED[target],
+                                             mapping.continues if target == "appointments" else None)
+        _ddl(conn, mysql_mapping.first_snapshots(conn, target, _WATCHED[target]))
     for capture in mapping.capture:
-        statements += mysql_mapping.capture_triggers(conn, capture.table, capture.targets)
-    statements += [mysql_mapping.first_snapshots(conn, target, _WATCHED[target]) for target in TARGETS]
-    for statement in statements:
-        _ddl(conn, statement)
+        mysql_mapping.install_capture_triggers(conn, capture.table, capture.targets)
 
 
 def installed(conn: Connection) -> Installed | None:

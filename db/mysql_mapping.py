@@ -15,29 +15,25 @@ time zone WordPress gave them.
 
 from __future__ import annotations
 
+from sqlalchemy import bindparam, text
 from sqlalchemy.engine import Connection
 
 from db.connect import own_prefix, own_table
+from db.mysql_triggers import error_handler, ident, literal, replace_routine, replace_trigger
 
 SQL_TEXT = "VARCHAR(255)"
+# A document of watched values, compared byte for byte (the server's default collation may ignore case).
+DOC = "LONGTEXT CHARACTER SET utf8mb4 COLLATE utf8mb4_bin"
+VIEWS = ("locations", "services", "staff", "customers", "appointments")  # the order they are created in
+TARGETS = ("appointments", "customers")
 
 
-def _literal(value: str) -> str:
-    return "'" + value.replace("\\", "\\\\").replace("'", "''") + "'"
-
-
-def _ident(name: str) -> str:
-    return "`" + name.replace("`", "``") + "`"
-
-
-def status_function(conn: Connection, statuses: dict[str, str]) -> list[str]:
+def install_status_function(conn: Connection, statuses: dict[str, str]) -> None:
     """``<prefix>status_code(value)``: the application's status as apptflow's code, the inverse of *statuses*."""
-    name = own_table(conn, "status_code")
-    cases = " ".join(f"WHEN {_literal(value)} THEN {_literal(code)}" for code, value in sorted(statuses.items()))
-    body = f"CASE value {cases} ELSE value END" if statuses else "value"
-    return [f"DROP FUNCTION IF EXISTS {_ident(name)}",
-            f"CREATE FUNCTION {_ident(name)}(value {SQL_TEXT}) RETURNS {SQL_TEXT} "
-            f"DETERMINISTIC NO SQL RETURN {body}"]
+    cases = " ".join(f"WHEN {literal(value)} THEN {literal(code)}" for code, value in sorted(statuses.items()))
+    body = f"RETURN CASE value {cases} ELSE value END" if statuses else "RETURN value"
+    replace_routine(conn, "FUNCTION", own_table(conn, "status_code"),
+                    f"(value {SQL_TEXT}) RETURNS {SQL_TEXT} DETERMINISTIC NO SQL", body)
 
 
 def view_sql(conn: Connection, select: str) -> str:
@@ -46,14 +42,13 @@ def view_sql(conn: Connection, select: str) -> str:
 
 
 def _doc(alias: str, columns: tuple[str, ...]) -> str:
-    return "JSON_OBJECT(" + ", ".join(f"'{c}', {alias}.{_ident(c)}" for c in columns) + ")"
+    return "JSON_OBJECT(" + ", ".join(f"'{c}', {alias}.{ident(c)}" for c in columns) + ")"
 
 
-def sync_procedure(conn: Connection, target: str, watched: tuple[str, ...], continues: str | None) -> list[str]:
+def install_sync_procedure(conn: Connection, target: str, watched: tuple[str, ...], continues: str | None) -> None:
     """``<prefix>sync_<target>(rid)``: the view's row now against the last one seen; a change event for a
     difference (INSERT, UPDATE, DELETE; UPDATE too for a row that continues another)."""
-    name = own_table(conn, f"sync_{target}")
-    view, snapshots, events = (_ident(own_table(conn, t)) for t in (target, "capture_snapshots", "change_events"))
+    view, snapshots, events = (ident(own_table(conn, t)) for t in (target, "capture_snapshots", "change_events"))
     follow = ""
     if continues:
         follow = f"""
@@ -65,11 +60,9 @@ def sync_procedure(conn: Connection, target: str, watched: tuple[str, ...], cont
                     SET op = 'UPDATE';
                 END IF;
             END IF;"""
-    return [f"DROP PROCEDURE IF EXISTS {_ident(name)}", f"""
-CREATE PROCEDURE {_ident(name)}(IN rid BIGINT)
-sync: BEGIN
+    replace_routine(conn, "PROCEDURE", own_table(conn, f"sync_{target}"), "(IN rid BIGINT)", f"""sync: BEGIN
     DECLARE previous BIGINT;
-    DECLARE old_doc, new_doc LONGTEXT;
+    DECLARE old_doc, new_doc {DOC};
     DECLARE was_gone BOOLEAN;
     DECLARE op VARCHAR(10);
     IF rid IS NULL THEN
@@ -96,65 +89,49 @@ sync: BEGIN
     END IF;
     INSERT INTO {snapshots} (table_name, row_id, doc, gone)
     VALUES ('{target}', rid, COALESCE(new_doc, old_doc), new_doc IS NULL)
-    ON DUPLICATE KEY UPDATE doc = VALUES(doc), gone = VALUES(gone);
+    ON DUPLICATE KEY UPDATE doc = COALESCE(new_doc, old_doc), gone = new_doc IS NULL;
     INSERT INTO {events} (table_name, row_id, op, old, new, depth, created_at)
     VALUES ('{target}', rid, op, old_doc, new_doc, COALESCE(@apptflow_depth, 0), UTC_TIMESTAMP(6));
-END"""]
-
-
-def capture_triggers(conn: Connection, table: str, targets: dict[str, tuple[str, ...]]) -> list[str]:
-    """The application's *table*: after each write, the sync procedure of each target for the ids its
-    expressions give, inside a handler that records an error instead of raising it."""
-    errors = _ident(own_table(conn, "capture_errors"))
-    statements = []
-    for op in ("INSERT", "UPDATE", "DELETE"):
-        calls = []
-        for target, expressions in targets.items():
-            procedure = _ident(own_table(conn, f"sync_{target}"))
-            for expression in expressions:
-                if ("OLD." in expression and op == "INSERT") or ("NEW." in expression and op == "DELETE"):
-                    continue
-                calls.append(f"CALL {procedure}({expression});")
-        name = f"{own_prefix(conn)}capture_{table}_{op.lower()}"[:64]
-        statements.append(f"DROP TRIGGER IF EXISTS {_ident(name)}")
-        if not calls:
-            continue
-        body = "\n    ".join(calls)
-        statements.append(f"""
-CREATE TRIGGER {_ident(name)} AFTER {op} ON {_ident(table)} FOR EACH ROW
-BEGIN
-    DECLARE CONTINUE HANDLER FOR SQLEXCEPTION
-    BEGIN
-        DECLARE CONTINUE HANDLER FOR SQLEXCEPTION BEGIN END;
-        GET DIAGNOSTICS CONDITION 1 @apptflow_capture_error = MESSAGE_TEXT,
-            @apptflow_capture_state = RETURNED_SQLSTATE;
-        INSERT INTO {errors} (table_name, op, error, created_at)
-        VALUES ({_literal(table)}, '{op}',
-                CONCAT(@apptflow_capture_error, ' (SQLSTATE ', @apptflow_capture_state, ')'), UTC_TIMESTAMP(6));
-    END;
-    {body}
 END""")
-    return statements
+
+
+def install_capture_triggers(conn: Connection, table: str, targets: dict[str, tuple[str, ...]]) -> None:
+    """The application's *table*: after each write, the sync procedure of each target for the ids its
+    expressions give, inside the handler that records an error instead of raising it."""
+    errors = own_table(conn, "capture_errors")
+    for op in ("INSERT", "UPDATE", "DELETE"):
+        calls = [f"CALL {ident(own_table(conn, f'sync_{target}'))}({expression});"
+                 for target, expressions in targets.items() for expression in expressions
+                 if not (("OLD." in expression and op == "INSERT") or ("NEW." in expression and op == "DELETE"))]
+        if calls:
+            body = "\n    ".join(calls)
+            replace_trigger(conn, trigger_name(conn, table, op), op, table,
+                            f"BEGIN\n    {error_handler(errors, table, op)}\n    {body}\nEND")
+
+
+def trigger_name(conn: Connection, table: str, op: str) -> str:
+    return f"{own_prefix(conn)}capture_{table}_{op.lower()}"[:64]
 
 
 def first_snapshots(conn: Connection, target: str, watched: tuple[str, ...]) -> str:
     """Take the first look at every row of a view, so that a row's first change has its previous values."""
-    view, snapshots = (_ident(own_table(conn, t)) for t in (target, "capture_snapshots"))
+    view, snapshots = (ident(own_table(conn, t)) for t in (target, "capture_snapshots"))
     return (f"INSERT IGNORE INTO {snapshots} (table_name, row_id, doc, gone) "
             f"SELECT '{target}', v.id, {_doc('v', watched)}, FALSE FROM {view} v")
 
 
 def own_routines(conn: Connection) -> list[tuple[str, str]]:
-    """apptflow's functions and procedures in this database: (FUNCTION | PROCEDURE, name)."""
-    pattern = own_prefix(conn).replace("_", "\\_") + "%"
-    return [tuple(row) for row in conn.exec_driver_sql(
+    """The functions and procedures a mapping installs, as they are in this database: (kind, name)."""
+    names = [own_table(conn, "status_code"), *(own_table(conn, f"sync_{t}") for t in TARGETS)]
+    return [tuple(row) for row in conn.execute(text(
         "SELECT routine_type, routine_name FROM information_schema.routines WHERE routine_schema = DATABASE() "
-        "AND routine_name LIKE %s ORDER BY routine_name", (pattern,)).all()]
+        "AND routine_name IN :names ORDER BY routine_name").bindparams(bindparam("names", expanding=True)),
+        {"names": names}).all()]
 
 
 def own_views(conn: Connection) -> list[str]:
-    """apptflow's views (a mapping's) in this database."""
-    pattern = own_prefix(conn).replace("_", "\\_") + "%"
-    return list(conn.exec_driver_sql(
+    """The views a mapping installs, as they are in this database."""
+    return list(conn.execute(text(
         "SELECT table_name FROM information_schema.views WHERE table_schema = DATABASE() "
-        "AND table_name LIKE %s ORDER BY table_name", (pattern,)).scalars())
+        "AND table_name IN :names ORDER BY table_name").bindparams(bindparam("names", expanding=True)),
+        {"names": [own_table(conn, view) for view in VIEWS]}).scalars())

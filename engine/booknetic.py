@@ -272,9 +272,7 @@ def _webhook(place: str, data: dict, problems: list[str], notes: list[str]) -> d
         if body not in (None, "", [], {}):
             problems.append(f"{place}: a body without a content_type (JSON or FORM_DATA)")
     elif kind == "JSON":
-        headers.setdefault("Content-Type", "application/json")
-        if body not in (None, ""):
-            action["body"] = body if isinstance(body, str) else _json_text(body)
+        _json_body(action, headers, body)
     elif kind == "FORM_DATA":
         fields = body if isinstance(body, dict) else _headers(place, body, problems)
         headers.setdefault("Content-Type", "application/x-www-form-urlencoded")
@@ -286,8 +284,21 @@ def _webhook(place: str, data: dict, problems: list[str], notes: list[str]) -> d
     return action
 
 
-def _json_text(value: Any) -> str:
-    return json.dumps(value, ensure_ascii=False)
+def _json_body(action: dict[str, Any], headers: dict[str, str], body: Any) -> None:
+    """Booknetic's JSON body, text with {keywords} in it: as apptflow's ``json`` mapping when it is JSON (its
+    string leaves are then templates, and a value with a quote in it stays valid JSON); as text otherwise."""
+    if body in (None, ""):
+        headers.setdefault("Content-Type", "application/json")
+        return
+    try:
+        document = json.loads(body) if isinstance(body, str) else body
+    except ValueError:
+        document = None  # a keyword outside quotes: {"id": {appointment_id}}
+    if isinstance(document, (dict, list)):
+        action["json"] = document
+    else:
+        headers.setdefault("Content-Type", "application/json")
+        action["body"] = body if isinstance(body, str) else json.dumps(body, ensure_ascii=False)
 
 
 def _form_value(value: str) -> str:

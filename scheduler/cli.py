@@ -52,15 +52,26 @@ class App:
             self._engine = self.config.connect()
         return self._engine
 
-    def ready_engine(self) -> Engine:
-        """The engine of a database whose schema is installed; a clear error otherwise."""
+    def ready_engine(self, *, any_mapping: bool = False) -> Engine:
+        """The engine of a database whose schema is installed with the configured mapping (or, with
+        *any_mapping*, whichever is); a clear error otherwise."""
         try:
             with self.engine.connect() as conn:
                 revision = schema.current_revision(conn)
+                found = booking_mapping.installed(conn) if revision is not None else None
         except OperationalError as error:
             raise click.ClickException(f"cannot reach the database: {describe(error)}") from None
         if revision is None:
             raise click.ClickException("the database has no apptflow schema yet: run `apptflow db init`")
+        configured = self.config.get("database", "mapping")
+        if any_mapping:
+            return self.engine
+        if found is not None and not configured:
+            raise click.ClickException(f"the database is installed with mapping {found.name}: set [database] "
+                                       "mapping to it")
+        if found is None and configured:
+            raise click.ClickException(f"[database] mapping is {configured!r}, but the database has apptflow's "
+                                       "reference tables: run `apptflow db init` with it, or unset it")
         return self.engine
 
 
@@ -167,7 +178,7 @@ def db_check(app: App) -> None:
     """Check the booking data apptflow reads (reference tables or a mapping): every column, change capture,
     changes that could not be captured. Exits 1 if anything is wrong."""
     configured = _mapping(app)
-    with app.ready_engine().connect() as conn:
+    with app.ready_engine(any_mapping=True).connect() as conn:
         fine, problems = booking_mapping.check(conn)
         found = booking_mapping.installed(conn)
     if (found and found.name) != (configured and configured.name):

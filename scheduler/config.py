@@ -154,9 +154,11 @@ def identifier(value: Any) -> str:
 
 
 def name_prefix(value: Any) -> str:
-    """The beginning of SQL names (``wp_``), or empty."""
+    """The beginning of SQL table names (``wp_``, ``WP2_``), or empty."""
     value = text(value).strip()
-    return identifier(value) if value else ""
+    if value and not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]{0,40}", value):
+        raise _Invalid(f"{value!r} is not the beginning of a plain SQL name (letters, digits and _)")
+    return value
 
 
 def optional_id(value: Any) -> int | None:
@@ -425,6 +427,13 @@ def _polling_default(raw) -> None:
 
 
 def _check_together(values: Mapping[str, Mapping[str, Any]], raw) -> None:
+    database = values["database"]
+    own, application = database["prefix"], database["application_prefix"]
+    if application and (own.startswith(application) or application.startswith(own)):
+        where = raw["database"]["prefix"][1]
+        raise ConfigError(f"{where.split(' ', 1)[-1]}: [database] prefix: {own!r} overlaps application_prefix "
+                          f"{application!r}: apptflow's tables would be taken for the application's, and its "
+                          "uninstall could reach them")
     daemon = values["daemon"]
     if daemon["retry_cap"] < daemon["retry_base"]:
         where = raw["daemon"]["retry_cap"][1]

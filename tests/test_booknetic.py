@@ -11,6 +11,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import subprocess
+import time
 from pathlib import Path
 
 import pytest
@@ -206,6 +207,31 @@ def test_db_check_reads_booknetics_statuses_back_and_reports_a_function_edited_b
                                                                                       code=1)
     cli(booknetic, "db", "upgrade")
     assert "problem" not in cli(booknetic, "db", "check")
+
+
+def test_an_upgrade_leaves_unchanged_triggers_and_routines_in_place(booknetic):
+    """MySQL has no CREATE OR REPLACE TRIGGER: one dropped and created again would miss the writes between."""
+    engine = connect(booknetic, mapped=True)
+    try:
+        def installed():
+            return (sql(engine, "SELECT trigger_name, created FROM information_schema.triggers "
+                                "WHERE trigger_schema = DATABASE() ORDER BY 1"),
+                    sql(engine, "SELECT routine_name, created FROM information_schema.routines "
+                                "WHERE routine_schema = DATABASE() ORDER BY 1"))
+        before = installed()
+        time.sleep(1.1)  # CREATED has whole seconds: a trigger made again would show a later one
+        cli(booknetic, "db", "upgrade")
+        assert installed() == before and len(before[0]) == 12 and len(before[1]) == 3  # workflow tables: 6
+        changed = cli(booknetic, "db", "upgrade", APPTFLOW_DATABASE_TENANT="3")  # the views change, not the rest
+        assert "problem" not in changed and installed() == before
+    finally:
+        engine.dispose()
+
+
+def test_a_command_without_the_installed_mapping_says_so_instead_of_reading_other_tables(booknetic):
+    for command in (["workflow", "list"], ["run"], ["status"]):
+        output = cli(booknetic, *command, code=1, APPTFLOW_DATABASE_MAPPING="")
+        assert "the database is installed with mapping booknetic: set [database] mapping to it" in output
 
 
 def test_one_tenant_of_booknetic_saas_is_read_when_configured(booknetic):

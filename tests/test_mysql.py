@@ -13,6 +13,8 @@ from db.prefix import OWN_TABLES, prefixed_names
 from db.tables import metadata
 from scheduler.cli import main
 from scheduler.config import load_config
+from tests.booking import insert
+from tests.conftest import sql
 
 
 def test_no_column_index_or_constraint_is_named_like_one_of_apptflows_tables():
@@ -105,3 +107,20 @@ def test_a_database_named_like_one_of_apptflows_tables_is_still_itself(backend, 
             engine.dispose()
     finally:
         server.drop_database("workflows")
+
+
+def test_a_change_of_case_alone_is_a_change(engine, backend):
+    """MySQL's default collation takes 'en_us' and 'en_US' for equal; capture compares the bytes."""
+    if backend != "mariadb":
+        pytest.skip("the collation is MySQL/MariaDB's")
+    customer = insert(engine, "customers", first_name="Ada", locale="en_us")
+    sql(engine, "UPDATE customers SET locale = 'en_US' WHERE id = :id", id=customer)
+    assert [op for (op,) in sql(engine, "SELECT op FROM change_events WHERE table_name = 'customers' "
+                                        "ORDER BY id")] == ["INSERT", "UPDATE"]
+
+
+@pytest.mark.parametrize("prefix, application", [("wp_", "wp_"), ("wp_apptflow_", "wp_"), ("app", "apptflow_x_")])
+def test_apptflows_prefix_may_not_overlap_the_applications(prefix, application):
+    result = CliRunner().invoke(main, ["config", "check"], env={"APPTFLOW_DATABASE_PREFIX": prefix,
+                                                                "APPTFLOW_DATABASE_APPLICATION_PREFIX": application})
+    assert result.exit_code == 1 and f"[database] prefix: {prefix!r} overlaps application_prefix" in result.output
