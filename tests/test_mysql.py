@@ -7,6 +7,7 @@ import datetime as dt
 import pytest
 from click.testing import CliRunner
 from sqlalchemy import inspect
+from sqlalchemy.exc import DBAPIError
 
 from db.connect import UnsupportedServer, check_mysql_version, connect
 from db.prefix import OWN_TABLES, prefixed_names
@@ -124,3 +125,26 @@ def test_apptflows_prefix_may_not_overlap_the_applications(prefix, application):
     result = CliRunner().invoke(main, ["config", "check"], env={"APPTFLOW_DATABASE_PREFIX": prefix,
                                                                 "APPTFLOW_DATABASE_APPLICATION_PREFIX": application})
     assert result.exit_code == 1 and f"[database] prefix: {prefix!r} overlaps application_prefix" in result.output
+
+
+def test_the_chain_depth_of_a_set_status_never_reaches_the_next_write_on_its_connection(db_url, backend):
+    """MySQL keeps the depth in a session variable, which outlives the transaction on a pooled connection."""
+    if backend != "mariadb":
+        pytest.skip("the session variable is MySQL/MariaDB's")
+    from db.booking import set_appointment_status
+    from tests.booking import book, seed
+
+    engine = connect(db_url, pool_size=1, max_overflow=0)  # one connection: the next write reuses it
+    try:
+        appointment = book(engine, seed(engine), starts_at="2026-12-01T10:00:00+00:00",
+                           ends_at="2026-12-01T11:00:00+00:00")
+        with engine.begin() as conn:
+            assert set_appointment_status(conn, appointment, "approved", depth=3)
+        with pytest.raises(DBAPIError):  # a status too long for its column: the write fails
+            with engine.begin() as conn:
+                set_appointment_status(conn, appointment, "x" * 300, depth=4)
+        sql(engine, "UPDATE appointments SET status = 'canceled' WHERE id = :id", id=appointment)
+        depths = sql(engine, "SELECT depth FROM change_events WHERE table_name = 'appointments' ORDER BY id")
+        assert depths == [(0,), (3,), (0,)]
+    finally:
+        engine.dispose()
