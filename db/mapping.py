@@ -1,4 +1,4 @@
-"""Mappings: apptflow on a booking application's own tables (PostgreSQL).
+"""Mappings: apptflow on a booking application's own tables (PostgreSQL, MySQL/MariaDB).
 
 A mapping is a YAML file of plain SQL (see docs/existing-databases.md):
 
@@ -20,9 +20,10 @@ A mapping is a YAML file of plain SQL (see docs/existing-databases.md):
   keywords, recipient words (``customer``, ``staff``) and filters that read them
   are refused when a workflow is added.
 
-Installing one creates the views in apptflow's schema, where they come first in
-apptflow's search path, so every query of :mod:`db.booking` reads them as it
-reads the reference tables. Change capture compares each affected row of a view
+Installing one (:mod:`db.pg_mapping`, :mod:`db.mysql_mapping`) creates the views
+in apptflow's schema, where they come first in apptflow's search path (on
+MySQL/MariaDB: beside the application's tables, under apptflow's prefix), so
+every query of :mod:`db.booking` reads them as it reads the reference tables. Change capture compares each affected row of a view
 with the last one seen (``capture_snapshots``) and records the difference as a
 change event of the reference table, in the writer's transaction; it never
 fails the application's statement (an error is caught and recorded in
@@ -41,13 +42,13 @@ import yaml
 from sqlalchemy import select, text
 from sqlalchemy.engine import Connection
 
-from db import mysql_mapping
-from db.capture import NOTIFY_CHANNEL, WATCHES, capture_triggers
-from db.connect import own_prefix, own_schema, own_table
+from db import mysql_mapping, pg_mapping
+from db.capture import WATCHES
+from db.connect import own_prefix, own_schema
+from db.pg_mapping import STATUS_FUNCTION
 from db.tables import BOOKING_TABLES, booking_mapping
 
 TARGETS = ("appointments", "customers")  # the tables whose changes are events
-STATUS_FUNCTION = "status_code"  # the application's status → apptflow's code, generated from ``statuses``
 _WATCHED = {watch.table: watch.watched for watch in WATCHES if watch.table in TARGETS}
 _COLUMNS = {table.name: tuple(table.c.keys()) for table in BOOKING_TABLES}
 _SHIPPED = resources.files("db").joinpath("mappings")
@@ -230,153 +231,22 @@ def parse(document: Any, source: str = "mapping") -> Mapping:
 
 # --- installing ---------------------------------------------------------------------------------------------
 
-def _ddl(conn: Connection, statement: str) -> None:
-    """Run *statement* as written: no parameters, so that ``%`` and ``:name`` in a mapping's SQL are SQL."""
-    cursor = conn.connection.cursor()
-    try:
-        cursor.execute(statement)
-    finally:
-        cursor.close()
-
-
-def _ident(name: str) -> str:
-    return '"' + name.replace('"', '""') + '"'
-
-
-def _literal(value: str) -> str:
-    return "'" + value.replace("'", "''") + "'"
-
-
-def _status_function(schema: str, statuses: dict[str, str]) -> str:
-    """``<schema>.status_code(value)``: the application's status as apptflow's code, the inverse of *statuses*;
-    a value it does not list reads as written. Plain SQL, so PostgreSQL inlines it into the view."""
-    cases = " ".join(f"WHEN {_literal(value)} THEN {_literal(code)}" for code, value in sorted(statuses.items()))
-    body = f"CASE value {cases} ELSE value END" if statuses else "value"
-    return (f"CREATE OR REPLACE FUNCTION {schema}.{STATUS_FUNCTION}(value text) RETURNS text "
-            f"LANGUAGE sql IMMUTABLE AS $status$ SELECT {body} $status$")
-
-
-def _sync_function(schema: str, target: str, continues: str | None) -> str:
-    """``<schema>.sync_<target>(ids)``: for each id, the view's row now against the last one seen; a change
-    event for each difference (INSERT, UPDATE, DELETE; UPDATE too for a row that continues another)."""
-    watched = ", ".join(f"'{column}'" for column in _WATCHED[target])
-    follow = ""
-    if continues:
-        follow = f"""
-            previous := ({continues.replace(':appointment_id', 'rid')});
-            IF previous IS NOT NULL THEN
-                SELECT s.doc INTO old_doc FROM {schema}.capture_snapshots s
-                WHERE s.table_name = '{target}' AND s.row_id = previous;
-                IF old_doc IS NOT NULL THEN
-                    op := 'UPDATE';
-                END IF;
-            END IF;"""
-    return f"""
-CREATE OR REPLACE FUNCTION {schema}.sync_{target}(ids bigint[]) RETURNS void
-LANGUAGE plpgsql AS $$
-DECLARE
-    rid bigint;
-    previous bigint;
-    old_doc jsonb;
-    new_doc jsonb;
-    was_gone boolean;
-    op text;
-    chain_depth integer := coalesce(nullif(current_setting('apptflow.depth', true), ''), '0')::integer;
-BEGIN
-    FOR rid IN SELECT DISTINCT x FROM unnest(ids) AS x WHERE x IS NOT NULL LOOP
-        SELECT jsonb_object_agg(e.key, e.value) INTO new_doc
-        FROM {schema}.{target} v, jsonb_each(to_jsonb(v)) e
-        WHERE v.id = rid AND e.key = ANY(ARRAY[{watched}]);
-        SELECT s.doc, s.gone INTO old_doc, was_gone FROM {schema}.capture_snapshots s
-        WHERE s.table_name = '{target}' AND s.row_id = rid;
-        IF was_gone AND new_doc IS NOT NULL THEN
-            old_doc := NULL;
-        END IF;
-        IF new_doc IS NULL AND (old_doc IS NULL OR was_gone) THEN
-            CONTINUE;
-        END IF;
-        IF new_doc IS NOT DISTINCT FROM old_doc THEN
-            CONTINUE;
-        END IF;
-        IF new_doc IS NULL THEN
-            op := 'DELETE';
-        ELSIF old_doc IS NOT NULL THEN
-            op := 'UPDATE';
-        ELSE
-            op := 'INSERT';{follow}
-        END IF;
-        INSERT INTO {schema}.capture_snapshots (table_name, row_id, doc, gone)
-        VALUES ('{target}', rid, coalesce(new_doc, old_doc), new_doc IS NULL)
-        ON CONFLICT (table_name, row_id) DO UPDATE SET doc = EXCLUDED.doc, gone = EXCLUDED.gone;
-        INSERT INTO {schema}.change_events (table_name, row_id, op, old, new, depth)
-        VALUES ('{target}', rid, op, old_doc, new_doc, chain_depth);
-        PERFORM pg_notify('{NOTIFY_CHANNEL}', '{target}');
-    END LOOP;
-END;
-$$
-"""
-
-
-def _capture_function(schema: str, capture: Capture) -> str:
-    calls = []
-    for target, expressions in capture.targets.items():
-        values = ", ".join(
-            f"(CASE WHEN TG_OP <> '{'INSERT' if 'OLD.' in e else 'DELETE'}' THEN ({e}) END)::bigint"
-            for e in expressions)
-        calls.append(f"PERFORM {schema}.sync_{target}(ARRAY[{values}]);")
-    body = "\n        ".join(calls)
-    return f"""
-CREATE OR REPLACE FUNCTION {schema}.{_ident('capture_' + capture.table)}() RETURNS trigger
-LANGUAGE plpgsql AS $$
-BEGIN
-    BEGIN
-        {body}
-    EXCEPTION WHEN OTHERS THEN
-        RAISE WARNING 'apptflow could not capture % on %: % (SQLSTATE %)', TG_OP, TG_TABLE_NAME, SQLERRM, SQLSTATE;
-        BEGIN
-            INSERT INTO {schema}.capture_errors (table_name, op, row_doc, error)
-            VALUES (TG_TABLE_NAME, TG_OP, CASE WHEN TG_OP = 'DELETE' THEN to_jsonb(OLD) ELSE to_jsonb(NEW) END,
-                    SQLERRM || ' (SQLSTATE ' || SQLSTATE || ')');
-        EXCEPTION WHEN OTHERS THEN
-            NULL;
-        END;
-    END;
-    RETURN NULL;
-END;
-$$
-"""
-
-
 def install(conn: Connection, mapping: Mapping) -> None:
-    """Create (or replace) the mapping's views, capture functions and triggers, record it, and take the
-    first look at every row (so that the first change of a row already has its previous values)."""
-    if conn.dialect.name == "mysql":
-        _install_mysql(conn, mapping)
-        _record(conn, mapping)
-        return
-    schema = own_schema(conn)
-    if schema is None:
-        raise MappingError(mapping.name, ["mappings need PostgreSQL: SQLite holds apptflow's reference tables only"])
-    for table in _COLUMNS:  # dependants first: a view may read another
-        _ddl(conn, f"DROP VIEW IF EXISTS {schema}.{table} CASCADE")
-    _ddl(conn, _status_function(schema, mapping.statuses))
-    for table in _COLUMNS:
-        _ddl(conn, f"CREATE VIEW {schema}.{table} AS {mapping.views[table]}")
-    for target in TARGETS:
-        _ddl(conn, _sync_function(schema, target, mapping.continues if target == "appointments" else None))
-    for capture in mapping.capture:
-        function = f"{schema}.{_ident('capture_' + capture.table)}"
-        _ddl(conn, _capture_function(schema, capture))
-        _ddl(conn, f"DROP TRIGGER IF EXISTS apptflow_capture ON {_ident(capture.table)}")
-        _ddl(conn, f"CREATE TRIGGER apptflow_capture AFTER INSERT OR UPDATE OR DELETE ON "
-                             f"{_ident(capture.table)} FOR EACH ROW EXECUTE FUNCTION {function}()")
-    for target in TARGETS:
-        watched = ", ".join(f"'{column}'" for column in _WATCHED[target])
-        _ddl(conn, f"INSERT INTO {schema}.capture_snapshots (table_name, row_id, doc, gone) "
-                   f"SELECT '{target}', v.id, (SELECT jsonb_object_agg(e.key, e.value) FROM jsonb_each(to_jsonb(v)) e "
-                   f"WHERE e.key = ANY(ARRAY[{watched}])), false FROM {schema}.{target} v "
-                   "ON CONFLICT (table_name, row_id) DO NOTHING")
+    """Create (or replace) the mapping's views, capture functions and triggers, take the first look at every
+    row (so that the first change of a row already has its previous values), and record it."""
+    if conn.dialect.name == "sqlite":
+        raise MappingError(mapping.name, ["mappings need PostgreSQL or MySQL/MariaDB: SQLite holds apptflow's "
+                                          "reference tables only"])
+    if conn.dialect.name == "mysql" and not mysql_mapping.reads_mapped_views(conn):
+        raise MappingError(mapping.name, ["the connection does not read a mapping's views: connect with mapped=True "
+                                          "([database] mapping set)"])
+    _dialect(conn).install(conn, mapping, _WATCHED)
     _record(conn, mapping)
+
+
+def _dialect(conn: Connection):
+    """The module that installs and checks a mapping on this connection's database."""
+    return mysql_mapping if conn.dialect.name == "mysql" else pg_mapping
 
 
 def _record(conn: Connection, mapping: Mapping) -> None:
@@ -384,27 +254,6 @@ def _record(conn: Connection, mapping: Mapping) -> None:
     conn.execute(booking_mapping.insert().values(
         name=mapping.name, source=mapping.source, statuses=mapping.statuses, set_status=mapping.set_status,
         read_only=mapping.read_only, absent=mapping.absent))
-
-
-def _install_mysql(conn: Connection, mapping: Mapping) -> None:
-    """The same, on MySQL/MariaDB: apptflow's objects named with its prefix (see :mod:`db.mysql_mapping`).
-
-    Nothing is dropped first: views are replaced in place, routines and triggers only where they changed,
-    and the first snapshots are taken before the triggers exist, so that a write while this runs is never
-    taken for a new booking."""
-    quote = conn.dialect.identifier_preparer.quote  # a view's name, prefixed: the engine reads mapped tables
-    if quote("appointments") != own_table(conn, "appointments"):
-        raise MappingError(mapping.name, ["the connection does not read a mapping's views: connect with mapped=True "
-                                          "([database] mapping set)"])
-    mysql_mapping.install_status_function(conn, mapping.statuses)
-    for table in mysql_mapping.VIEWS:
-        _ddl(conn, f"CREATE OR REPLACE VIEW {quote(table)} AS {mysql_mapping.view_sql(conn, mapping.views[table])}")
-    for target in TARGETS:
-        mysql_mapping.install_sync_procedure(conn, target, _WATCHED[target],
-                                             mapping.continues if target == "appointments" else None)
-        _ddl(conn, mysql_mapping.first_snapshots(conn, target, _WATCHED[target]))
-    for capture in mapping.capture:
-        mysql_mapping.install_capture_triggers(conn, capture.table, capture.targets)
 
 
 def installed(conn: Connection) -> Installed | None:
@@ -437,7 +286,6 @@ def check(conn: Connection) -> tuple[list[str], list[str]]:
     """What holds and what is wrong with the booking data apptflow reads: (fine, problems)."""
     fine, problems = [], []
     found = installed(conn)
-    schema = own_schema(conn)
     for table, columns in _COLUMNS.items():
         try:
             with conn.begin_nested():
@@ -457,37 +305,16 @@ def check(conn: Connection) -> tuple[list[str], list[str]]:
             fine.append(f"{column}: absent ({why}); workflows reading it are refused at add")
         if found.statuses:
             _check_statuses(conn, found, fine, problems)
-    if conn.dialect.name == "mysql":
-        _check_capture_mysql(conn, fine, problems)
-    if schema is not None:
-        triggers = conn.execute(text(
-            "SELECT c.relname FROM pg_trigger t JOIN pg_class c ON c.oid = t.tgrelid JOIN pg_proc p "
-            "ON p.oid = t.tgfoid JOIN pg_namespace n ON n.oid = p.pronamespace WHERE n.nspname = :schema "
-            "AND NOT t.tgisinternal"), {"schema": schema}).scalars().all()
-        fine.append(f"change capture on {', '.join(sorted(set(triggers)))}") if triggers else \
-            problems.append("no change capture installed: run apptflow db init")
-        errors = conn.execute(text(f"SELECT count(*), max(created_at) FROM {schema}.capture_errors")).one()
-        if errors[0]:
-            problems.append(f"{errors[0]} change(s) could not be captured, the last at {errors[1]} "
-                            "(see the capture_errors table)")
+    if conn.dialect.name != "sqlite":
+        _dialect(conn).check_capture(conn, fine, problems)
     return fine, problems
-
-
-def _check_capture_mysql(conn: Connection, fine: list[str], problems: list[str]) -> None:
-    triggers = capture_triggers(conn)
-    fine.append(f"change capture: {len(triggers)} triggers") if triggers else \
-        problems.append("no change capture installed: run apptflow db init")
-    errors = conn.execute(text(f"SELECT count(*), max(created_at) FROM {own_table(conn, 'capture_errors')}")).one()
-    if errors[0]:
-        problems.append(f"{errors[0]} change(s) could not be captured, the last at {errors[1]} "
-                        f"(see the {own_table(conn, 'capture_errors')} table)")
 
 
 def _check_statuses(conn: Connection, found: Installed, fine: list[str], problems: list[str]) -> None:
     """The statuses translate both ways: the installed appointments view reads its status through
     ``status_code()``, and each application value the mapping lists reads back there as its code (what
     set_status writes is what the view then shows)."""
-    function, reads_through = (_mysql_status_function if conn.dialect.name == "mysql" else _pg_status_function)(conn)
+    function, reads_through = _dialect(conn).status_function_state(conn)
     if not reads_through:
         problems.append(f"appointments: the view does not read its status through {function}(), "
                         "so a status written may read back as another: run apptflow db upgrade")
@@ -502,23 +329,3 @@ def _check_statuses(conn: Connection, found: Installed, fine: list[str], problem
     else:
         fine.append("statuses: each one written reads back as itself ("
                     + ", ".join(f"{code} = {value}" for code, value in sorted(found.statuses.items())) + ")")
-
-
-def _pg_status_function(conn: Connection) -> tuple[str, bool]:
-    """The status function's name, and whether the appointments view depends on it (PostgreSQL knows)."""
-    schema = own_schema(conn)
-    reads_through = conn.execute(text(
-        "SELECT EXISTS (SELECT 1 FROM pg_depend d JOIN pg_rewrite r ON r.oid = d.objid "
-        "WHERE d.classid = 'pg_rewrite'::regclass AND r.ev_class = to_regclass(:view) "
-        "AND d.refobjid = to_regprocedure(:function))"),
-        {"view": f"{schema}.appointments", "function": f"{schema}.{STATUS_FUNCTION}(text)"}).scalar()
-    return f"{schema}.{STATUS_FUNCTION}", bool(reads_through)
-
-
-def _mysql_status_function(conn: Connection) -> tuple[str, bool]:
-    """The same on MySQL/MariaDB, which keep a view's definition as text: whether it calls the function."""
-    function = own_table(conn, STATUS_FUNCTION)
-    definition = conn.execute(text("SELECT view_definition FROM information_schema.views WHERE "
-                                   "table_schema = DATABASE() AND table_name = :view"),
-                              {"view": own_table(conn, "appointments")}).scalar() or ""
-    return function, f"`{function}`(" in definition or f"{function}(" in definition

@@ -15,17 +15,22 @@ time zone WordPress gave them.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from sqlalchemy import bindparam, text
 from sqlalchemy.engine import Connection
 
+from db.capture import BOOKING_WATCHED, capture_triggers
 from db.connect import own_prefix, own_table
 from db.mysql_triggers import error_handler, ident, literal, replace_routine, replace_trigger
+from db.pg_mapping import VIEWS, ddl
+
+if TYPE_CHECKING:
+    from db.mapping import Mapping
 
 SQL_TEXT = "VARCHAR(255)"
 # A document of watched values, compared byte for byte (the server's default collation may ignore case).
 DOC = "LONGTEXT CHARACTER SET utf8mb4 COLLATE utf8mb4_bin"
-VIEWS = ("locations", "services", "staff", "customers", "appointments")  # the order they are created in
-TARGETS = ("appointments", "customers")
 
 
 def install_status_function(conn: Connection, statuses: dict[str, str]) -> None:
@@ -120,9 +125,49 @@ def first_snapshots(conn: Connection, target: str, watched: tuple[str, ...]) -> 
             f"SELECT '{target}', v.id, {_doc('v', watched)}, FALSE FROM {view} v")
 
 
+def install(conn: Connection, mapping: Mapping, watched: dict[str, tuple[str, ...]]) -> None:
+    """The mapping's objects, named with apptflow's prefix. Nothing is dropped first: views are replaced in
+    place, routines and triggers only where they changed, and the first snapshots are taken before the
+    triggers exist, so that a write while this runs is never taken for a new booking."""
+    quote = conn.dialect.identifier_preparer.quote  # a view's name, prefixed: the engine reads mapped tables
+    install_status_function(conn, mapping.statuses)
+    for table in VIEWS:
+        ddl(conn, f"CREATE OR REPLACE VIEW {quote(table)} AS {view_sql(conn, mapping.views[table])}")
+    for target, columns in watched.items():
+        install_sync_procedure(conn, target, columns, mapping.continues if target == "appointments" else None)
+        ddl(conn, first_snapshots(conn, target, columns))
+    for capture in mapping.capture:
+        install_capture_triggers(conn, capture.table, capture.targets)
+
+
+def reads_mapped_views(conn: Connection) -> bool:
+    """Whether this connection names the booking tables as a mapping's views (connected with mapped=True)."""
+    return conn.dialect.identifier_preparer.quote("appointments") == own_table(conn, "appointments")
+
+
+def check_capture(conn: Connection, fine: list[str], problems: list[str]) -> None:
+    """apptflow's capture triggers in this database, and the changes they could not record."""
+    triggers = capture_triggers(conn)
+    fine.append(f"change capture: {len(triggers)} triggers") if triggers else \
+        problems.append("no change capture installed: run apptflow db init")
+    errors = conn.execute(text(f"SELECT count(*), max(created_at) FROM {own_table(conn, 'capture_errors')}")).one()
+    if errors[0]:
+        problems.append(f"{errors[0]} change(s) could not be captured, the last at {errors[1]} "
+                        f"(see the {own_table(conn, 'capture_errors')} table)")
+
+
+def status_function_state(conn: Connection) -> tuple[str, bool]:
+    """The same on MySQL/MariaDB, which keep a view's definition as text: whether it calls the function."""
+    function = own_table(conn, "status_code")
+    definition = conn.execute(text("SELECT view_definition FROM information_schema.views WHERE "
+                                   "table_schema = DATABASE() AND table_name = :view"),
+                              {"view": own_table(conn, "appointments")}).scalar() or ""
+    return function, f"`{function}`(" in definition or f"{function}(" in definition
+
+
 def own_routines(conn: Connection) -> list[tuple[str, str]]:
     """The functions and procedures a mapping installs, as they are in this database: (kind, name)."""
-    names = [own_table(conn, "status_code"), *(own_table(conn, f"sync_{t}") for t in TARGETS)]
+    names = [own_table(conn, "status_code"), *(own_table(conn, f"sync_{t}") for t in BOOKING_WATCHED)]
     return [tuple(row) for row in conn.execute(text(
         "SELECT routine_type, routine_name FROM information_schema.routines WHERE routine_schema = DATABASE() "
         "AND routine_name IN :names ORDER BY routine_name").bindparams(bindparam("names", expanding=True)),
