@@ -22,8 +22,8 @@ from sqlalchemy.engine import Connection
 
 from db.capture import BOOKING_WATCHED, capture_triggers
 from db.connect import own_prefix, own_table
-from db.mysql_triggers import error_handler, ident, literal, replace_routine, replace_trigger
-from db.pg_mapping import VIEWS, ddl
+from db.mysql_triggers import error_handler, execute, ident, literal, replace_routine, replace_trigger
+from db.tables import BOOKING_TABLES
 
 if TYPE_CHECKING:
     from db.mapping import Mapping
@@ -131,11 +131,11 @@ def install(conn: Connection, mapping: Mapping, watched: dict[str, tuple[str, ..
     triggers exist, so that a write while this runs is never taken for a new booking."""
     quote = conn.dialect.identifier_preparer.quote  # a view's name, prefixed: the engine reads mapped tables
     install_status_function(conn, mapping.statuses)
-    for table in VIEWS:
-        ddl(conn, f"CREATE OR REPLACE VIEW {quote(table)} AS {view_sql(conn, mapping.views[table])}")
+    for table in (t.name for t in BOOKING_TABLES):
+        execute(conn, f"CREATE OR REPLACE VIEW {quote(table)} AS {view_sql(conn, mapping.views[table])}")
     for target, columns in watched.items():
         install_sync_procedure(conn, target, columns, mapping.continues if target == "appointments" else None)
-        ddl(conn, first_snapshots(conn, target, columns))
+        execute(conn, first_snapshots(conn, target, columns))
     for capture in mapping.capture:
         install_capture_triggers(conn, capture.table, capture.targets)
 
@@ -179,4 +179,4 @@ def own_views(conn: Connection) -> list[str]:
     return list(conn.execute(text(
         "SELECT table_name FROM information_schema.views WHERE table_schema = DATABASE() "
         "AND table_name IN :names ORDER BY table_name").bindparams(bindparam("names", expanding=True)),
-        {"names": [own_table(conn, view) for view in VIEWS]}).scalars())
+        {"names": [own_table(conn, table.name) for table in BOOKING_TABLES]}).scalars())

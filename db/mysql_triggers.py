@@ -51,8 +51,8 @@ def replace_trigger(conn: Connection, name: str, op: str, table: str, body: str)
         {"name": name, "op": op, "table": table}).scalar()
     if _same(stored, body):
         return
-    _execute(conn, f"DROP TRIGGER IF EXISTS {ident(name)}")
-    _execute(conn, f"CREATE TRIGGER {ident(name)} AFTER {op} ON {ident(table)} FOR EACH ROW\n{body}")
+    execute(conn, f"DROP TRIGGER IF EXISTS {ident(name)}")
+    execute(conn, f"CREATE TRIGGER {ident(name)} AFTER {op} ON {ident(table)} FOR EACH ROW\n{body}")
 
 
 def replace_routine(conn: Connection, kind: str, name: str, signature: str, body: str) -> None:
@@ -63,15 +63,15 @@ def replace_routine(conn: Connection, kind: str, name: str, signature: str, body
         "AND routine_name = :name AND routine_type = :kind"), {"name": name, "kind": kind}).scalar()
     if _same(stored, body):
         return
-    _execute(conn, f"DROP {kind} IF EXISTS {ident(name)}")
-    _execute(conn, f"CREATE {kind} {ident(name)}{signature}\n{body}")
+    execute(conn, f"DROP {kind} IF EXISTS {ident(name)}")
+    execute(conn, f"CREATE {kind} {ident(name)}{signature}\n{body}")
 
 
 def drop_trigger(conn: Connection, name: str) -> None:
-    _execute(conn, f"DROP TRIGGER IF EXISTS {ident(name)}")
+    execute(conn, f"DROP TRIGGER IF EXISTS {ident(name)}")
 
 
-def _execute(conn: Connection, statement: str) -> None:
+def execute(conn: Connection, statement: str) -> None:
     """*statement* as written: no parameters, so that ``%`` and ``:name`` in it are SQL."""
     cursor = conn.connection.cursor()
     try:
