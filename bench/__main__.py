@@ -1,9 +1,11 @@
-"""``python -m bench [--quick]``: every scenario on SQLite and PostgreSQL, one table of figures and floors.
+"""``python -m bench [--quick]``: every scenario on SQLite, PostgreSQL and MariaDB, one table of figures and floors.
 
 Each figure stands beside its floor, the bare library doing the same work in
 the same run on the same machine, and the ratio between them; the aims are
 the project's. ``--quick`` runs every scenario small, in about a minute, to
-show that the suite works; its numbers mean little.
+show that the suite works; its numbers mean little. A database server whose
+binaries are missing is skipped with the reason, except under CI (``CI`` true),
+where the test suite has already required it.
 """
 
 from __future__ import annotations
@@ -19,8 +21,11 @@ import time
 
 from bench import capture, delivery, idle, reconcile, stages
 from bench.harness import Databases, Figure
+from tests.mariadb import ServerError
 
 SCENARIOS = ("stages", "delivery", "reconcile", "idle", "capture")
+BACKENDS = ("sqlite", "postgresql", "mariadb")
+UNDER_CI = os.environ.get("CI", "").lower() not in ("", "0", "false", "no")
 
 
 def _machine(databases: Databases, backends: list[str]) -> str:
@@ -52,10 +57,51 @@ def table(figures: list[Figure]) -> str:
     return "\n".join(lines)
 
 
+def _unavailable(databases: Databases, backend: str) -> str | None:
+    """Why *backend*'s server cannot run here, or None. MariaDB's binaries may be missing outside CI."""
+    if backend != "mariadb":
+        return None
+    try:
+        databases.mariadb_server()
+    except ServerError as error:
+        if UNDER_CI:
+            raise SystemExit(f"{backend}: could not start under CI: {error}") from None
+        return str(error)
+    return None
+
+
+def _sizes(quick: bool, backend: str) -> dict[str, tuple]:
+    """Each scenario's arguments after the database: full, quick, or quicker (MariaDB's part of --quick)."""
+    if not quick:
+        return {"stages": (2000,), "delivery": (delivery.FULL,), "reconcile": (100_000, 2000), "capture": (2000,),
+                "idle": (100_000, 30.0)}
+    if backend == "mariadb":  # its server's start-up comes on top, and CI's minute is shared
+        return {"stages": (100,), "delivery": (delivery.QUICKER,), "reconcile": (200, 100), "capture": (100,),
+                "idle": (200, 0.5)}
+    return {"stages": (200,), "delivery": (delivery.QUICK,), "reconcile": (500, 200), "capture": (200,),
+            "idle": (500, 1.0)}
+
+
+def _scenarios(databases: Databases, backend: str, only: set[str], quick: bool) -> list[Figure]:
+    sizes, figures = _sizes(quick, backend), []
+    if "stages" in only:
+        figures += stages.run(databases.fresh(backend), backend, *sizes["stages"])
+    if "delivery" in only:
+        figures += delivery.run(databases.fresh(backend), backend, *sizes["delivery"])
+    if "reconcile" in only:
+        figures += reconcile.run(databases.fresh(backend), backend, *sizes["reconcile"])
+    if "capture" in only:
+        figures += capture.run(databases.empty(backend), databases.empty(backend), backend, *sizes["capture"])
+    if "idle" in only:
+        figures += idle.run(databases.fresh(backend), backend, *sizes["idle"],
+                            server_cpu=lambda: databases.server_cpu_seconds(backend))
+    return figures
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="every scenario, small: about a minute")
-    parser.add_argument("--backends", default="sqlite,postgresql", help="comma-separated: sqlite, postgresql")
+    parser.add_argument("--backends", default=",".join(BACKENDS), help=f"comma-separated: {', '.join(BACKENDS)}")
     parser.add_argument("--only", default=",".join(SCENARIOS), help=f"comma-separated: {', '.join(SCENARIOS)}")
     parser.add_argument("--pg-url", help="a PostgreSQL server to create databases on (default: a throwaway "
                                          "cluster on loopback, as the tests start)")
@@ -65,27 +111,23 @@ def main(argv: list[str] | None = None) -> int:
     only = {s.strip() for s in args.only.split(",")}
     databases = Databases(args.pg_url)
     figures: list[Figure] = []
+    measured, skipped = [], []
     began = time.monotonic()
     try:
         for backend in backends:
-            if "stages" in only:
-                figures += stages.run(databases.fresh(backend), backend, 200 if args.quick else 2000)
-            if "delivery" in only:
-                sizes = delivery.QUICK if args.quick else delivery.FULL
-                figures += delivery.run(databases.fresh(backend), backend, sizes)
-            if "reconcile" in only:
-                figures += reconcile.run(databases.fresh(backend), backend, *((500, 200) if args.quick
-                                                                              else (100_000, 2000)))
-            if "capture" in only:
-                figures += capture.run(databases.empty(backend), databases.empty(backend), backend,
-                                       200 if args.quick else 2000)
-            if "idle" in only:
-                figures += idle.run(databases.fresh(backend), backend, *((500, 1.0) if args.quick
-                                                                         else (100_000, 30.0)))
+            reason = _unavailable(databases, backend)
+            if reason is not None:
+                skipped.append(f"{backend}: not measured: {reason}")
+                print(skipped[-1], file=sys.stderr, flush=True)
+                continue
+            figures += _scenarios(databases, backend, only, args.quick)
+            measured.append(backend)
             print(f"{backend}: done after {time.monotonic() - began:.0f} s", file=sys.stderr, flush=True)
-        print(_machine(databases, backends))
+        print(_machine(databases, measured))
         print()
         print(table(figures))
+        for line in skipped:
+            print(f"\n{line}")
     finally:
         databases.close()
     return 0

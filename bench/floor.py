@@ -3,8 +3,9 @@
     python -m bench.floor DATABASE_URL RECEIVER_URL POLL_SECONDS
 
 It waits for a change (LISTEN on PostgreSQL; a poll every POLL_SECONDS on
-SQLite, as the daemon polls), reads the new appointment events and posts
-each appointment id to the receiver with one ``requests.Session``. No
+SQLite and MariaDB, the daemon's own default interval there), reads the new
+appointment events and posts each appointment id to the receiver with one
+``requests.Session``. No
 workflow, no outbox, no record: what is left of apptflow's latency above this
 is apptflow's own.
 """
@@ -19,7 +20,7 @@ import requests
 from sqlalchemy import text
 
 from db.capture import NOTIFY_CHANNEL
-from db.connect import connect, read_only
+from db.connect import connect, own_table, read_only
 
 
 def main(url: str, receiver: str, poll: float) -> None:
@@ -31,8 +32,9 @@ def main(url: str, receiver: str, poll: float) -> None:
         listener = psycopg.connect(engine.url.set(drivername="postgresql").render_as_string(hide_password=False),
                                    autocommit=True)
         listener.execute(f"LISTEN {NOTIFY_CHANNEL}")
+    events = own_table(engine, "change_events")
     with engine.connect() as conn:
-        last = conn.execute(text("SELECT coalesce(max(id), 0) FROM change_events")).scalar_one()
+        last = conn.execute(text(f"SELECT coalesce(max(id), 0) FROM {events}")).scalar_one()
     print("ready", flush=True)
     while True:
         if listener is not None:
@@ -41,7 +43,7 @@ def main(url: str, receiver: str, poll: float) -> None:
         else:
             time.sleep(poll)
         with read_only(engine) as conn:
-            rows = conn.execute(text("SELECT id, row_id FROM change_events WHERE id > :last AND "
+            rows = conn.execute(text(f"SELECT id, row_id FROM {events} WHERE id > :last AND "
                                      "table_name = 'appointments' AND op = 'INSERT' ORDER BY id"),
                                 {"last": last}).all()
         for event_id, row_id in rows:

@@ -18,8 +18,9 @@ import requests
 from sqlalchemy import text
 
 from db import schema
-from db.connect import connect
-from tests.booking import seed
+from db.connect import connect, own_table
+from tests.booking import as_written, seed
+from tests.mariadb import Server
 from tests.pgcluster import Cluster
 from tests.pipeline import add_workflow
 
@@ -55,11 +56,12 @@ def percentile(values: list[float], q: float) -> float:
 
 
 class Databases:
-    """Fresh databases on demand: a SQLite file, or a database on a PostgreSQL cluster."""
+    """Fresh databases on demand: a SQLite file, a database on a PostgreSQL cluster, or one on a MariaDB server."""
 
     def __init__(self, pg_url: str | None = None):
         self._root = Path(tempfile.mkdtemp(prefix="apptflow-bench-"))
         self._pg_url, self._cluster, self._count = pg_url, None, 0
+        self._mariadb: Server | None = None
 
     def pg_server_url(self) -> str:
         if self._pg_url is None:
@@ -67,6 +69,25 @@ class Databases:
             self._cluster.start()
             self._pg_url = self._cluster.url()
         return self._pg_url
+
+    def mariadb_server(self) -> Server:
+        """The throwaway MariaDB server, as the tests start it (raises ServerError without its binaries)."""
+        if self._mariadb is None:
+            server = Server()
+            try:
+                server.start()
+            except BaseException:
+                server.destroy()
+                raise
+            self._mariadb = server
+        return self._mariadb
+
+    def server_cpu_seconds(self, backend: str) -> float | None:
+        """User + system CPU time the database server has used so far (MariaDB: one process); None elsewhere."""
+        if backend != "mariadb" or self._mariadb is None:
+            return None
+        pid = int((self._mariadb.root / "pid").read_text().strip())
+        return process_cpu_seconds(pid)
 
     def fresh(self, backend: str) -> str:
         """The URL of a new database with apptflow's schema."""
@@ -81,6 +102,10 @@ class Databases:
         self._count += 1
         if backend == "sqlite":
             url = f"sqlite:///{self._root / f'bench{self._count}.db'}"
+        elif backend == "mariadb":
+            name = f"apptflow_bench_{os.getpid()}_{self._count}"
+            self.mariadb_server().sql(f"CREATE DATABASE {name}")
+            url = self.mariadb_server().url(name)
         else:
             server = connect(self.pg_server_url(), isolation_level="AUTOCOMMIT")
             name = f"apptflow_bench_{os.getpid()}_{self._count}"
@@ -95,6 +120,12 @@ class Databases:
         if backend == "sqlite":
             import sqlite3
             return f"SQLite {sqlite3.sqlite_version}"
+        if backend == "mariadb":
+            engine = connect(self.mariadb_server().url())
+            with engine.connect() as conn:
+                version = conn.exec_driver_sql("SELECT VERSION()").scalar()
+            engine.dispose()
+            return f"MariaDB {version.split('-')[0]}"
         engine = connect(self.pg_server_url())
         with engine.connect() as conn:
             version = conn.exec_driver_sql("SHOW server_version").scalar()
@@ -104,6 +135,24 @@ class Databases:
     def close(self) -> None:
         if self._cluster is not None:
             self._cluster.destroy()
+        if self._mariadb is not None:
+            self._mariadb.destroy()
+
+
+def settle(cpu_seconds, quiet: float = 0.02, timeout: float = 600) -> None:
+    """Wait until *cpu_seconds* (a process's CPU time so far) grows by less than *quiet* over a second."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        before = cpu_seconds()
+        time.sleep(1.0)
+        if cpu_seconds() - before < quiet:
+            return
+
+
+def process_cpu_seconds(pid: int) -> float:
+    """User + system CPU time process *pid* (all its threads) has used so far."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def seed_services(engine, count: int) -> dict[str, int]:
@@ -132,7 +181,8 @@ def insert_appointments(engine, ids: dict[str, int], service: int, times: list[d
     Returns the new ids and the wall-clock time just after the commit.
     """
     rows = [{"c": ids["customer"], "s": service, "st": ids["staff"], "l": ids["location"],
-             "a": t.isoformat(), "b": (t + length).isoformat()} for t in times]
+             "a": as_written(engine, t.isoformat()), "b": as_written(engine, (t + length).isoformat())}
+            for t in times]
     statement = text("INSERT INTO appointments (customer_id, service_id, staff_id, location_id, starts_at, "
                      "ends_at, status, started_by) VALUES (:c, :s, :st, :l, :a, :b, 'approved', 'frontend')")
     with engine.begin() as conn:
@@ -146,7 +196,8 @@ def insert_appointments(engine, ids: dict[str, int], service: int, times: list[d
 def mark_events_processed(engine) -> None:
     """As if a daemon had consumed every change event so far (for scenarios that start from a quiet state)."""
     with engine.begin() as conn:
-        conn.execute(text("UPDATE change_events SET processed_at = created_at WHERE processed_at IS NULL"))
+        conn.execute(text(f"UPDATE {own_table(conn, 'change_events')} SET processed_at = created_at "
+                          "WHERE processed_at IS NULL"))
 
 
 class DaemonProcess:
@@ -169,8 +220,7 @@ class DaemonProcess:
 
     def cpu_seconds(self) -> float:
         """User + system CPU time the daemon has used so far."""
-        fields = Path(f"/proc/{self.pid}/stat").read_text().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        return process_cpu_seconds(self.pid)
 
     def memory(self) -> tuple[float, float]:
         """(current, peak) resident memory in MB."""
@@ -179,12 +229,7 @@ class DaemonProcess:
 
     def settle(self, quiet: float = 0.02, timeout: float = 600) -> None:
         """Wait until the daemon uses less than *quiet* of a core over a second (its start-up work done)."""
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            before = self.cpu_seconds()
-            time.sleep(1.0)
-            if self.cpu_seconds() - before < quiet:
-                return
+        settle(self.cpu_seconds, quiet, timeout)
 
     def stop(self) -> str:
         self.process.terminate()

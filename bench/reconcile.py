@@ -18,7 +18,7 @@ from apscheduler.schedulers.background import BackgroundScheduler
 from sqlalchemy import text
 
 from bench.harness import UTC, Figure, insert_appointments, mark_events_processed, seed_services
-from db.connect import connect
+from db.connect import connect, own_table
 from scheduler.catalogue import Catalogue
 from scheduler.jobs import FIRE
 from scheduler.planner import Planner
@@ -76,7 +76,7 @@ def run(url: str, backend: str, appointments: int, sample: int) -> list[Figure]:
     first, written = reconcile(engine, now)
     again, rewritten = reconcile(engine, now)
     with engine.connect() as conn:
-        jobs = conn.execute(text("SELECT count(*) FROM apscheduler_jobs")).scalar_one()
+        jobs = conn.execute(text(f"SELECT count(*) FROM {own_table(conn, 'apscheduler_jobs')}")).scalar_one()
     assert jobs == written == 2 * appointments and rewritten == 0, (jobs, written, rewritten)
     floor = sample / bare_add_job(engine, sample, now)
     engine.dispose()
