@@ -6,6 +6,7 @@ import concurrent.futures
 import datetime as dt
 import math
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -137,6 +138,7 @@ class Databases:
             self._cluster.destroy()
         if self._mariadb is not None:
             self._mariadb.destroy()
+        shutil.rmtree(self._root, ignore_errors=True)
 
 
 def settle(cpu_seconds, quiet: float = 0.02, timeout: float = 600) -> None:
