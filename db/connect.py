@@ -115,6 +115,10 @@ def _mysql_engine(url: URL, prefix: str, mapped: bool, **engine_options) -> Engi
     engine_options.setdefault("isolation_level", "READ COMMITTED")
     # The pool recycles connections before the server's wait_timeout (8 h by default) ends them.
     engine_options.setdefault("pool_recycle", 3600)
+    # No ROLLBACK as a connection goes back to the pool: every use goes through a SQLAlchemy Connection,
+    # whose close already ended its transaction, and PyMySQL would send the redundant one every time (a
+    # third of an idle daemon's statements).
+    engine_options.setdefault("pool_reset_on_return", None)
     engine = create_engine(
         url.update_query_dict({"charset": "utf8mb4"}),
         connect_args={"connect_timeout": 10, "init_command": "SET time_zone = '+00:00'"},

@@ -101,17 +101,30 @@ END""")
 
 
 def install_capture_triggers(conn: Connection, table: str, targets: dict[str, tuple[str, ...]]) -> None:
-    """The application's *table*: after each write, the sync procedure of each target for the ids its
-    expressions give, inside the handler that records an error instead of raising it."""
+    """The application's *table*: after each write, the sync procedure of each target once for each id its
+    expressions give (``NEW.id`` and ``OLD.id`` are one on most updates), inside the handler that records an
+    error instead of raising it."""
     errors = own_table(conn, "capture_errors")
     for op in ("INSERT", "UPDATE", "DELETE"):
-        calls = [f"CALL {ident(own_table(conn, f'sync_{target}'))}({expression});"
-                 for target, expressions in targets.items() for expression in expressions
-                 if not (("OLD." in expression and op == "INSERT") or ("NEW." in expression and op == "DELETE"))]
+        declared, calls = [], []
+        for target, expressions in targets.items():
+            procedure = ident(own_table(conn, f"sync_{target}"))
+            seen: list[str] = []
+            for expression in expressions:
+                if ("OLD." in expression and op == "INSERT") or ("NEW." in expression and op == "DELETE"):
+                    continue
+                name = f"{target}_{len(seen) + 1}"
+                declared.append(name)
+                once = " AND ".join(f"NOT ({name} <=> {earlier})" for earlier in seen)
+                call = f"SET {name} = ({expression});\n    "
+                call += f"IF {once} THEN CALL {procedure}({name}); END IF;" if once else f"CALL {procedure}({name});"
+                calls.append(call)
+                seen.append(name)
         if calls:
             body = "\n    ".join(calls)
             replace_trigger(conn, trigger_name(conn, table, op), op, table,
-                            f"BEGIN\n    {error_handler(errors, table, op)}\n    {body}\nEND")
+                            f"BEGIN\n    DECLARE {', '.join(declared)} BIGINT;\n    {error_handler(errors, table, op)}"
+                            f"\n    {body}\nEND")
 
 
 def trigger_name(conn: Connection, table: str, op: str) -> str:

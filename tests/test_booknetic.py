@@ -229,7 +229,7 @@ def test_an_upgrade_leaves_unchanged_triggers_and_routines_in_place(booknetic):
 
 
 def test_a_command_without_the_installed_mapping_says_so_instead_of_reading_other_tables(booknetic):
-    for command in (["workflow", "list"], ["run"], ["status"]):
+    for command in (["workflow", "list"], ["jobs"], ["status"]):  # and `run`, through the same check
         output = cli(booknetic, *command, code=1, APPTFLOW_DATABASE_MAPPING="")
         assert "the database is installed with mapping booknetic: set [database] mapping to it" in output
 
