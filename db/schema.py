@@ -133,12 +133,14 @@ def _uninstall_mysql_mapping(conn: Connection) -> list[str]:
 
 
 def uninstall(engine: Engine) -> list[str]:
-    """Remove every trigger, function and table apptflow added, in one transaction; return what went.
+    """Remove every trigger, function and table apptflow added, in one transaction (MySQL commits each DROP
+    by itself); return what went.
 
     The booking tables and their rows stay, even those ``db init`` created: they
     hold the business's data. On PostgreSQL apptflow's schema goes whole (its
     tables, the capture function, a mapping's views), after the triggers it put
-    on the application's tables.
+    on the application's tables; on MySQL/MariaDB a mapping's views and routines
+    go first, then the triggers and the tables, each by the name apptflow gave it.
     """
     removed = []
     with engine.begin() as conn:
