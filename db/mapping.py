@@ -106,15 +106,12 @@ def shipped() -> list[str]:
     return sorted(p.name.removesuffix(".yaml") for p in _SHIPPED.iterdir() if p.name.endswith(".yaml"))
 
 
-# What a mapping's SQL may leave to the configuration: the application's table prefix (WordPress's ``wp_``)
-# and the tenant of a multi-tenant application (NULL: every tenant).
-OPTIONS = ("application_prefix", "tenant")
-
-
 def load(name_or_path: str, *, application_prefix: str = "", tenant: int | None = None) -> Mapping:
     """A shipped mapping by name (``calcom``) or a mapping file; MappingError with every problem.
 
-    ``{application_prefix}`` in its SQL becomes *application_prefix*, ``{tenant}`` the tenant's id or NULL."""
+    A mapping's SQL may leave two things to the configuration: ``{application_prefix}`` becomes
+    *application_prefix* (the application's table prefix, WordPress's ``wp_``), ``{tenant}`` the id of the
+    one tenant of a multi-tenant application to read, or NULL for every tenant."""
     if name_or_path in shipped():
         source, raw = name_or_path, _SHIPPED.joinpath(f"{name_or_path}.yaml").read_text(encoding="utf-8")
     else:

@@ -163,10 +163,12 @@ def name_prefix(value: Any) -> str:
 
 def optional_id(value: Any) -> int | None:
     """A row id (a tenant's), or empty: none in particular."""
-    value = text(value).strip() if not isinstance(value, int) or isinstance(value, bool) else value
-    if value == "":
+    if isinstance(value, int) and not isinstance(value, bool):
+        return count(1, 2**63 - 1)(value)
+    value = text(value).strip()
+    if not value:
         return None
-    if isinstance(value, str) and not value.isdigit():
+    if not value.isdigit():
         raise _Invalid(f"{value!r} is not an id (a positive integer), nor empty")
     return count(1, 2**63 - 1)(int(value))
 
