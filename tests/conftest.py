@@ -29,15 +29,21 @@ TEMPLATE = "apptflow_template"
 _counter = itertools.count()
 
 
+def _started(server_type, error_type, name: str):
+    """A server of the test session, started; under CI, one that cannot start fails the run."""
+    try:
+        server = server_type()
+        server.start()
+    except error_type as error:
+        if UNDER_CI:
+            pytest.fail(f"{name} could not start under CI: {error}", pytrace=False)
+        pytest.skip(f"{name} could not start: {error}")
+    return server
+
+
 @pytest.fixture(scope="session")
 def pg_cluster():
-    try:
-        cluster = Cluster()
-        cluster.start()
-    except ClusterError as error:
-        if UNDER_CI:
-            pytest.fail(f"PostgreSQL could not start under CI: {error}", pytrace=False)
-        pytest.skip(f"PostgreSQL could not start: {error}")
+    cluster = _started(Cluster, ClusterError, "PostgreSQL")
     # pre-ping: tests restart the cluster under this long-lived engine
     admin = connect(cluster.url(), isolation_level="AUTOCOMMIT", pool_pre_ping=True)
     with admin.connect() as conn:
@@ -53,13 +59,7 @@ def pg_cluster():
 
 @pytest.fixture(scope="session")
 def mariadb_server():
-    try:
-        server = Server()
-        server.start()
-    except ServerError as error:
-        if UNDER_CI:
-            pytest.fail(f"MariaDB could not start under CI: {error}", pytrace=False)
-        pytest.skip(f"MariaDB could not start: {error}")
+    server = _started(Server, ServerError, "MariaDB")
     yield server
     server.destroy()
 
