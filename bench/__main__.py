@@ -2,7 +2,7 @@
 
 Each figure stands beside its floor, the bare library doing the same work in
 the same run on the same machine, and the ratio between them; the aims are
-the project's. ``--quick`` runs every scenario small, in about a minute, to
+the project's. ``--quick`` runs every scenario small, in about two minutes, to
 show that the suite works; its numbers mean little. A database server whose
 binaries are missing is skipped with the reason, except under CI (``CI`` true),
 where the test suite has already required it.
@@ -100,7 +100,7 @@ def _scenarios(databases: Databases, backend: str, only: set[str], quick: bool) 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="every scenario, small: about a minute")
+    parser.add_argument("--quick", action="store_true", help="every scenario, small: about two minutes")
     parser.add_argument("--backends", default=",".join(BACKENDS), help=f"comma-separated: {', '.join(BACKENDS)}")
     parser.add_argument("--only", default=",".join(SCENARIOS), help=f"comma-separated: {', '.join(SCENARIOS)}")
     parser.add_argument("--pg-url", help="a PostgreSQL server to create databases on (default: a throwaway "
