@@ -139,16 +139,20 @@ def run(bare_url: str, captured_url: str, backend: str, count: int) -> list[Figu
     return []  # mappings, and so capture on an application's tables, need PostgreSQL or MySQL/MariaDB
 
 
+def _without_and_with(write, bare_url: str, captured_url: str, count: int):
+    """The same writes' rates on the database without capture and on the one with it, both warmed up alike."""
+    write(bare_url, count // 10)
+    write(captured_url, count // 10)
+    return write(bare_url, count), write(captured_url, count)
+
+
 def _calcom(bare_url: str, captured_url: str, backend: str, count: int) -> list[Figure]:
     for url in (bare_url, captured_url):
         _calcom_tables(url)
     engine = connect(captured_url)
     schema.upgrade(engine, mapping.load("calcom"))
     engine.dispose()
-    _write(bare_url, count // 10)  # warm both up alike
-    _write(captured_url, count // 10)
-    bare = _write(bare_url, count)
-    captured = _write(captured_url, count)
+    bare, captured = _without_and_with(_write, bare_url, captured_url, count)
     return [
         Figure(scenario="capture", database=backend, figure=f"Cal.com booking + attendee inserts ({count})",
                value=captured[0], unit="tx/s", floor=bare[0], aim="≥ 0.5"),
@@ -161,10 +165,7 @@ def _booknetic(bare_url: str, captured_url: str, backend: str, count: int) -> li
     for url in (bare_url, captured_url):
         _booknetic_site(url)
     _db_init(captured_url, "booknetic")
-    _booknetic_write(bare_url, count // 10)  # warm both up alike
-    _booknetic_write(captured_url, count // 10)
-    bare = _booknetic_write(bare_url, count)
-    captured = _booknetic_write(captured_url, count)
+    bare, captured = _without_and_with(_booknetic_write, bare_url, captured_url, count)
     return [
         Figure(scenario="capture", database=backend, figure=f"Booknetic appointment + 2 price rows inserts ({count})",
                value=captured[0], unit="tx/s", floor=bare[0]),
