@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from dataclasses import dataclass
-from typing import ClassVar
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
 
 
 class ChannelError(Exception):
@@ -34,12 +35,55 @@ class Receipt:
     detail: str = ""
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Key:
+    """One key of a channel's configuration section, as the configuration file writes it.
+
+    ``kind`` says how the value is read and checked: ``text``, ``url`` (http or https, or empty),
+    ``mail_address``, ``flag``, ``count`` or ``duration`` (within ``low``..``high``), ``choice``
+    (one of ``choices``). A channel's keys are live (a reload rebuilds the channel) unless said."""
+
+    default: Any
+    kind: str = "text"
+    secret: bool = False
+    live: bool = True
+    low: Any = None
+    high: Any = None
+    choices: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Section:
+    """A channel's configuration section (``[smtp]``); several channels of one provider may share one."""
+
+    name: str
+    keys: Mapping[str, Key] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Common:
+    """What every channel that fetches attachments is told, from ``[daemon]``."""
+
+    attachment_dir: str | None = None
+    attachments_allow_private_addresses: bool = False
+
+
 class Channel(ABC):
-    """One transport. Subclasses declare their name and limits as class attributes."""
+    """One transport. Subclasses declare their name, message type, configuration section and limits as
+    class attributes, and build themselves from their section's values (:meth:`configured`)."""
 
     name: ClassVar[str]
+    # The message it sends (a dataclass of channels.messages, or a channel's own).
+    message_type: ClassVar[type]
+    # The configuration section it reads; None: it needs none.
+    section: ClassVar[Section | None] = None
     # The longest body the provider accepts (characters), if it has a limit.
     max_body: ClassVar[int | None] = None
+
+    @classmethod
+    def configured(cls, settings: Mapping[str, Any], common: Common) -> Channel:
+        """The channel as its section's *settings* (typed values) and *common* say."""
+        return cls()
 
     @abstractmethod
     def send(self, message) -> Receipt:

@@ -19,6 +19,11 @@ class Email:
     # Stable across retries, so a receiver can recognise a resent message.
     message_id: str | None = None
 
+    def summary(self) -> str:
+        """One line saying what the message is and to whom it goes (the demo prints it)."""
+        to = ", ".join(self.to + tuple(f"bcc {b}" for b in self.bcc))
+        return f"email to {to}: {self.subject!r} — {self.text!r}"
+
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Sms:
@@ -26,6 +31,9 @@ class Sms:
 
     to: str
     body: str
+
+    def summary(self) -> str:
+        return f"sms to {self.to}: {self.body!r}"
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -36,6 +44,9 @@ class WhatsApp:
     body: str
     media: tuple[str, ...] = ()
 
+    def summary(self) -> str:
+        return f"whatsapp to {self.to}: {self.body!r}"
+
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Telegram:
@@ -44,6 +55,9 @@ class Telegram:
     chat_id: str
     text: str
     attachments: tuple[str, ...] = ()
+
+    def summary(self) -> str:
+        return f"telegram to chat {self.chat_id}: {self.text!r}"
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -57,3 +71,6 @@ class Webhook:
     content_type: str = "application/json"
     delivery_id: str = ""
     timeout: float | None = None
+
+    def summary(self) -> str:
+        return f"webhook {self.method} {self.url}: {self.body}"

@@ -12,8 +12,9 @@ from email.message import EmailMessage
 from email.utils import format_datetime, make_msgid, parseaddr
 
 from channels import attachments
-from channels.base import Channel, PermanentSendError, Receipt, TransientSendError
+from channels.base import Channel, Key, PermanentSendError, Receipt, Section, TransientSendError
 from channels.messages import Email
+from channels.registry import register
 
 logger = logging.getLogger(__name__)
 
@@ -23,10 +24,28 @@ SECURITIES = ("none", "starttls", "ssl")
 _ADDR_SPEC = re.compile(r"[^@\s,;<>()\[\]\"]+@[^@\s,;<>()\[\]\"]+")
 
 
+@register
 class SmtpChannel(Channel):
     """Sends :class:`~channels.messages.Email` through one SMTP server."""
 
     name = "smtp"
+    message_type = Email
+    section = Section(name="smtp", keys={
+        "host": Key(default="localhost"),
+        "port": Key(default=25, kind="count", low=1, high=65535),
+        "security": Key(default="none", kind="choice", choices=SECURITIES),
+        "username": Key(default=""),
+        "password": Key(default="", secret=True),
+        "from": Key(default="Bookings <bookings@example.com>", kind="mail_address"),
+        "timeout": Key(default="30s", kind="duration", low="100ms", high="10m"),
+    })
+
+    @classmethod
+    def configured(cls, settings, common):
+        return cls(host=settings["host"], port=settings["port"], security=settings["security"],
+                   username=settings["username"], password=settings["password"], sender=settings["from"],
+                   timeout=settings["timeout"].total_seconds(), attachment_dir=common.attachment_dir,
+                   allow_private_addresses=common.attachments_allow_private_addresses)
 
     def __init__(
         self,

@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import logging
 
-from channels.base import Channel, ChannelUnavailable, PermanentSendError, Receipt, TransientSendError
+from channels.base import Channel, ChannelUnavailable, Key, PermanentSendError, Receipt, Section, TransientSendError
 from channels.messages import Sms
 from channels.phone import check_e164
+from channels.registry import register
 
 try:
     import boto3
@@ -32,11 +33,24 @@ _TRANSIENT_CODES = frozenset({
 })
 
 
+@register
 class SnsSmsChannel(Channel):
     """Sends :class:`~channels.messages.Sms` with SNS ``Publish(PhoneNumber=…)``."""
 
     name = "sns-sms"
+    message_type = Sms
     max_body = 1600
+    section = Section(name="sns", keys={
+        "region": Key(default=""),
+        "endpoint_url": Key(default="", kind="url"),  # empty: AWS's own
+        "access_key_id": Key(default="", secret=True),  # empty: the standard AWS chain
+        "secret_access_key": Key(default="", secret=True),
+    })
+
+    @classmethod
+    def configured(cls, settings, common):
+        return cls(region=settings["region"], endpoint_url=settings["endpoint_url"],
+                   access_key_id=settings["access_key_id"], secret_access_key=settings["secret_access_key"])
 
     def __init__(
         self, *, region: str = "", endpoint_url: str = "", access_key_id: str = "",

@@ -18,22 +18,35 @@ import logging
 import requests
 
 from channels import attachments
-from channels.base import Channel, ChannelUnavailable, PermanentSendError, Receipt, TransientSendError
+from channels.base import Channel, ChannelUnavailable, Key, PermanentSendError, Receipt, Section, TransientSendError
 from channels.httputil import (
     failure_reason, is_transient_status, new_session, redact_bot_paths_in_urllib3_logs,
 )
 from channels.messages import Telegram
+from channels.registry import register
 
 logger = logging.getLogger(__name__)
 
 DEFAULT_API_URL = "https://api.telegram.org"
 
 
+@register
 class TelegramChannel(Channel):
     """Sends :class:`~channels.messages.Telegram` to a chat id or ``@channel`` as one bot."""
 
     name = "telegram"
+    message_type = Telegram
     max_body = 4096
+    section = Section(name="telegram", keys={
+        "bot_token": Key(default="", secret=True),
+        "api_url": Key(default=DEFAULT_API_URL, kind="url"),
+    })
+
+    @classmethod
+    def configured(cls, settings, common):
+        return cls(bot_token=settings["bot_token"], api_url=settings["api_url"],
+                   attachment_dir=common.attachment_dir,
+                   allow_private_addresses=common.attachments_allow_private_addresses)
 
     def __init__(
         self, *, bot_token: str = "", api_url: str = DEFAULT_API_URL, timeout: float = 30.0,

@@ -14,10 +14,11 @@ from urllib.parse import urlsplit
 
 import requests
 
-from channels.base import Channel, ChannelUnavailable, PermanentSendError, Receipt, TransientSendError
+from channels.base import Channel, ChannelUnavailable, Key, PermanentSendError, Receipt, Section, TransientSendError
 from channels.httputil import failure_reason, is_transient_status
 from channels.messages import Sms, WhatsApp
 from channels.phone import check_e164
+from channels.registry import register
 
 try:
     from twilio.base.exceptions import TwilioException, TwilioRestException
@@ -49,10 +50,21 @@ class _RebasedHttpClient(TwilioHttpClient):
         return super().request(method, rebased, *args, **kwargs)
 
 
+# Both Twilio channels read [twilio].
+SECTION = Section(name="twilio", keys={
+    "account_sid": Key(default=""),
+    "auth_token": Key(default="", secret=True),
+    "from_number": Key(default=""),  # the SMS sender
+    "whatsapp_from": Key(default=""),  # the WhatsApp sender
+    "api_base_url": Key(default="", kind="url"),  # empty: Twilio's own
+})
+
+
 class _TwilioChannel(Channel):
     """What SMS and WhatsApp share: the client, the checks and the error mapping."""
 
     max_body = 1600
+    section = SECTION
 
     def __init__(self, *, account_sid: str, auth_token: str, sender: str, api_base_url: str, timeout: float):
         self.account_sid, self.sender, self.api_base_url = account_sid, sender, api_base_url
@@ -85,10 +97,17 @@ class _TwilioChannel(Channel):
         return Receipt(provider_id=created.sid, detail=str(created.status or ""))
 
 
+@register
 class TwilioSmsChannel(_TwilioChannel):
     """Sends :class:`~channels.messages.Sms` from ``from_number`` (E.164, or a messaging service ``MG…``)."""
 
     name = "twilio-sms"
+    message_type = Sms
+
+    @classmethod
+    def configured(cls, settings, common):
+        return cls(account_sid=settings["account_sid"], auth_token=settings["auth_token"],
+                   from_number=settings["from_number"], api_base_url=settings["api_base_url"])
 
     def __init__(
         self, *, account_sid: str = "", auth_token: str = "", from_number: str = "",
@@ -110,10 +129,17 @@ class TwilioSmsChannel(_TwilioChannel):
         return self._create(to=message.to, body=message.body, **_sender_fields(self.sender))
 
 
+@register
 class TwilioWhatsAppChannel(_TwilioChannel):
     """Sends :class:`~channels.messages.WhatsApp` from the WhatsApp sender ``whatsapp_from`` (E.164)."""
 
     name = "twilio-whatsapp"
+    message_type = WhatsApp
+
+    @classmethod
+    def configured(cls, settings, common):
+        return cls(account_sid=settings["account_sid"], auth_token=settings["auth_token"],
+                   whatsapp_from=settings["whatsapp_from"], api_base_url=settings["api_base_url"])
 
     def __init__(
         self, *, account_sid: str = "", auth_token: str = "", whatsapp_from: str = "",

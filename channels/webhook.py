@@ -26,10 +26,11 @@ from urllib.parse import urljoin, urlsplit
 import requests
 from requests.structures import CaseInsensitiveDict
 
-from channels.base import Channel, PermanentSendError, Receipt, TransientSendError
+from channels.base import Channel, Key, PermanentSendError, Receipt, Section, TransientSendError
 from channels.httputil import REFUSED_REQUESTS, failure_reason, is_transient_status, new_session, origin
 from channels.messages import Webhook
 from channels.netguard import GuardedAdapter, pick_address
+from channels.registry import register
 
 logger = logging.getLogger(__name__)
 
@@ -59,10 +60,22 @@ def sign(key: bytes, webhook_id: str, timestamp: int, body: bytes) -> str:
     return "v1," + base64.b64encode(digest).decode("ascii")
 
 
+@register
 class WebhookChannel(Channel):
     """Sends :class:`~channels.messages.Webhook` requests."""
 
     name = "webhook"
+    message_type = Webhook
+    section = Section(name="webhook", keys={
+        "secret": Key(default="", secret=True),  # non-empty: sign requests (Standard Webhooks)
+        "allow_private_addresses": Key(default=False, kind="flag"),
+        "timeout": Key(default="15s", kind="duration", low="100ms", high="10m"),
+    })
+
+    @classmethod
+    def configured(cls, settings, common):
+        return cls(secret=settings["secret"], allow_private_addresses=settings["allow_private_addresses"],
+                   timeout=settings["timeout"].total_seconds())
 
     def __init__(
         self, *, secret: str = "", allow_private_addresses: bool = False, timeout: float = 15.0,

@@ -14,10 +14,11 @@ from typing import Any
 import yaml
 
 from db.records import KnownIds, WorkflowRow
-from engine.durations import format_duration
 from engine.errors import InvalidWorkflow, Problem
 from engine.validation import parse_workflow
-from engine.workflow import ACTION_FIELDS, FILTER_NAMES, Workflow
+from engine.actions import action_type
+from engine.triggers import trigger_type
+from engine.workflow import FILTER_NAMES, Workflow
 
 
 def load_yaml(text: str) -> Any:
@@ -57,14 +58,7 @@ def dump_yaml(document: dict) -> str:
 
 def to_document(workflow: Workflow) -> dict[str, Any]:
     """The canonical document of *workflow*: fixed key order, durations spelt shortest."""
-    trigger: dict[str, Any] = {"type": workflow.trigger.type}
-    for key, value in (("offset", workflow.trigger.offset), ("grace", workflow.trigger.grace)):
-        if value is not None:
-            trigger[key] = format_duration(value)
-    for key, value in (("from", workflow.trigger.from_statuses), ("to", workflow.trigger.to_statuses),
-                       ("on", workflow.trigger.on)):
-        if value is not None:
-            trigger[key] = list(value)
+    trigger = {"type": workflow.trigger.type, **trigger_type(workflow.trigger.type).export(workflow.trigger)}
     filters = {
         name: list(getattr(workflow.filters, name))
         for name in FILTER_NAMES
@@ -74,7 +68,8 @@ def to_document(workflow: Workflow) -> dict[str, Any]:
     if filters:
         document["filters"] = filters
     document["actions"] = [
-        {"type": action.type, **{k: action.fields[k] for k in ACTION_FIELDS[action.type] if k in action.fields}}
+        {"type": action.type,
+         **{k: action.fields[k] for k in action_type(action.type).field_specs() if k in action.fields}}
         for action in workflow.actions
     ]
     return document

@@ -33,3 +33,11 @@ class InvalidWorkflow(EngineError):
 
 class RenderError(EngineError):
     """A template could not be rendered."""
+
+
+class UnknownType(EngineError):
+    """No action type or trigger of that name is registered."""
+
+    def __init__(self, what: str, name: object, known: tuple[str, ...]):
+        self.name = name
+        super().__init__(f"unknown {what} {name!r} (expected one of: {', '.join(known)})")

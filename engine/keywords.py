@@ -44,18 +44,13 @@ RESCHEDULE = frozenset({
 })
 
 
-def available(trigger_type: str) -> frozenset[str]:
+def available(trigger_name: str) -> frozenset[str]:
     """Every keyword a template of a workflow with this trigger may use."""
-    names = CUSTOMER | COMPANY
-    if trigger_type != "customer_created":
-        names |= APPOINTMENT
-    if trigger_type == "appointment_status_changed":
-        names |= STATUS_CHANGE
-    if trigger_type == "appointment_rescheduled":
-        names |= RESCHEDULE
-    if trigger_type in ("appointment_starts", "appointment_ends"):
-        names |= TIME_OFFSET
-    return names
+    from engine.triggers import trigger_type  # the triggers name their keywords from this module
+
+    kind = trigger_type(trigger_name)
+    names = CUSTOMER | COMPANY | kind.keywords
+    return names | APPOINTMENT if kind.has_appointment else names
 
 
 EVERY = CUSTOMER | COMPANY | APPOINTMENT | STATUS_CHANGE | TIME_OFFSET | RESCHEDULE

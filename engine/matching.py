@@ -6,9 +6,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from db.records import Booking, ChangeEvent
-from db.types import parse_timestamp
-from engine.durations import format_duration
-from engine.workflow import RESCHEDULE_ASPECTS, Filters, Workflow
+from engine.triggers import TriggerType, all_types, trigger_type
+from engine.workflow import Filters, Workflow
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -111,49 +110,14 @@ def filters_hold(filters: Filters, facts: Facts) -> bool:
     return all(check.holds for check in check_filters(filters, facts))
 
 
-def _moment(value: Any):
-    return parse_timestamp(value) if isinstance(value, str) else value
-
-
-# The columns whose change makes each aspect of a reschedule (RESCHEDULE_ASPECTS).
-_ASPECT_COLUMNS = {"time": ("starts_at", "ends_at"), "staff": ("staff_id",), "location": ("location_id",),
-                   "service": ("service_id",)}
-
-
-def _rescheduled(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
-    """What of a reschedule an update changed: time, staff, location, service (in that order)."""
-    return [aspect for aspect, columns in _ASPECT_COLUMNS.items()
-            if any(_moment(old.get(c)) != _moment(new.get(c)) for c in columns)]
-
-
-def triggers_fired(event: ChangeEvent) -> list[tuple[str, dict[str, Any]]]:
-    """The event triggers a change sets off, each with what it adds to the template context."""
-    if event.table_name == "customers":
-        return [("customer_created", {})] if event.op == "INSERT" else []
-    if event.table_name != "appointments":
-        return []
-    if event.op == "INSERT":
-        return [("appointment_created", {})]
-    if event.op != "UPDATE":
-        return []
+def triggers_fired(event: ChangeEvent) -> list[tuple[TriggerType, dict[str, Any]]]:
+    """The triggers a change sets off, each with what it adds to the template context."""
     fired = []
-    changed = _rescheduled(event.old, event.new)
-    if changed:
-        # what was there before, for the old_* keywords (names are looked up by the consumer)
-        fired.append(("appointment_rescheduled", {
-            "rescheduled": changed, "old_starts_at": event.old.get("starts_at"),
-            "old_ends_at": event.old.get("ends_at"), "old_staff_id": event.old.get("staff_id"),
-            "old_location_id": event.old.get("location_id"), "old_service_id": event.old.get("service_id")}))
-    if event.old.get("status") != event.new.get("status"):
-        fired.append(("appointment_status_changed",
-                       {"old_status": event.old.get("status"), "new_status": event.new.get("status")}))
+    for kind in all_types():
+        context = kind.fired(event)
+        if context is not None:
+            fired.append((kind, context))
     return fired
-
-
-def _transition_matches(workflow: Workflow, context: dict[str, Any]) -> bool:
-    trigger = workflow.trigger
-    return (trigger.from_statuses is None or context["old_status"] in trigger.from_statuses) and (
-        trigger.to_statuses is None or context["new_status"] in trigger.to_statuses)
 
 
 def match_event(event: ChangeEvent, workflows: list[Workflow], booking: Booking | None) -> list[Match]:
@@ -165,19 +129,14 @@ def match_event(event: ChangeEvent, workflows: list[Workflow], booking: Booking 
         return []
     facts = facts_for(event.new or {}, booking)
     matches = []
-    for trigger_type, context in triggers_fired(event):
+    for kind, context in triggers_fired(event):
         for workflow in workflows:
-            if not workflow.enabled or workflow.trigger.type != trigger_type:
+            if not workflow.enabled or workflow.trigger.type != kind.name:
                 continue
-            if trigger_type == "appointment_status_changed" and not _transition_matches(workflow, context):
-                continue
-            if trigger_type == "appointment_rescheduled" and not set(context["rescheduled"]) & set(
-                    workflow.trigger.on or RESCHEDULE_ASPECTS):
-                continue
-            if filters_hold(workflow.filters, facts):
+            if kind.admits(workflow.trigger, context) and filters_hold(workflow.filters, facts):
                 matches.append(Match(
                     workflow=workflow, subject_table=event.table_name, subject_id=event.row_id,
-                    occurrence=f"event:{event.id}:{trigger_type}", context=context,
+                    occurrence=f"event:{event.id}:{kind.name}", context=context,
                     event_id=event.id, depth=event.depth,
                 ))
     return matches
@@ -185,18 +144,4 @@ def match_event(event: ChangeEvent, workflows: list[Workflow], booking: Booking 
 
 def sample_trigger_context(workflow: Workflow, booking: Booking, now) -> dict[str, Any]:
     """Plausible trigger keywords for previewing a workflow (``apptflow workflow test``)."""
-    trigger = workflow.trigger
-    if trigger.type == "appointment_status_changed":
-        status = booking.appointment.status if booking.appointment else None
-        return {"old_status": (trigger.from_statuses or (status,))[0],
-                "new_status": (trigger.to_statuses or (status,))[0]}
-    if trigger.type == "appointment_rescheduled" and booking.appointment is not None:
-        a = booking.appointment
-        return {"rescheduled": list(trigger.on or RESCHEDULE_ASPECTS), "old_starts_at": a.starts_at.isoformat(),
-                "old_ends_at": a.ends_at.isoformat(), "old_staff_name": booking.staff.name if booking.staff else "",
-                "old_location_name": booking.location.name if booking.location else "",
-                "old_service_name": booking.service.name if booking.service else ""}
-    if trigger.is_time_offset and booking.appointment is not None:
-        anchor = booking.appointment.starts_at if trigger.type == "appointment_starts" else booking.appointment.ends_at
-        return {"fire_time": (anchor + trigger.offset).isoformat(), "offset": format_duration(trigger.offset)}
-    return {}
+    return trigger_type(workflow.trigger.type).sample(workflow.trigger, booking)

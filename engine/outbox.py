@@ -5,16 +5,17 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
+from engine.actions import action_type
 from engine.matching import Match
 from engine.render import recipient_count
-from engine.workflow import HOLD_AFTER_CRASH, Action
+from engine.workflow import Action
 
 MAX_CHAIN_DEPTH = 5
 
 
 def after_crash(action: Action) -> str:
     """What to do with a send of *action* interrupted by a crash: resend or hold."""
-    return action.fields.get("after_crash") or ("hold" if action.type in HOLD_AFTER_CRASH else "resend")
+    return action.fields.get("after_crash") or action_type(action.type).after_crash
 
 
 def idempotency_key(match: Match, action: Action, position: int, recipient: int | None) -> str:
@@ -36,7 +37,7 @@ def plan_deliveries(match: Match, now: dt.datetime, *, max_depth: int = MAX_CHAI
         count = recipient_count(action)
         for recipient in range(count) if count is not None else (None,):
             status, error = "pending", None
-            if action.type == "set_status" and match.depth >= max_depth:
+            if action_type(action.type).changes_status and match.depth >= max_depth:
                 status = "skipped"
                 error = f"set_status chain stopped: {match.depth} status changes in a row (limit {max_depth})"
             rows.append({

@@ -20,7 +20,9 @@ from dataclasses import dataclass
 from db.records import Booking
 from engine.durations import format_duration
 from engine.matching import facts_of, filters_hold
-from engine.workflow import DEFAULT_GRACE, Workflow
+from engine.triggers import trigger_type
+from engine.triggers.offsets import DEFAULT_GRACE
+from engine.workflow import Workflow
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -61,9 +63,18 @@ def grace_of(workflow: Workflow) -> dt.timedelta:
     return workflow.trigger.grace or DEFAULT_GRACE
 
 
+def is_planned(workflow: Workflow) -> bool:
+    """Whether the workflow's trigger fires at a time derived from the appointment (a job per appointment)."""
+    return trigger_type(workflow.trigger.type).planned
+
+
+def anchor_column(workflow: Workflow) -> str:
+    """The appointment column a planned workflow counts its offset from (``starts_at``, ``ends_at``)."""
+    return trigger_type(workflow.trigger.type).anchor_column
+
+
 def anchor_of(workflow: Workflow, booking: Booking) -> dt.datetime:
-    appointment = booking.appointment
-    return appointment.starts_at if workflow.trigger.type == "appointment_starts" else appointment.ends_at
+    return trigger_type(workflow.trigger.type).anchor(booking)
 
 
 def planned_time(workflow: Workflow, booking: Booking) -> dt.datetime:
@@ -75,7 +86,7 @@ def plan(workflow: Workflow, booking: Booking | None, now: dt.datetime) -> Firin
     """The firing *workflow* should have for *booking* as things are at *now*, if any."""
     if booking is None or booking.appointment is None or not workflow.enabled:
         return None
-    if not workflow.trigger.is_time_offset or not filters_hold(workflow.filters, facts_of(booking)):
+    if not is_planned(workflow) or not filters_hold(workflow.filters, facts_of(booking)):
         return None
     planned = planned_time(workflow, booking)
     ids = {"workflow_id": workflow.id, "appointment_id": booking.appointment.id, "planned_at": planned}
@@ -87,7 +98,7 @@ def plan(workflow: Workflow, booking: Booking | None, now: dt.datetime) -> Firin
     late = format_duration(dt.timedelta(seconds=round((now - planned).total_seconds())))
     return TooLate(reason=f"planned {late} after its time ({planned.isoformat()}), past the "
                           f"{format_duration(grace)} grace and the appointment's "
-                          f"{'start' if workflow.trigger.type == 'appointment_starts' else 'end'}", **ids)
+                          f"{trigger_type(workflow.trigger.type).what}", **ids)
 
 
 def occurrence(planned_at: dt.datetime) -> str:

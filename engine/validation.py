@@ -7,69 +7,32 @@ e.g. ``actions[1].to[2]: not an email address, 'customer', 'staff' or template``
 
 from __future__ import annotations
 
-import difflib
 import re
-from email.utils import parseaddr
 from typing import Any
 from urllib.parse import urlsplit
 
 from db.records import KnownIds
 from engine import keywords, templates
+from engine.actions import FieldSpec, action_type
 from engine.durations import format_duration, parse_duration
-from engine.errors import InvalidWorkflow, Problem
-from engine.workflow import (
-    ACTION_FIELDS,
-    FILTER_IDS,
-    FILTER_NAMES,
-    OFFSET_TRIGGERS,
-    RESCHEDULE_ASPECTS,
-    STARTED_BY,
-    TRIGGER_TYPES,
-    Action,
-    FieldSpec,
-    Filters,
-    Trigger,
-    Workflow,
-)
+from engine.errors import InvalidWorkflow, Problem, UnknownType
+from engine.recipients import PARTIES, PARTY_TABLES, Address
+from engine.triggers import Param, param_names, trigger_type
+from engine.triggers import names as trigger_names
+from engine.workflow import FILTER_IDS, FILTER_NAMES, STARTED_BY, Action, Filters, Trigger, Workflow
 
-_EMAIL = re.compile(r"^[^@\s<>]+@[^@\s<>]+\.[^@\s<>]+$")
-_E164 = re.compile(r"^\+[1-9]\d{6,14}$")
-_CHAT = re.compile(r"^(-?\d+|@[A-Za-z][A-Za-z0-9_]{4,})$")
 _LOCALE = re.compile(r"^[a-z]{2,3}([_-][A-Za-z0-9]{2,8})*$")
-
-_RECIPIENT_WORDS = {
-    "email": "an email address",
-    "phone": "a phone number in E.164 form (+15551234567)",
-    "chat": "a Telegram chat id",
-}
-
-
-def is_email(text: str) -> bool:
-    """An address like ``a@b.c`` or ``Name <a@b.c>``."""
-    return bool(_EMAIL.match(parseaddr(text)[1])) and "@" in text
-
-
-def is_phone(text: str) -> bool:
-    """E.164: ``+`` then 7 to 15 digits."""
-    return bool(_E164.match(text))
-
-
-_RECIPIENT_CHECKS = {"email": is_email, "phone": is_phone, "chat": lambda t: bool(_CHAT.match(t))}
-# The booking column each recipient word reads, and what it holds, per kind of address.
-_RECIPIENT_COLUMNS = {"email": "email", "phone": "phone", "chat": "telegram_chat_id"}
-_RECIPIENT_NOUNS = {"email": "email address", "phone": "phone number", "chat": "Telegram chat id"}
-_RECIPIENT_TABLES = {"customer": "customers", "staff": "staff"}
 # The booking columns a filter reads; it has no data when every one is absent.
 _FILTER_COLUMNS = {"started_by": ("appointments.started_by",), "locales": ("customers.locale", "appointments.locale")}
 
 
-class _Checker:
+class Checker:
     """Collects problems while a document is read."""
 
-    def __init__(self, trigger_type: str, absent: dict[str, str] | None = None):
+    def __init__(self, trigger_name: str, absent: dict[str, str] | None = None):
         self.problems: list[Problem] = []
-        self.trigger_type = trigger_type
-        self.keywords = keywords.available(trigger_type)
+        self.trigger_type = trigger_name
+        self.keywords = keywords.available(trigger_name)
         self.absent = absent or {}  # booking column ("table.column") → why the booking data has nothing for it
         self.unfillable = keywords.unfillable(self.absent)  # keyword → why
 
@@ -129,9 +92,10 @@ def parse_workflow(document: Any, *, known: KnownIds | None = None) -> Workflow:
     if not isinstance(document, dict):
         raise InvalidWorkflow([Problem(place="", message=f"a workflow is a mapping, got {_kind(document)}")])
     trigger_doc = document.get("trigger")
-    trigger_type = trigger_doc.get("type") if isinstance(trigger_doc, dict) else None
-    check = _Checker(trigger_type if trigger_type in TRIGGER_TYPES else "appointment_created",
-                     known.absent if known is not None else None)
+    named = trigger_doc.get("type") if isinstance(trigger_doc, dict) else None
+    # an unknown trigger is reported once, at trigger.type; the templates are checked as the first one's
+    check = Checker(named if named in trigger_names() else trigger_names()[0],
+                    known.absent if known is not None else None)
     check.mapping(document, "", ("name", "enabled", "trigger", "filters", "actions"))
     name = _name(check, document.get("name"))
     enabled = document.get("enabled", True)
@@ -145,54 +109,56 @@ def parse_workflow(document: Any, *, known: KnownIds | None = None) -> Workflow:
     return Workflow(name=name, enabled=enabled, trigger=trigger, filters=filters, actions=actions)
 
 
-def _name(check: _Checker, value: Any) -> str:
+def _name(check: Checker, value: Any) -> str:
     if not isinstance(value, str) or not value.strip():
         check.add("name", "required: a non-empty name")
         return ""
     return value.strip()
 
 
-def _trigger(check: _Checker, value: Any) -> Trigger | None:
+def _trigger(check: Checker, value: Any) -> Trigger | None:
     if value is None:
         check.add("trigger", "required: a mapping with a 'type'")
         return None
-    doc = check.mapping(value, "trigger", ("type", "offset", "grace", "from", "to", "on"))
-    kind = doc.get("type")
-    if kind not in TRIGGER_TYPES:
-        check.add("trigger.type", f"unknown trigger {kind!r} (expected one of: {', '.join(TRIGGER_TYPES)})")
+    doc = check.mapping(value, "trigger", ("type", *param_names()))
+    try:
+        kind = trigger_type(doc.get("type"))
+    except UnknownType as error:
+        check.add("trigger.type", str(error))
         return None
-    allowed = {"type"} | ({"offset", "grace"} if kind in OFFSET_TRIGGERS else set())
-    allowed |= {"from", "to"} if kind == "appointment_status_changed" else set()
-    allowed |= {"on"} if kind == "appointment_rescheduled" else set()
     for key in doc:
-        if key not in allowed and key in ("offset", "grace", "from", "to", "on"):
-            check.add(f"trigger.{key}", f"not a parameter of {kind}")
+        if key != "type" and key not in kind.params and key in param_names():
+            check.add(f"trigger.{key}", f"not a parameter of {kind.name}")
     params: dict[str, Any] = {}
-    if kind in OFFSET_TRIGGERS:
-        if "offset" not in doc:
-            check.add("trigger.offset", f"required for {kind} (e.g. -30m, 0, 2h)")
-        for key in ("offset", "grace"):
-            if key in doc:
-                params[key] = _duration(check, doc[key], f"trigger.{key}")
-        if params.get("grace") is not None and params["grace"].total_seconds() <= 0:
-            check.add("trigger.grace", "must be positive")
-    if kind == "appointment_status_changed":
-        for key, attr in (("from", "from_statuses"), ("to", "to_statuses")):
-            if key in doc:
-                statuses = check.string_list(doc[key], f"trigger.{key}")
-                params[attr] = tuple(statuses) if statuses else None
-    if kind == "appointment_rescheduled" and "on" in doc:
-        aspects = check.string_list(doc["on"], "trigger.on") or []
-        wrong = [a for a in aspects if a not in RESCHEDULE_ASPECTS]
-        if wrong or not aspects:
-            check.add("trigger.on", f"expected a non-empty list of {', '.join(RESCHEDULE_ASPECTS)}; "
-                                    f"got {doc['on']!r}")
+    for name, spec in kind.params.items():
+        place = f"trigger.{name}"
+        if name not in doc:
+            if spec.required:
+                check.add(place, f"required for {kind.name}" + (f" (e.g. {spec.example})" if spec.example else ""))
+            params[name] = None
         else:
-            params["on"] = tuple(a for a in RESCHEDULE_ASPECTS if a in aspects)
-    return Trigger(type=kind, **params)
+            params[name] = _param(check, doc[name], place, spec)
+    kind.check(check, params)
+    return Trigger(type=kind.name, params=params)
 
 
-def _duration(check: _Checker, value: Any, place: str):
+def _param(check: Checker, value: Any, place: str, spec: Param) -> Any:
+    if spec.form == "duration":
+        duration = _duration(check, value, place)
+        if spec.positive and duration is not None and duration.total_seconds() <= 0:
+            check.add(place, "must be positive")
+        return duration
+    items = check.string_list(value, place)
+    if spec.form == "words":
+        return tuple(items) if items else None
+    wrong = [item for item in items or () if item not in spec.choices]
+    if wrong or not items:
+        check.add(place, f"expected a non-empty list of {', '.join(spec.choices)}; got {value!r}")
+        return None
+    return tuple(choice for choice in spec.choices if choice in items)
+
+
+def _duration(check: Checker, value: Any, place: str):
     try:
         return parse_duration(value)
     except ValueError as error:
@@ -200,15 +166,15 @@ def _duration(check: _Checker, value: Any, place: str):
         return None
 
 
-def _filters(check: _Checker, value: Any, trigger: Trigger | None, known: KnownIds | None) -> Filters:
+def _filters(check: Checker, value: Any, trigger: Trigger | None, known: KnownIds | None) -> Filters:
     doc = check.mapping(value, "filters", FILTER_NAMES)
     parsed: dict[str, tuple] = {}
     for name in FILTER_NAMES:
         if name not in doc:
             continue
         place = f"filters.{name}"
-        if trigger is not None and trigger.type == "customer_created" and name != "locales":
-            check.add(place, "customer_created has no appointment: only 'locales' applies")
+        if not _has_appointment(trigger) and name != "locales":
+            check.add(place, f"{trigger.type} has no appointment: only 'locales' applies")
             continue
         items = check.string_list(doc[name], place)
         if items is None:
@@ -222,17 +188,17 @@ def _filters(check: _Checker, value: Any, trigger: Trigger | None, known: KnownI
     return Filters(**parsed)
 
 
-def _filter_data(check: _Checker, name: str, place: str, trigger: Trigger | None) -> None:
+def _filter_data(check: Checker, name: str, place: str, trigger: Trigger | None) -> None:
     """A filter on columns the booking data has none of would hold for every appointment or for none."""
     columns = _FILTER_COLUMNS.get(name, ())
-    if trigger is not None and trigger.type == "customer_created":
+    if not _has_appointment(trigger):
         columns = tuple(c for c in columns if c.startswith("customers."))
     if columns and all(c in check.absent for c in columns):
         why = "; ".join(f"{c}: {check.absent[c]}" for c in columns)
         check.add(place, f"filter '{name}' has no data here: {why}")
 
 
-def _ids(check: _Checker, items: list[str], place: str, existing: frozenset[int] | None) -> tuple[int, ...]:
+def _ids(check: Checker, items: list[str], place: str, existing: frozenset[int] | None) -> tuple[int, ...]:
     ids = []
     for index, item in enumerate(items):
         if not item.lstrip("-").isdigit():
@@ -244,7 +210,7 @@ def _ids(check: _Checker, items: list[str], place: str, existing: frozenset[int]
     return tuple(ids)
 
 
-def _words(check: _Checker, name: str, items: list[str], place: str) -> None:
+def _words(check: Checker, name: str, items: list[str], place: str) -> None:
     for index, item in enumerate(items):
         if name == "started_by" and item not in STARTED_BY:
             check.add(f"{place}[{index}]", f"expected 'frontend' or 'backend', got {item!r}")
@@ -252,7 +218,7 @@ def _words(check: _Checker, name: str, items: list[str], place: str) -> None:
             check.add(f"{place}[{index}]", f"not a locale like 'en' or 'fr_FR': {item!r}")
 
 
-def _actions(check: _Checker, value: Any, trigger: Trigger | None, known: KnownIds | None) -> tuple[Action, ...]:
+def _actions(check: Checker, value: Any, trigger: Trigger | None, known: KnownIds | None) -> tuple[Action, ...]:
     if not isinstance(value, list) or not value:
         check.add("actions", "required: a non-empty list of actions")
         return ()
@@ -264,94 +230,83 @@ def _actions(check: _Checker, value: Any, trigger: Trigger | None, known: KnownI
     return tuple(actions)
 
 
-def _action(check: _Checker, doc: Any, place: str, trigger: Trigger | None,
+def _has_appointment(trigger: Trigger | None) -> bool:
+    return trigger is None or trigger_type(trigger.type).has_appointment
+
+
+def _action(check: Checker, doc: Any, place: str, trigger: Trigger | None,
             known: KnownIds | None = None) -> Action | None:
     if not isinstance(doc, dict):
         check.add(place, f"expected a mapping with a 'type', got {_kind(doc)}")
         return None
-    kind = doc.get("type")
-    if kind not in ACTION_FIELDS:
-        check.add(f"{place}.type", f"unknown action {kind!r} (expected one of: {', '.join(ACTION_FIELDS)})")
+    try:
+        kind = action_type(doc.get("type"))
+    except UnknownType as error:
+        check.add(f"{place}.type", str(error))
         return None
-    specs = ACTION_FIELDS[kind]
+    specs = kind.field_specs()
     check.mapping(doc, place, ("type", *specs))
-    no_appointment = trigger is not None and trigger.type == "customer_created"
-    if kind == "set_status" and no_appointment:
-        check.add(f"{place}.type", "set_status needs an appointment; customer_created has none")
+    no_appointment = not _has_appointment(trigger)
+    if kind.needs_appointment and no_appointment:
+        check.add(f"{place}.type", f"{kind.name} needs an appointment; {trigger.type} has none")
     fields = {}
     for name, spec in specs.items():
         if name not in doc or doc[name] is None:
             if spec.required:
-                check.add(f"{place}.{name}", f"required for {kind}")
+                check.add(f"{place}.{name}", f"required for {kind.name}")
             continue
-        fields[name] = _field(check, doc[name], f"{place}.{name}", spec, no_appointment)
-    if kind == "webhook" and "body" in fields and "json" in fields:
-        check.add(place, "give 'body' or 'json', not both")
-    if kind == "set_status" and known is not None and known.read_only:
-        check.add(place, f"set_status cannot write here: {known.read_only}")
-    elif kind == "set_status" and isinstance(fields.get("status"), str):
-        _status(check, fields["status"], f"{place}.status", known)
-    return Action(type=kind, fields=fields)
+        fields[name] = _field(check, doc[name], f"{place}.{name}", spec, no_appointment and trigger)
+    kind.check(check, fields, place, known)
+    return Action(type=kind.name, fields=fields)
 
 
-def _status(check: _Checker, value: str, place: str, known: KnownIds | None) -> None:
-    """A status set_status writes: never empty; a literal one known, when the known ones are given
-    (the configured statuses and those the appointments hold). A template is judged when it runs."""
-    if not value.strip():
-        check.add(place, "empty: set_status needs the status to write")
-    elif known is not None and known.statuses is not None and not templates.is_template(value) \
-            and value not in known.statuses:
-        close = difflib.get_close_matches(value, sorted(known.statuses), n=1)
-        hint = f"; did you mean {close[0]!r}?" if close else ""
-        check.add(place, f"unknown status {value!r} (known: {', '.join(sorted(known.statuses))}; "
-                         f"{known.statuses_from}){hint}")
-
-
-def _field(check: _Checker, value: Any, place: str, spec: FieldSpec, no_appointment: bool) -> Any:
-    if spec.kind == "template":
+def _field(check: Checker, value: Any, place: str, spec: FieldSpec, no_appointment: Trigger | None) -> Any:
+    """*no_appointment*: the trigger, when it has no appointment (so no staff either)."""
+    if spec.form == "template":
         return check.template(value, place)
-    if spec.kind == "recipients":
-        return _recipients(check, value, place, spec.recipient, no_appointment)
-    if spec.kind == "template_list":
+    if spec.form == "recipients":
+        return _recipients(check, value, place, spec.address, no_appointment)
+    if spec.form == "template_list":
         items = check.string_list(value, place) or []
         return [check.template(item, f"{place}[{index}]") or item for index, item in enumerate(items)]
-    if spec.kind == "choice":
+    if spec.form == "choice":
         text = str(value).upper() if spec.choices[0].isupper() else str(value).lower()
         if text not in spec.choices:
             check.add(place, f"expected one of: {', '.join(spec.choices)}; got {value!r}")
         return text
-    if spec.kind == "duration":
+    if spec.form == "duration":
         duration = _duration(check, value, place)
         if duration is not None and duration.total_seconds() <= 0:
             check.add(place, "must be positive")
         return format_duration(duration) if duration is not None else None
-    if spec.kind == "url":
+    if spec.form == "url":
         return _url(check, value, place)
-    if spec.kind == "headers":
+    if spec.form == "headers":
         return _headers(check, value, place)
     return _json_templates(check, value, place)
 
 
-def _recipients(check: _Checker, value: Any, place: str, kind: str, no_appointment: bool) -> list[str]:
+def _recipients(check: Checker, value: Any, place: str, address: Address,
+                no_appointment: Trigger | None) -> list[str]:
     items = [templates.from_booknetic(item) for item in check.string_list(value, place) or []]
-    expected = f"not {_RECIPIENT_WORDS[kind]}, 'customer', 'staff' or template"
+    expected = f"not {address.described}, 'customer', 'staff' or template"
     for index, item in enumerate(items):
         here = f"{place}[{index}]"
-        column = f"{_RECIPIENT_TABLES.get(item)}.{_RECIPIENT_COLUMNS[kind]}"
+        column = f"{PARTY_TABLES.get(item)}.{address.column}"
         if item == "staff" and no_appointment:
-            check.add(here, "customer_created has no staff")
-        elif item in ("customer", "staff") and column in check.absent:
-            check.add(here, f"'{item}' has no {_RECIPIENT_NOUNS[kind]} here: {column}: {check.absent[column]}")
-        elif item in ("customer", "staff"):
+            check.add(here, f"{no_appointment.type} has no staff")
+        elif item in PARTIES and column in check.absent:
+            check.add(here, f"'{item}' has no {address.noun} here: {column}: {check.absent[column]}")
+        elif item in PARTIES:
             continue
         elif templates.is_template(item):
             check.template(item, here)
-        elif not _RECIPIENT_CHECKS[kind](item):
+        elif not address.valid(item):
             check.add(here, f"{expected}: {item!r}")
     return items
 
 
-def _url(check: _Checker, value: Any, place: str) -> str | None:
+def _url(check: Checker, value: Any, place: str) -> str | None:
     text = check.template(value, place)
     if text is None or templates.is_template(text):
         return text
@@ -361,7 +316,7 @@ def _url(check: _Checker, value: Any, place: str) -> str | None:
     return text
 
 
-def _headers(check: _Checker, value: Any, place: str) -> dict[str, str]:
+def _headers(check: Checker, value: Any, place: str) -> dict[str, str]:
     if not isinstance(value, dict):
         check.add(place, f"expected a mapping of header names to text, got {_kind(value)}")
         return {}
@@ -372,7 +327,7 @@ def _headers(check: _Checker, value: Any, place: str) -> dict[str, str]:
     return headers
 
 
-def _json_templates(check: _Checker, value: Any, place: str) -> Any:
+def _json_templates(check: Checker, value: Any, place: str) -> Any:
     if isinstance(value, str):
         return check.template(value, place)
     if isinstance(value, dict):

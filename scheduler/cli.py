@@ -24,6 +24,7 @@ from db import mapping as booking_mapping
 from db import workflows as store
 from db.connect import UnsupportedServer
 from db.errors import describe, unavailable
+from engine.actions import action_type
 from engine.booknetic import translate as translate_booknetic
 from engine.context import build_context
 from engine.document import dump_yaml, load_yaml, split_document, to_document, workflow_from_row
@@ -247,22 +248,24 @@ def _read_file(path: str) -> str:
 
 
 def _private_targets(workflow, config: Config) -> list[Problem]:
-    """Webhook and attachment URLs whose host is a literal private address, when the configuration
-    refuses those: they could never be sent, so they are refused now (names are checked at send time)."""
+    """URLs of the fields each action type guards (a webhook's url, attachments) whose host is a literal
+    private address, when the configuration refuses those: they could never be sent, so they are refused
+    now (names are checked at send time)."""
     problems = []
     for n, action in enumerate(workflow.actions):
-        urls = []
-        if action.type == "webhook" and not config.get("webhook", "allow_private_addresses"):
-            urls.append(("url", action.fields.get("url", ""), "webhooks", "[webhook] allow_private_addresses"))
-        if not config.get("daemon", "attachments_allow_private_addresses"):
-            urls += [(f"attachments[{i}]", item, "attachments", "[daemon] attachments_allow_private_addresses")
-                     for i, item in enumerate(action.fields.get("attachments", ()))
-                     if str(item).lstrip().lower().startswith(("http://", "https://"))]
-        for place, url, what, key in urls:
-            refusal = literal_refusal(str(url))
-            if refusal:
-                problems.append(Problem(place=f"actions[{n}].{place}",
-                                        message=f"{refusal}: {what} to private addresses are refused ({key} = false)"))
+        for guard in action_type(action.type).url_guards:
+            if config.get(*guard.setting):
+                continue
+            value = action.fields.get(guard.field)
+            urls = [(guard.field, value)] if isinstance(value, str) else [
+                (f"{guard.field}[{i}]", item) for i, item in enumerate(value or ())]
+            for place, url in urls:
+                refusal = literal_refusal(str(url)) if str(url).lstrip().lower().startswith(
+                    ("http://", "https://")) or isinstance(value, str) else None
+                if refusal:
+                    key = f"[{guard.setting[0]}] {guard.setting[1]}"
+                    problems.append(Problem(place=f"actions[{n}].{place}", message=f"{refusal}: {guard.what} to "
+                                            f"private addresses are refused ({key} = false)"))
     return problems
 
 

@@ -34,6 +34,8 @@ import phonenumbers
 from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.exc import ArgumentError
 
+from channels import registry as channel_registry
+from channels.base import Key
 from db.connect import connect
 from engine.durations import format_duration, parse_duration
 
@@ -226,7 +228,7 @@ def _secret(default: Any = "", parse: Callable[[Any], Any] = text) -> Setting:
     return Setting(default, parse, secret=True, live=True)
 
 
-SETTINGS: dict[str, dict[str, Setting]] = {
+CORE: dict[str, dict[str, Setting]] = {
     "database": {"url": Setting("sqlite:///apptflow.db", database_url, secret=True),
                  "schema": Setting("apptflow", identifier),
                  # MySQL/MariaDB: the prefix of apptflow's own table names
@@ -255,48 +257,45 @@ SETTINGS: dict[str, dict[str, Setting]] = {
         "event_retention": Setting("7d", duration("0s", "3650d"), live=True),
         "attachments_allow_private_addresses": Setting(False, flag, live=True),
     },
-    "smtp": {
-        "host": Setting("localhost", text, live=True),
-        "port": Setting(25, count(1, 65535), live=True),
-        "security": Setting("none", choice("none", "starttls", "ssl"), live=True),
-        "username": Setting("", text, live=True),
-        "password": _secret(),
-        "from": Setting("Bookings <bookings@example.com>", mail_address, live=True),
-        "timeout": Setting("30s", duration("100ms", "10m"), live=True),
-    },
-    "twilio": {
-        "account_sid": Setting("", text, live=True),
-        "auth_token": _secret(),
-        "from_number": Setting("", text, live=True),
-        "whatsapp_from": Setting("", text, live=True),
-        "api_base_url": Setting("", url("http", "https"), live=True),
-    },
-    "sns": {
-        "region": Setting("", text, live=True),
-        "endpoint_url": Setting("", url("http", "https"), live=True),
-        "access_key_id": _secret(),
-        "secret_access_key": _secret(),
-    },
-    "telegram": {
-        "bot_token": _secret(),
-        "api_url": Setting("https://api.telegram.org", url("http", "https"), live=True),
-    },
     "company": {**{name: Setting("", text, live=True) for name in ("name", "phone", "website", "address")},
                 "country": Setting("", region, live=True),
                 "image_url": Setting("", url("http", "https"), live=True)},
-    "webhook": {
-        "secret": _secret(),
-        "allow_private_addresses": Setting(False, flag, live=True),
-        "timeout": Setting("15s", duration("100ms", "10m"), live=True),
-    },
     "workflows": {"statuses": Setting(list(STATUSES), words, live=True)},
     "metrics": {"listen": Setting("", address)},
 }
 
-# The defaults as written in a file, by section and key (the documentation's table).
-DEFAULTS: dict[str, dict[str, Any]] = {
-    section: {key: setting.default for key, setting in keys.items()} for section, keys in SETTINGS.items()
+_KINDS: dict[str, Callable[[Key], Callable[[Any], Any]]] = {
+    "text": lambda key: text,
+    "url": lambda key: url("http", "https"),
+    "mail_address": lambda key: mail_address,
+    "flag": lambda key: flag,
+    "count": lambda key: count(key.low, key.high),
+    "duration": lambda key: duration(key.low, key.high),
+    "choice": lambda key: choice(*key.choices),
 }
+
+
+def _channel_setting(section: str, name: str, key: Key) -> Setting:
+    if key.kind not in _KINDS:
+        raise ValueError(f"[{section}] {name}: a channel declares an unknown kind of value {key.kind!r}")
+    return Setting(key.default, _KINDS[key.kind](key), secret=key.secret, live=key.live)
+
+
+def settings() -> dict[str, dict[str, Setting]]:
+    """Every section and key: apptflow's own, and each channel's section as the channel declares it
+    (:mod:`channels.registry`), after ``[daemon]``."""
+    channel_sections = {
+        section.name: {name: _channel_setting(section.name, name, key) for name, key in section.keys.items()}
+        for section in channel_registry.sections().values()
+    }
+    core = list(CORE.items())
+    return dict(core[:2] + list(channel_sections.items()) + core[2:])
+
+
+def defaults() -> dict[str, dict[str, Any]]:
+    """The defaults as written in a file, by section and key (the documentation's table)."""
+    return {section: {key: setting.default for key, setting in keys.items()}
+            for section, keys in settings().items()}
 
 
 def seconds(value: dt.timedelta | str) -> float:
@@ -333,7 +332,7 @@ class Config:
     def shown(self, section: str, key: str) -> Any:
         """A value as written in a file, a secret masked."""
         value = self.values[section][key]
-        if SETTINGS[section][key].secret and value:
+        if settings()[section][key].secret and value:
             return _mask_url(value) if key.endswith("url") else "********"
         if isinstance(value, dt.timedelta):
             return format_duration(value)
@@ -348,9 +347,10 @@ class Config:
 
     def merged_live(self, newer: "Config") -> "Config":
         """This configuration with *newer*'s values where they can change live (see Setting.live)."""
-        pick = {section: MappingProxyType({key: (newer if SETTINGS[section][key].live else self).values[section][key]
+        known = settings()
+        pick = {section: MappingProxyType({key: (newer if known[section][key].live else self).values[section][key]
                                            for key in keys}) for section, keys in self.values.items()}
-        origins = {section: MappingProxyType({key: (newer if SETTINGS[section][key].live else self).origin(section, key)
+        origins = {section: MappingProxyType({key: (newer if known[section][key].live else self).origin(section, key)
                                               for key in keys}) for section, keys in self.values.items()}
         return Config(values=MappingProxyType(pick), origins=MappingProxyType(origins), source=newer.source)
 
@@ -382,16 +382,17 @@ def load_config(explicit: str | os.PathLike | None = None,
                 environ: Mapping[str, str] | None = None) -> Config:
     """Defaults, then the file, then ``APPTFLOW_<SECTION>_<KEY>`` variables; every value checked."""
     environ = os.environ if environ is None else environ
+    known = settings()
     raw: dict[str, dict[str, tuple[Any, str]]] = {
         section: {key: (setting.default, DEFAULT_ORIGIN) for key, setting in keys.items()}
-        for section, keys in SETTINGS.items()
+        for section, keys in known.items()
     }
     path = config_path(explicit, environ)
     if path is not None:
-        for section, key, value in _read_file(path):
+        for section, key, value in _read_file(path, known):
             raw[section][key] = (value, f"file {path}")
-    for section, key, value, name in _read_environment(environ):
-        default = SETTINGS[section][key].default
+    for section, key, value, name in _read_environment(environ, known):
+        default = known[section][key].default
         if isinstance(default, int) and not isinstance(default, bool) and re.fullmatch(r"\s*-?\d+\s*", value):
             value = int(value)  # a variable is always text; a file says 25 or "25"
         raw[section][key] = (value, f"environment {name}")
@@ -401,7 +402,7 @@ def load_config(explicit: str | os.PathLike | None = None,
         typed = {}
         for key, (value, origin) in keys.items():
             try:
-                typed[key] = SETTINGS[section][key].parse(value)
+                typed[key] = known[section][key].parse(value)
             except _Invalid as error:
                 where = origin.split(" ", 1)[1] if origin != DEFAULT_ORIGIN else "default"
                 raise ConfigError(f"{where}: [{section}] {key}: {error}") from None
@@ -443,7 +444,7 @@ def _check_together(values: Mapping[str, Mapping[str, Any]], raw) -> None:
                           f"is shorter than retry_base ({format_duration(daemon['retry_base'])})")
 
 
-def _read_file(path: Path):
+def _read_file(path: Path, known: dict[str, dict[str, Setting]]):
     try:
         document = tomllib.loads(path.read_text())
     except OSError as error:
@@ -453,27 +454,27 @@ def _read_file(path: Path):
     except tomllib.TOMLDecodeError as error:
         raise ConfigError(f"{path}: invalid TOML: {error}") from None
     for section, keys in document.items():
-        if section not in SETTINGS or not isinstance(keys, dict):
-            raise ConfigError(f"{path}: unknown section [{section}] (known: {', '.join(SETTINGS)})")
+        if section not in known or not isinstance(keys, dict):
+            raise ConfigError(f"{path}: unknown section [{section}] (known: {', '.join(known)})")
         for key, value in keys.items():
-            if key not in SETTINGS[section]:
+            if key not in known[section]:
                 raise ConfigError(f"{path}: unknown key {key!r} in [{section}] "
-                                  f"(known: {', '.join(SETTINGS[section])})")
+                                  f"(known: {', '.join(known[section])})")
             yield section, key, value
 
 
-def _read_environment(environ: Mapping[str, str]):
+def _read_environment(environ: Mapping[str, str], known: dict[str, dict[str, Setting]]):
     """``APPTFLOW_<SECTION>_<KEY>`` values; a variable naming a known section and an unknown key is an error."""
     for name, value in environ.items():
         if not name.startswith("APPTFLOW_"):
             continue
         rest = name[len("APPTFLOW_"):].lower()
-        section = next((s for s in SETTINGS if rest.startswith(s + "_")), None)
+        section = next((s for s in known if rest.startswith(s + "_")), None)
         if section is None:
             continue  # APPTFLOW_CONFIG, and variables of other tools
         key = rest[len(section) + 1:]
-        if key not in SETTINGS[section]:
-            raise ConfigError(f"{name}: unknown key {key!r} in [{section}] (known: {', '.join(SETTINGS[section])})")
+        if key not in known[section]:
+            raise ConfigError(f"{name}: unknown key {key!r} in [{section}] (known: {', '.join(known[section])})")
         yield section, key, value, name
 
 

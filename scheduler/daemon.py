@@ -14,12 +14,13 @@ from collections.abc import Callable
 
 from sqlalchemy.engine import Engine
 
+from channels import registry as channel_registry
 from db import deliveries, events, instances
 from db.errors import describe, unavailable
 from engine.retry import RetryPolicy
 from scheduler import logs
 from scheduler.catalogue import Catalogue
-from scheduler.config import SETTINGS, Config, seconds
+from scheduler.config import Config, seconds, settings
 from scheduler.consumer import EventConsumer, Wakeup
 from scheduler.jobstore import loop_thread
 from scheduler.leader import Leadership
@@ -323,14 +324,14 @@ class Daemon:
         if not changed:
             logger.info("configuration reloaded: nothing changed")
             return []
-        said = []
+        said, known = [], settings()
         for section, key in changed:
             before, after = self.config.shown(section, key), config.shown(section, key)
-            if SETTINGS[section][key].live:
+            if known[section][key].live:
                 said.append(f"[{section}] {key}: {before} → {after}")
             else:
                 said.append(f"[{section}] {key}: {before} → {after} needs a restart; the running value is kept")
-        self._apply({section for section, key in changed if SETTINGS[section][key].live},
+        self._apply({section for section, key in changed if known[section][key].live},
                     {key for section, key in changed if section == "daemon"}, config)
         self.config = self.config.merged_live(config)
         for line in said:
@@ -352,8 +353,8 @@ class Daemon:
             self.consumer.max_depth = self.planner.max_depth = daemon["max_chain_depth"]
         if "event_retention" in daemon_keys:
             self.event_retention = daemon["event_retention"]
-        channels = {"smtp", "twilio", "sns", "telegram", "webhook"}
-        if sections & channels or daemon_keys & {"dry_run", "attachment_dir", "attachments_allow_private_addresses"}:
+        if sections & set(channel_registry.sections()) or daemon_keys & {
+                "dry_run", "attachment_dir", "attachments_allow_private_addresses"}:
             self._retired.append(self.transports)
             self.transports = self.worker.transports = Transports(config)
         if "company" in sections:

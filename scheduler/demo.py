@@ -16,57 +16,34 @@ from pathlib import Path
 from sqlalchemy import text
 from sqlalchemy.engine import Engine
 
-from channels.messages import Email, Sms, Telegram, Webhook, WhatsApp
 from db import schema
 from db import workflows as store
 from db.connect import connect
-from engine.document import split_document, to_document
+from engine.document import load_yaml, split_document, to_document
 from engine.validation import parse_workflow
 from scheduler.config import load_config
 from scheduler.daemon import Daemon
 from scheduler.transports import Transports
 
-WORKFLOWS = [
-    {"name": "Welcome", "trigger": {"type": "customer_created"},
-     "actions": [{"type": "email", "to": ["customer"], "subject": "Welcome to {{ company_name }}",
-                  "body": "Hello {{ customer_first_name }}, your account is ready."}]},
-    {"name": "Booking confirmation", "trigger": {"type": "appointment_created"},
-     "filters": {"started_by": ["frontend"]},
-     "actions": [{"type": "email", "to": ["customer"], "bcc": ["staff"],
-                  "subject": "{{ service_name }} on {{ appointment_date_time }}",
-                  "body": "Hello {{ customer_first_name }}, see you at {{ location_name }}."},
-                 # a CRM on this machine: a dry run checks the address as a real send would
-                 {"type": "webhook", "url": "http://127.0.0.1:8080/bookings",
-                  "json": {"appointment": "{{ appointment_id }}", "status": "{{ appointment_status_code }}"}}]},
-    {"name": "Reminder an hour before", "trigger": {"type": "appointment_starts", "offset": "-1h"},
-     "filters": {"statuses": ["pending", "approved"]},
-     "actions": [{"type": "sms", "to": ["customer"],
-                  "body": "Reminder: {{ service_name }} at {{ appointment_start_time }} (fired at {{ fire_time }})."}]},
-    {"name": "Rescheduled", "trigger": {"type": "appointment_rescheduled"},
-     "actions": [{"type": "sms", "to": ["customer"],
-                  "body": "Your {{ service_name }} moved to {{ appointment_date_time }}."}]},
-    {"name": "Approved", "trigger": {"type": "appointment_status_changed", "to": ["approved"]},
-     "actions": [{"type": "whatsapp", "to": ["customer"],
-                  "body": "{{ customer_first_name }}, {{ service_name }} with {{ staff_name }} is confirmed."}]},
-    {"name": "Cancelled", "trigger": {"type": "appointment_status_changed", "to": ["canceled"]},
-     "actions": [{"type": "telegram", "chat_id": ["staff"],
-                  "text": "{{ customer_full_name }} cancelled {{ service_name }} ({{ old_status }} → {{ new_status }})."}]},
-]
+# What the demo configures and the workflows it adds: data, beside this module.
+SCRIPT = Path(__file__).with_name("demo.yaml")
+
+
+def script() -> dict:
+    return load_yaml(SCRIPT.read_text(encoding="utf-8"))
+
+
+def environment(settings: dict[str, dict], url: str) -> dict[str, str]:
+    """The demo's settings as ``APPTFLOW_<SECTION>_<KEY>`` variables, with its database."""
+    written = {f"APPTFLOW_{section}_{key}".upper(): str(value).lower() if isinstance(value, bool) else str(value)
+               for section, keys in settings.items() for key, value in keys.items()}
+    return {**written, "APPTFLOW_DATABASE_URL": url}
 
 
 def describe(message) -> str:
     """One line (or a few) saying what a message is and to whom it goes."""
-    if isinstance(message, Email):
-        to = ", ".join(message.to + tuple(f"bcc {b}" for b in message.bcc))
-        return f"email to {to}: {message.subject!r} — {message.text!r}"
-    if isinstance(message, (Sms, WhatsApp)):
-        kind = "sms" if isinstance(message, Sms) else "whatsapp"
-        return f"{kind} to {message.to}: {message.body!r}"
-    if isinstance(message, Telegram):
-        return f"telegram to chat {message.chat_id}: {message.text!r}"
-    if isinstance(message, Webhook):
-        return f"webhook {message.method} {message.url}: {message.body}"
-    return repr(message)
+    summary = getattr(message, "summary", None)
+    return summary() if summary is not None else repr(message)
 
 
 class Demo:
@@ -113,10 +90,10 @@ class Demo:
         while self.produced < target and time.monotonic() < deadline:
             time.sleep(0.02)
 
-    def seed(self) -> dict[str, int]:
+    def seed(self, workflows: list[dict]) -> dict[str, int]:
         schema.upgrade(self.engine)
         with self.engine.begin() as conn:
-            for document in WORKFLOWS:
+            for document in workflows:
                 store.insert_workflow(conn, split_document(to_document(parse_workflow(document))))
         return {
             "location": self.sql("INSERT INTO locations (name, address, timezone) VALUES "
@@ -150,15 +127,11 @@ class Demo:
 
 def run_demo(database: Path, echo: Callable[[str], None]) -> int:
     """Play the demo; return how many messages were produced."""
-    demo = Demo(database, echo)
-    config = load_config(None, environ={
-        "APPTFLOW_DATABASE_URL": demo.url, "APPTFLOW_DAEMON_DRY_RUN": "true",
-        "APPTFLOW_DAEMON_POLL_INTERVAL": "100ms", "APPTFLOW_COMPANY_NAME": "Salon Lumière",
-        "APPTFLOW_WEBHOOK_ALLOW_PRIVATE_ADDRESSES": "true",
-    })
+    demo, played = Demo(database, echo), script()
+    config = load_config(None, environ=environment(played["settings"], demo.url))
     daemon = Daemon(config, engine=demo.engine, transports=Transports(config, observer=demo.observe))
     echo(f"apptflow demo on {demo.url} (dry run: messages are printed, not sent)")
-    ids = demo.seed()
+    ids = demo.seed(played["workflows"])
     try:
         daemon.start()
         demo.play(ids)

@@ -29,10 +29,12 @@ from engine.outbox import plan_deliveries
 from engine.planning import (
     Firing,
     TooLate,
+    anchor_column,
     earliest_anchor,
     grace_of,
     job_id,
     occurrence,
+    is_planned,
     parse_job_id,
     plan,
     still_planned,
@@ -181,7 +183,7 @@ class Planner:
         wanted = set(ids) if ids is not None else None
         with self.engine.begin() as conn:
             return [w for w in self.catalogue.workflows(conn)
-                    if w.trigger.is_time_offset and (wanted is None or w.id in wanted)]
+                    if is_planned(w) and (wanted is None or w.id in wanted)]
 
     def after_batch(self, batch: list[ChangeEvent], now: dt.datetime, *, remember: bool = True) -> None:
         """Follow a committed batch of change events: re-plan appointments, reconcile edited workflows.
@@ -253,7 +255,7 @@ class Planner:
         active = [w for w in self._offset_workflows(wanted) if w.enabled]
         written = removed = 0
         for workflow in active:
-            anchor = "starts_at" if workflow.trigger.type == "appointment_starts" else "ends_at"
+            anchor = anchor_column(workflow)
             latest = until - workflow.trigger.offset if until is not None else None
             with read_only(self.engine) as conn:
                 for page in bookings.booking_pages(conn, anchor, earliest_anchor(workflow, now), PAGE, latest):

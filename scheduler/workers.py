@@ -20,6 +20,7 @@ from db.mapping import MappingRefusal
 from db.records import Booking, Delivery
 from engine.context import build_context
 from engine.errors import InvalidWorkflow, RenderError
+from engine.actions import action_type
 from engine.render import describe_recipients, duplicate_entry, keywords_used, recipient_count, render_action
 from engine.retry import DEFAULT_POLICY, RetryPolicy
 from engine.workflow import Action
@@ -226,9 +227,9 @@ class DeliveryWorker:
                                f"{earlier}: one message each")
             rendered = render_action(action, booking, context, delivery.recipient_index)
             recipients = describe_recipients(action.type, rendered)
-            if action.type == "set_status" and getattr(self.transports, "dry_run", False):
-                return self._would_set_status(delivery, rendered, recipients, now, deadline)
-            if action.type == "set_status":
+            if action_type(action.type).changes_status:  # written in the database, not sent
+                if getattr(self.transports, "dry_run", False):
+                    return self._would_set_status(delivery, rendered, recipients, now, deadline)
                 return self._set_status(delivery, rendered, recipients, now, deadline)
             started = time.monotonic()
             try:
@@ -297,7 +298,7 @@ class DeliveryWorker:
             self.outage.persist(f"setting the status of appointment {delivery.subject_id}", change,
                                 deadline=deadline)
         except _LeaseLost:
-            return self._lost(delivery, "set_status")
+            return self._lost(delivery, "status set")
         except MappingRefusal as error:  # a status the application's mapping cannot write
             return self._final(delivery, now, "dead", str(error), rendered, recipients, deadline)
         except GaveUp:

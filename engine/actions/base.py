@@ -1,0 +1,123 @@
+"""What an action type is, and the registry that looks one up by name.
+
+Each action type is one module of :mod:`engine.actions` declaring everything
+about it: its fields and their checks, which field holds its recipients and of
+what kind, whether a send interrupted by a crash is resent or held, how it
+renders to the fields of its channel's message, which channel sends it, and how
+the history describes it. The rest of apptflow looks the type up here; a name
+that is not registered is an error wherever it is met, never a default.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from engine.errors import UnknownType
+from engine.recipients import Address
+
+if TYPE_CHECKING:
+    from db.records import Booking, KnownIds
+    from engine.validation import Checker
+
+RESEND, HOLD = "resend", "hold"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class FieldSpec:
+    """How one field of an action is written and checked."""
+
+    form: str  # template | recipients | template_list | choice | duration | headers | json | url
+    required: bool = False
+    address: Address | None = None  # for recipients: what kind of address each entry gives
+    choices: tuple[str, ...] = ()
+
+
+TEMPLATE = FieldSpec(form="template")
+REQUIRED_TEMPLATE = FieldSpec(form="template", required=True)
+TEMPLATE_LIST = FieldSpec(form="template_list")
+# Every action may say what happens to a send interrupted by a crash: `resend` it, or `hold` it as
+# `unknown` for an admin. Each type has its default (ActionType.after_crash).
+AFTER_CRASH = FieldSpec(form="choice", choices=(RESEND, HOLD))
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class UrlGuard:
+    """A field holding URLs (one, or a list) that may not point at a private address unless allowed."""
+
+    field: str
+    what: str  # "webhooks", for the message
+    setting: tuple[str, str]  # the configuration key that allows them: ("webhook", "allow_private_addresses")
+
+
+class ActionType(ABC):
+    """One kind of action. Subclasses declare the class attributes and render; :func:`register` adds them."""
+
+    name: ClassVar[str]
+    fields: ClassVar[Mapping[str, FieldSpec]]
+    # The recipient field each entry of which is a delivery of its own (one message per person), if any.
+    per_recipient: ClassVar[str | None] = None
+    # What becomes of a send interrupted by a crash, unless the action says (RESEND or HOLD).
+    after_crash: ClassVar[str] = RESEND
+    # It acts on the appointment: a workflow whose trigger has none cannot have it.
+    needs_appointment: ClassVar[bool] = False
+    # It changes the appointment's status in the database instead of sending through a channel.
+    changes_status: ClassVar[bool] = False
+    url_guards: ClassVar[tuple[UrlGuard, ...]] = ()
+
+    def field_specs(self) -> dict[str, FieldSpec]:
+        """Every field the type takes, in the order a document writes them."""
+        return {**self.fields, "after_crash": AFTER_CRASH}
+
+    def check(self, check: Checker, fields: dict[str, Any], place: str, known: KnownIds | None) -> None:
+        """Checks across fields, or against the database's known ids and statuses (*check.add* each problem)."""
+
+    @abstractmethod
+    def render(self, fields: dict[str, Any], booking: Booking, context: dict[str, Any],
+               recipient: int | None) -> dict[str, Any]:
+        """The rendered action (for recipient entry *recipient* on a per-recipient type): plain JSON data,
+        stored with the delivery. Data that cannot render is a RenderError."""
+
+    @abstractmethod
+    def describe(self, rendered: dict[str, Any]) -> str:
+        """Who or what a rendered action goes to, for the history."""
+
+    def channel(self, rendered: dict[str, Any]) -> str:
+        """The name of the channel that sends a rendered action."""
+        raise NotImplementedError(f"{self.name} is not sent through a channel")
+
+    def message(self, rendered: dict[str, Any], *, stable_id: str, delivery_id: int) -> dict[str, Any]:
+        """The fields of the channel's message for a rendered action; *stable_id* is the same on every
+        attempt of the delivery, for the headers a receiver recognises a resent message by."""
+        return dict(rendered)
+
+
+_TYPES: dict[str, ActionType] = {}
+
+
+def register(kind: type[ActionType]) -> type[ActionType]:
+    """Make an action type known by its name (a class decorator); a name taken twice is an error."""
+    if kind.name in _TYPES:
+        raise ValueError(f"action type {kind.name!r} is registered twice")
+    _TYPES[kind.name] = kind()
+    return kind
+
+
+def unregister(name: str) -> None:
+    """Forget an action type (a test's throwaway one)."""
+    _TYPES.pop(name, None)
+
+
+def action_type(name: object) -> ActionType:
+    """The registered action type called *name*; UnknownType otherwise."""
+    try:
+        return _TYPES[name]  # type: ignore[index]
+    except (KeyError, TypeError):
+        raise UnknownType("action", name, names()) from None
+
+
+def names() -> tuple[str, ...]:
+    """Every registered action type, in registration order."""
+    return tuple(_TYPES)

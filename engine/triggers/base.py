@@ -1,0 +1,127 @@
+"""What a trigger is, and the registry that looks one up by name.
+
+Each trigger is one module of :mod:`engine.triggers` declaring its parameters
+and their checks, the keywords it adds to the booking's, whether its workflows
+have an appointment, and how it fires: on a captured change (``fired`` reads
+the event) or at a time derived from a row (``anchor_column``: planned as a
+job in the jobstore). A name that is not registered is an error wherever it is
+met, never a default.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from engine.durations import format_duration
+from engine.errors import UnknownType
+
+if TYPE_CHECKING:
+    from db.records import Booking, ChangeEvent
+    from engine.validation import Checker
+    from engine.workflow import Trigger
+
+APPOINTMENTS, CUSTOMERS = "appointments", "customers"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Param:
+    """One parameter of a trigger and how it is written."""
+
+    form: str  # duration | words (a list of strings) | subset (a list from ``choices``, kept in their order)
+    required: bool = False
+    example: str = ""  # said when a required one is missing
+    positive: bool = False  # durations: above zero
+    choices: tuple[str, ...] = ()
+
+
+class TriggerType:
+    """One kind of trigger. Subclasses declare the class attributes; :func:`register` adds them."""
+
+    name: ClassVar[str]
+    params: ClassVar[Mapping[str, Param]] = {}
+    # Keywords its templates get besides the booking's and the company's.
+    keywords: ClassVar[frozenset[str]] = frozenset()
+    # The table of the rows it fires for; a customer trigger's workflows have no appointment.
+    subject: ClassVar[str] = APPOINTMENTS
+    # Planned triggers fire at the time in this appointment column plus the ``offset`` parameter, as
+    # jobs in the jobstore; the others fire on a captured change (:meth:`fired`).
+    anchor_column: ClassVar[str | None] = None
+
+    @property
+    def has_appointment(self) -> bool:
+        return self.subject == APPOINTMENTS
+
+    @property
+    def planned(self) -> bool:
+        return self.anchor_column is not None
+
+    def check(self, check: Checker, params: dict[str, Any]) -> None:
+        """Checks across parameters (*check.add* each problem)."""
+
+    def fired(self, event: ChangeEvent) -> dict[str, Any] | None:
+        """What this trigger adds to the template context if *event* sets it off, else None."""
+        return None
+
+    def admits(self, trigger: Trigger, context: dict[str, Any]) -> bool:
+        """Whether a workflow's trigger, with its parameters, takes a firing with *context*."""
+        return True
+
+    def sample(self, trigger: Trigger, booking: Booking) -> dict[str, Any]:
+        """Plausible values of the trigger's keywords, for ``apptflow workflow test``."""
+        return {}
+
+    def anchor(self, booking: Booking) -> dt.datetime:
+        """The time a planned trigger counts its offset from."""
+        return getattr(booking.appointment, self.anchor_column)
+
+    def export(self, trigger: Trigger) -> dict[str, Any]:
+        """The parameters as a document writes them (durations spelt shortest, lists as lists)."""
+        written = {}
+        for name in self.params:
+            value = trigger.params.get(name)
+            if isinstance(value, dt.timedelta):
+                written[name] = format_duration(value)
+            elif value is not None:
+                written[name] = list(value) if isinstance(value, tuple) else value
+        return written
+
+
+_TYPES: dict[str, TriggerType] = {}
+
+
+def register(kind: type[TriggerType]) -> type[TriggerType]:
+    """Make a trigger known by its name (a class decorator); a name taken twice is an error."""
+    if kind.name in _TYPES:
+        raise ValueError(f"trigger {kind.name!r} is registered twice")
+    _TYPES[kind.name] = kind()
+    return kind
+
+
+def unregister(name: str) -> None:
+    """Forget a trigger (a test's throwaway one)."""
+    _TYPES.pop(name, None)
+
+
+def trigger_type(name: object) -> TriggerType:
+    """The registered trigger called *name*; UnknownType otherwise."""
+    try:
+        return _TYPES[name]  # type: ignore[index]
+    except (KeyError, TypeError):
+        raise UnknownType("trigger", name, names()) from None
+
+
+def names() -> tuple[str, ...]:
+    """Every registered trigger, in registration order."""
+    return tuple(_TYPES)
+
+
+def all_types() -> tuple[TriggerType, ...]:
+    return tuple(_TYPES.values())
+
+
+def param_names() -> tuple[str, ...]:
+    """Every parameter some trigger takes, each once."""
+    return tuple(dict.fromkeys(name for kind in _TYPES.values() for name in kind.params))

@@ -1,0 +1,13 @@
+"""``appointment_created``: a new appointment row appears."""
+
+from __future__ import annotations
+
+from engine.triggers.base import APPOINTMENTS, TriggerType, register
+
+
+@register
+class AppointmentCreated(TriggerType):
+    name = "appointment_created"
+
+    def fired(self, event):
+        return {} if event.table_name == APPOINTMENTS and event.op == "INSERT" else None
