@@ -13,7 +13,9 @@ A mapping is a YAML file of plain SQL (see docs/existing-databases.md):
   ``read_only: <why>``;
 - ``capture``: the application's tables whose writes matter, each with SQL
   expressions over ``NEW`` / ``OLD`` giving the appointment or customer ids a
-  changed row affects;
+  changed row affects; optionally ``at_commit``, a condition over ``OLD`` and
+  ``NEW`` picking the updates captured only when their transaction commits,
+  once its later writes are visible too (PostgreSQL);
 - ``continues`` (optional): for an appointment that appears, the id of the one
   it replaces (an application that reschedules by creating a new booking);
 - ``absent``: reference columns the application has no data for, with why; the
@@ -73,6 +75,7 @@ class Capture:
 
     table: str
     targets: dict[str, tuple[str, ...]]  # appointments | customers → SQL expressions over NEW / OLD
+    at_commit: str | None = None  # an SQL condition over OLD and NEW: such an update is captured at commit
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -193,18 +196,22 @@ def parse(document: Any, source: str = "mapping") -> Mapping:
             problems.append(f"{place}: expected table: <name> and appointments and/or customers: [expressions]")
             continue
         targets = {}
+        at_commit = entry.get("at_commit")
+        if at_commit is not None and (not isinstance(at_commit, str) or not at_commit.strip()):
+            problems.append(f"{place}.at_commit: expected an SQL condition over OLD and NEW")
         for key, value in entry.items():
-            if key == "table":
+            if key in ("table", "at_commit"):
                 continue
             if key not in TARGETS:
-                problems.append(f"{place}.{key}: expected appointments or customers")
+                problems.append(f"{place}.{key}: expected appointments, customers or at_commit")
             elif not isinstance(value, list) or not value or not all(isinstance(v, str) and v.strip() for v in value):
                 problems.append(f"{place}.{key}: expected a list of SQL expressions over NEW and OLD")
             else:
                 targets[key] = tuple(value)
         if not targets:
             problems.append(f"{place}: gives neither appointments nor customers")
-        captures.append(Capture(table=entry["table"], targets=targets))
+        captures.append(Capture(table=entry["table"], targets=targets,
+                                at_commit=at_commit.strip() if isinstance(at_commit, str) else None))
     continues = _text(problems, document, "continues")
     if continues and ":appointment_id" not in continues:
         problems.append("continues: must use :appointment_id")
@@ -237,6 +244,9 @@ def install(conn: Connection, mapping: Mapping) -> None:
     if conn.dialect.name == "mysql" and not mysql_mapping.reads_mapped_views(conn):
         raise MappingError(mapping.name, ["the connection does not read a mapping's views: connect with mapped=True "
                                           "([database] mapping set)"])
+    if conn.dialect.name == "mysql" and any(capture.at_commit for capture in mapping.capture):
+        raise MappingError(mapping.name, ["capture: at_commit needs PostgreSQL (MySQL/MariaDB has no trigger that "
+                                          "runs at commit)"])
     _dialect(conn).install(conn, mapping, _WATCHED)
     _record(conn, mapping)
 

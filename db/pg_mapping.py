@@ -113,6 +113,17 @@ $$
 
 
 def _capture_function(schema: str, capture: Capture) -> str:
+    """The function of both capture triggers on *capture*'s table: ``apptflow_capture`` calls it after each
+    write, ``apptflow_capture_at_commit`` (with one argument) after each update, at commit. The first takes
+    the updates ``at_commit`` does not hold for, the second those it holds for. The condition is checked here,
+    where an error is caught, rather than in a trigger's WHEN, where an error would fail the application's
+    statement and the columns it names could no longer be dropped by the application's migrations."""
+    deferral = ""
+    if capture.at_commit:
+        deferral = f"""IF TG_OP = 'UPDATE' AND coalesce(({capture.at_commit}), false) <> (TG_NARGS > 0) THEN
+            RETURN NULL;  -- the other trigger captures this update
+        END IF;
+        """
     calls = []
     for target, expressions in capture.targets.items():
         values = ", ".join(
@@ -125,7 +136,7 @@ CREATE OR REPLACE FUNCTION {schema}.{_ident('capture_' + capture.table)}() RETUR
 LANGUAGE plpgsql AS $$
 BEGIN
     BEGIN
-        {body}
+        {deferral}{body}
     EXCEPTION WHEN OTHERS THEN
         RAISE WARNING 'apptflow could not capture % on %: % (SQLSTATE %)', TG_OP, TG_TABLE_NAME, SQLERRM, SQLSTATE;
         BEGIN
@@ -161,6 +172,10 @@ def install(conn: Connection, mapping: Mapping, watched: dict[str, tuple[str, ..
         ddl(conn, f"DROP TRIGGER IF EXISTS apptflow_capture ON {_ident(capture.table)}")
         ddl(conn, f"CREATE TRIGGER apptflow_capture AFTER INSERT OR UPDATE OR DELETE ON "
                   f"{_ident(capture.table)} FOR EACH ROW EXECUTE FUNCTION {function}()")
+        ddl(conn, f"DROP TRIGGER IF EXISTS apptflow_capture_at_commit ON {_ident(capture.table)}")
+        if capture.at_commit:
+            ddl(conn, f"CREATE CONSTRAINT TRIGGER apptflow_capture_at_commit AFTER UPDATE ON {_ident(capture.table)} "
+                      f"DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION {function}('at_commit')")
     for target, columns in watched.items():
         names = ", ".join(f"'{column}'" for column in columns)
         ddl(conn, f"INSERT INTO {schema}.capture_snapshots (table_name, row_id, doc, gone) "

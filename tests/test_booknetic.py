@@ -15,6 +15,7 @@ import time
 from pathlib import Path
 
 import pytest
+import yaml
 from click.testing import CliRunner
 from sqlalchemy import text
 
@@ -193,6 +194,15 @@ def test_booknetics_writes_never_fail_when_capture_cannot_record(harness, bookne
     assert errors and all(table == "wp_bkntc_appointments" and op == "INSERT" and "change_events" in error
                           for table, op, error in errors), errors
     assert "could not be captured" in cli(booknetic, "db", "check", code=1)
+
+
+def test_a_capture_at_commit_is_refused_on_mariadb(booknetic, tmp_path):
+    document = yaml.safe_load((Path(__file__).parents[1] / "db" / "mappings" / "booknetic.yaml").read_text())
+    document["capture"][0]["at_commit"] = "NEW.status = 'canceled'"
+    mapping = tmp_path / "booknetic-at-commit.yaml"
+    mapping.write_text(yaml.safe_dump(document))
+    output = cli(booknetic, "db", "upgrade", code=1, APPTFLOW_DATABASE_MAPPING=str(mapping))
+    assert "capture: at_commit needs PostgreSQL (MySQL/MariaDB has no trigger that runs at commit)" in output
 
 
 def test_db_check_reads_booknetics_statuses_back_and_reports_a_function_edited_by_hand(harness, booknetic):

@@ -96,18 +96,37 @@ def _mark_rescheduled(conn, uid: str) -> None:
                       '"updatedAt" = now() AT TIME ZONE \'UTC\' WHERE uid = :uid'), {"uid": uid})
 
 
-def reschedule(url: str, uid: str, start: dt.datetime, *, one_transaction: bool = True) -> int:
-    """Cal.com's reschedule: a new booking continuing the old one (fromReschedule, rescheduledBy), then the old
-    one cancelled and marked rescheduled; in one transaction, or in two, one after the other."""
+def reschedule(url: str, uid: str, start: dt.datetime, *, new_first: bool = False) -> int:
+    """Cal.com's reschedule in one transaction (createBooking.ts since October 2024): the old booking cancelled
+    and marked rescheduled, then the new one continuing it (fromReschedule, rescheduledBy) with its attendee;
+    or, *new_first*, the same statements the other way round."""
+    app = connect(url, schema="public")
+    with app.begin() as conn:
+        if not new_first:
+            _mark_rescheduled(conn, uid)
+        new, _ = _insert_booking(conn, start=start, minutes=45, status="accepted", name="Ada Lovelace",
+                                 reschedule_of=uid)
+        if new_first:
+            _mark_rescheduled(conn, uid)
+    app.dispose()
+    return new
+
+
+def cancel_for_reschedule(url: str, uid: str) -> None:
+    """The first transaction of a reschedule by Cal.com before October 2024: the old booking cancelled and
+    marked rescheduled, committed before the new booking is written."""
+    app = connect(url, schema="public")
+    with app.begin() as conn:
+        _mark_rescheduled(conn, uid)
+    app.dispose()
+
+
+def book_as_reschedule(url: str, uid: str, start: dt.datetime) -> int:
+    """The second transaction of a reschedule by Cal.com before October 2024: the new booking and its attendee."""
     app = connect(url, schema="public")
     with app.begin() as conn:
         new, _ = _insert_booking(conn, start=start, minutes=45, status="accepted", name="Ada Lovelace",
                                  reschedule_of=uid)
-        if one_transaction:
-            _mark_rescheduled(conn, uid)
-    if not one_transaction:
-        with app.begin() as conn:
-            _mark_rescheduled(conn, uid)
     app.dispose()
     return new
 
@@ -151,28 +170,70 @@ def test_a_booking_fires_with_calcoms_data_in_the_keywords(harness, calcom):
         == (booking, "INSERT")
 
 
-@pytest.mark.parametrize("one_transaction", [True, False], ids=["one transaction", "two transactions"])
-def test_a_calcom_reschedule_is_a_reschedule_and_the_reminder_follows(harness, calcom, one_transaction):
-    engine, pipeline = harness
+def every_kind_of_workflow(engine) -> int:
+    """A workflow of each kind a reschedule could set off; the reminder's id."""
     add_workflow(engine, email("created", {"type": "appointment_created"}, "Booked: {appointment_date_time}"))
-    moved = add_workflow(engine, email("moved", {"type": "appointment_rescheduled"},
-                                       "Moved from {old_appointment_date_time} to {appointment_date_time}"))
+    add_workflow(engine, email("moved", {"type": "appointment_rescheduled"},
+                               "Moved from {old_appointment_date_time} to {appointment_date_time}"))
+    add_workflow(engine, email("changed", {"type": "appointment_status_changed"}, "{old_status} to {new_status}"))
     add_workflow(engine, email("cancelled", {"type": "appointment_status_changed", "to": ["canceled"]}, "Cancelled"))
-    reminder = add_workflow(engine, email("reminder", {"type": "appointment_starts", "offset": "-1h"},
-                                          "Soon: {appointment_start_time}", filters={"statuses": ["approved"]}))
+    return add_workflow(engine, email("reminder", {"type": "appointment_starts", "offset": "-1h"},
+                                      "Soon: {appointment_start_time}", filters={"statuses": ["approved"]}))
+
+
+def sent_since(pipeline, count: int) -> list[str]:
+    """The subjects sent after the first *count*, sorted (one event's deliveries go out in no set order)."""
+    return sorted(m.subject for m in pipeline.sent("smtp")[count:])
+
+
+MOVED = "Moved from Nov 25, 2026, 3:00 PM to Nov 26, 2026, 5:00 PM"
+NEW_START = START + dt.timedelta(days=1, hours=2)
+
+
+@pytest.mark.parametrize("new_first", [False, True], ids=["cancel first, as Cal.com", "new booking first"])
+def test_a_calcom_reschedule_is_one_reschedule_whatever_the_order_of_its_writes(harness, calcom, new_first):
+    engine, pipeline = harness
+    reminder = every_kind_of_workflow(engine)
     old, uid = book(calcom)
     pipeline.run(NOW)
-    assert [m.subject for m in pipeline.sent("smtp")] == ["Booked: Nov 25, 2026, 3:00 PM"]
+    assert sent_since(pipeline, 0) == ["Booked: Nov 25, 2026, 3:00 PM"]
     assert pipeline.jobs() == {f"wf:{reminder}:appt:{old}": START.replace(tzinfo=UTC) - dt.timedelta(hours=1)}
 
-    new = reschedule(calcom, uid, START + dt.timedelta(days=1, hours=2), one_transaction=one_transaction)
+    new = reschedule(calcom, uid, NEW_START, new_first=new_first)
     pipeline.run(NOW)
-    subjects = [m.subject for m in pipeline.sent("smtp")][1:]
-    assert subjects == ["Moved from Nov 25, 2026, 3:00 PM to Nov 26, 2026, 5:00 PM"]  # not "Booked", not "Cancelled"
-    assert sql(engine, "SELECT workflow_id, subject_id FROM deliveries WHERE workflow_id = :w", w=moved) == [
-        (moved, new)]
-    assert pipeline.jobs() == {
-        f"wf:{reminder}:appt:{new}": START.replace(tzinfo=UTC) + dt.timedelta(days=1, hours=1)}
+    # Not "Booked", nor "Cancelled", nor a status change: the booking moved, and stays approved.
+    assert sent_since(pipeline, 1) == [MOVED]
+    assert sql(engine, "SELECT w.name, d.subject_id FROM deliveries d JOIN workflows w ON w.id = d.workflow_id "
+                       "WHERE w.name = 'moved'") == [("moved", new)]
+    assert sql(engine, "SELECT count(*) FROM change_events WHERE table_name = 'appointments' AND op = 'UPDATE' "
+                       "AND old->>'status' IS DISTINCT FROM new->>'status'") == [(0,)]
+    assert pipeline.jobs() == {f"wf:{reminder}:appt:{new}": NEW_START.replace(tzinfo=UTC) - dt.timedelta(hours=1)}
+    assert sql(engine, "SELECT id, status FROM appointments") == [(new, "approved")]
+    assert sql(engine, "SELECT count(*) FROM capture_errors") == [(0,)]
+
+
+@pytest.mark.parametrize("pause", [True, False], ids=["handled in between", "both written before handling"])
+def test_a_reschedule_in_two_transactions_is_a_request_reschedule_then_a_booking_again(harness, calcom, pause):
+    # Cal.com before October 2024 committed the cancellation before writing the new booking. Until the new
+    # booking is written, the rows are those of an organiser's request reschedule, and read as one.
+    engine, pipeline = harness
+    reminder = every_kind_of_workflow(engine)
+    old, uid = book(calcom)
+    pipeline.run(NOW)
+    assert len(pipeline.sent("smtp")) == 1 and list(pipeline.jobs()) == [f"wf:{reminder}:appt:{old}"]
+
+    cancel_for_reschedule(calcom, uid)
+    if pause:
+        pipeline.run(NOW)
+        assert sent_since(pipeline, 1) == ["Cancelled", "approved to canceled"]
+        assert pipeline.jobs() == {}
+    new = book_as_reschedule(calcom, uid, NEW_START)
+    pipeline.run(NOW)
+    # Handled after the new booking is written, the cancellation sets off nothing: the cancelled booking has
+    # left the appointments by then. The new booking continues it from cancelled either way.
+    assert sent_since(pipeline, 3 if pause else 1) == [MOVED, "canceled to approved"]
+    assert pipeline.jobs() == {f"wf:{reminder}:appt:{new}": NEW_START.replace(tzinfo=UTC) - dt.timedelta(hours=1)}
+    assert sql(engine, "SELECT id, status FROM appointments") == [(new, "approved")]
 
 
 def test_a_request_reschedule_is_a_cancellation_and_the_booking_again_continues_it(harness, calcom):
@@ -406,9 +467,13 @@ def test_db_check_reads_the_statuses_back_through_the_installed_view(calcom, tmp
 def test_capture_never_fails_calcoms_own_writes(calcom):
     engine = connect(calcom)
     sql(engine, "ALTER TABLE change_events ADD CONSTRAINT refuse_all CHECK (false) NOT VALID")
-    booking, _ = book(calcom)  # Cal.com's transaction commits
+    booking, uid = book(calcom)  # Cal.com's transaction commits
     assert sql(engine, 'SELECT count(*) FROM "Booking" WHERE id = :id', id=booking) == [(1,)]
     assert sql(engine, "SELECT DISTINCT table_name FROM capture_errors ORDER BY 1") == [("Attendee",), ("Booking",)]
+    request_reschedule(calcom, uid, "Sam is away")  # captured at commit: the commit goes through too
+    assert sql(engine, 'SELECT status::text FROM "Booking" WHERE id = :id', id=booking) == [("cancelled",)]
+    assert sql(engine, "SELECT op FROM capture_errors WHERE table_name = 'Booking' ORDER BY id DESC LIMIT 1") == [
+        ("UPDATE",)]
     engine.dispose()
 
 
