@@ -19,19 +19,17 @@ import time
 import requests
 from sqlalchemy import text
 
-from db.capture import NOTIFY_CHANNEL
 from db.connect import connect, own_table, read_only
+from db.servers import server_for
 
 
 def main(url: str, receiver: str, poll: float) -> None:
     engine = connect(url)
     session = requests.Session()
     listener = None
-    if engine.dialect.name == "postgresql":
-        import psycopg
-        listener = psycopg.connect(engine.url.set(drivername="postgresql").render_as_string(hide_password=False),
-                                   autocommit=True)
-        listener.execute(f"LISTEN {NOTIFY_CHANNEL}")
+    server = server_for(engine)
+    if server.notify:
+        listener = server.listen(engine.url)
     events = own_table(engine, "change_events")
     with engine.connect() as conn:
         last = conn.execute(text(f"SELECT coalesce(max(id), 0) FROM {events}")).scalar_one()

@@ -12,6 +12,7 @@ from sqlalchemy.engine import Connection
 from db import mapping
 from db.events import stamp_chain_depth, unstamp_chain_depth
 from db.records import Appointment, Booking, Customer, Location, Service, Staff
+from db.servers import server_for
 from db.tables import appointments, change_events, customers, locations, services, staff, utcnow
 
 
@@ -72,34 +73,36 @@ def set_appointment_status(conn: Connection, appointment_id: int, status: str, d
     tables the mapping writes the application's status column, translated.
     """
     mapped = mapping.installed(conn)
-    if mapped is not None:
-        stamp_chain_depth(conn, depth)
-        try:
-            return mapping.set_status(conn, mapped, appointment_id, status)
-        finally:
-            unstamp_chain_depth(conn)
-    sqlite = conn.dialect.name == "sqlite"
-    if sqlite:
-        before = conn.execute(select(func.coalesce(func.max(change_events.c.id), 0))).scalar_one()
-    else:
-        stamp_chain_depth(conn, depth)
+    if mapped is None and not server_for(conn).depth_in_session:
+        return _set_status_stamping_after(conn, appointment_id, status, depth)
+    stamp_chain_depth(conn, depth)
     try:
-        result = conn.execute(
-            update(appointments).where(appointments.c.id == appointment_id)
-            .values(status=status, updated_at=utcnow())
-        )
+        if mapped is not None:
+            return mapping.set_status(conn, mapped, appointment_id, status)
+        return _write_status(conn, appointment_id, status)
     finally:
         unstamp_chain_depth(conn)
-    if sqlite:
-        # SQLite triggers cannot read a session setting; this transaction holds
-        # the write lock, so the events after `before` are the ones it made.
-        conn.execute(
-            update(change_events)
-            .where(change_events.c.id > before, change_events.c.table_name == "appointments",
-                   change_events.c.row_id == appointment_id)
-            .values(depth=depth)
-        )
+
+
+def _write_status(conn: Connection, appointment_id: int, status: str) -> bool:
+    result = conn.execute(
+        update(appointments).where(appointments.c.id == appointment_id).values(status=status, updated_at=utcnow())
+    )
     return result.rowcount > 0
+
+
+def _set_status_stamping_after(conn: Connection, appointment_id: int, status: str, depth: int) -> bool:
+    """Where triggers cannot read a session setting (SQLite): write, then stamp the events the write made.
+    This transaction holds the write lock, so the events after ``before`` are its own."""
+    before = conn.execute(select(func.coalesce(func.max(change_events.c.id), 0))).scalar_one()
+    written = _write_status(conn, appointment_id, status)
+    conn.execute(
+        update(change_events)
+        .where(change_events.c.id > before, change_events.c.table_name == "appointments",
+               change_events.c.row_id == appointment_id)
+        .values(depth=depth)
+    )
+    return written
 
 
 # One query reads a booking whole: the appointment and the four rows it refers to, each row's
@@ -149,7 +152,7 @@ def booking_pages(conn: Connection, anchor: str, earliest, size: int, latest=Non
     column, last = appointments.c[anchor], 0
     while True:
         query = select(appointments.c.id, column).where(appointments.c.id > last).order_by(appointments.c.id)
-        if conn.dialect.name == "sqlite":
+        if not server_for(conn).comparable_times:
             # SQLite holds whatever ISO 8601 spelling the booking application wrote, which does
             # not sort as text: compare the parsed values.
             rows = conn.execute(query.limit(size)).all()

@@ -6,12 +6,12 @@ import datetime as dt
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import and_, bindparam, func, insert, select, update
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy import and_, bindparam, func, select, update
 from sqlalchemy.engine import Connection
 
 from db.errors import NotFound
 from db.records import Delivery
+from db.servers import server_for
 from db.tables import deliveries
 
 # States a delivery can be in; the last four are final unless an admin retries.
@@ -26,20 +26,12 @@ def _delivery(row) -> Delivery:
 def insert_deliveries(conn: Connection, rows: list[dict[str, Any]]) -> int:
     """Insert outbox rows, ignoring those whose idempotency key exists; return how many were new.
 
-    One statement for all the rows (SQLAlchemy sends them as multi-row VALUES, compiled once):
-    ``ON CONFLICT DO NOTHING ... RETURNING`` returns the new rows only, on PostgreSQL and SQLite
-    alike, so their count is the answer.
+    One statement for all the rows (SQLAlchemy sends them as multi-row VALUES, compiled once), in the
+    server's own words: ``ON CONFLICT DO NOTHING ... RETURNING``, or MySQL's ``INSERT IGNORE``.
     """
     if not rows:
         return 0
-    if conn.dialect.name == "mysql":
-        # INSERT IGNORE skips a duplicate key and counts only the rows it inserted. It would also turn
-        # bad data into a warning, but these rows are apptflow's own, written by the statement below.
-        return conn.execute(insert(deliveries).prefix_with("IGNORE"), rows).rowcount
-    dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
-    statement = (dialect.insert(deliveries).on_conflict_do_nothing(index_elements=["idempotency_key"])
-                 .returning(deliveries.c.id))
-    return len(conn.execute(statement, rows).all())
+    return server_for(conn).insert_new(conn, deliveries, rows, "idempotency_key")
 
 
 def claim_due(conn: Connection, now: dt.datetime, lease: dt.timedelta) -> Delivery | None:
@@ -59,7 +51,7 @@ def claim_due_batch(conn: Connection, now: dt.datetime, lease: dt.timedelta, lim
     )
     claim = (update(deliveries)
              .values(status=SENDING, lease_until=now + lease, attempts=deliveries.c.attempts + 1, updated_at=now))
-    if conn.dialect.update_returning:
+    if server_for(conn).update_returning:
         rows = conn.execute(claim.where(deliveries.c.id.in_(due.scalar_subquery())).returning(*deliveries.c)).all()
     else:
         rows = _update_locked(conn, claim, list(conn.execute(due).scalars()))
@@ -220,7 +212,7 @@ def requeue(conn: Connection, delivery_id: int, now: dt.datetime) -> Delivery:
     """Send a dead, unknown or skipped delivery again, now, with a fresh attempt count."""
     retryable = and_(deliveries.c.id == delivery_id, deliveries.c.status.in_((DEAD, UNKNOWN, SKIPPED, MISSED)))
     again = update(deliveries).values(status=PENDING, attempts=0, next_attempt_at=now, updated_at=now)
-    if conn.dialect.update_returning:
+    if server_for(conn).update_returning:
         row = conn.execute(again.where(retryable).returning(*deliveries.c)).one_or_none()
     else:
         locked = conn.execute(select(deliveries.c.id).where(retryable).with_for_update()).scalars().all()

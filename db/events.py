@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import datetime as dt
 
-from sqlalchemy import func, select, text, update
+from sqlalchemy import func, select, update
 from sqlalchemy.engine import Connection
 
-from db.capture import NOTIFY_CHANNEL
 from db.records import ChangeEvent
+from db.servers import server_for
 from db.tables import capture_errors, change_events
 
 
@@ -94,22 +94,12 @@ def oldest_waiting(conn: Connection) -> dt.datetime | None:
                         .where(change_events.c.processed_at.is_(None))).scalar_one()
 
 
-def listen(raw_connection) -> None:
-    """Subscribe a psycopg connection (autocommit) to the change-capture notifications."""
-    raw_connection.execute(f"LISTEN {NOTIFY_CHANNEL}")
-
-
 def stamp_chain_depth(conn: Connection, depth: int) -> None:
-    """Mark the changes this transaction makes next as caused by a set_status chain of *depth* (PostgreSQL,
-    MySQL/MariaDB: there a session variable, which :func:`unstamp_chain_depth` must clear after the write)."""
-    if conn.dialect.name == "mysql":
-        conn.execute(text("SET @apptflow_depth = :depth"), {"depth": depth})
-        return
-    conn.execute(text("SELECT set_config('apptflow.depth', :depth, true)"), {"depth": str(depth)})
+    """Mark the changes this transaction makes next as caused by a set_status chain of *depth*, on a server
+    whose triggers read it from the session (:func:`unstamp_chain_depth` must follow the write)."""
+    server_for(conn).stamp_depth(conn, depth)
 
 
 def unstamp_chain_depth(conn: Connection) -> None:
-    """Changes this session makes next come from outside again (MySQL/MariaDB: PostgreSQL's setting
-    ends with the transaction by itself)."""
-    if conn.dialect.name == "mysql":
-        conn.exec_driver_sql("SET @apptflow_depth = NULL")
+    """Changes this session makes next come from outside again."""
+    server_for(conn).unstamp_depth(conn)

@@ -1,236 +1,32 @@
 """Mappings: apptflow on a booking application's own tables (PostgreSQL, MySQL/MariaDB).
 
-A mapping is a YAML file of plain SQL (see docs/existing-databases.md):
-
-- ``views``: one SELECT per reference table (appointments, customers, services,
-  staff, locations) giving its reference columns over the application's tables,
-  with apptflow's status codes;
-- ``statuses``: apptflow's status code → the application's value, the one
-  declaration of the translation both ways: installing the mapping generates
-  ``<schema>.status_code(value)`` from it, through which the appointments view
-  gives its ``status``, and ``set_status`` writes the application's value
-  (``:status``, already translated, and ``:appointment_id``); or
-  ``read_only: <why>``;
-- ``capture``: the application's tables whose writes matter, each with SQL
-  expressions over ``NEW`` / ``OLD`` giving the appointment or customer ids a
-  changed row affects; optionally ``at_commit``, a condition over ``OLD`` and
-  ``NEW`` picking the updates captured only when their transaction commits,
-  once its later writes are visible too (PostgreSQL);
-- ``continues`` (optional): for an appointment that appears, the id of the one
-  it replaces (an application that reschedules by creating a new booking);
-- ``absent``: reference columns the application has no data for, with why; the
-  keywords, recipient words (``customer``, ``staff``) and filters that read them
-  are refused when a workflow is added.
-
-Installing one (:mod:`db.pg_mapping`, :mod:`db.mysql_mapping`) creates the views
-in apptflow's schema, where they come first in apptflow's search path (on
-MySQL/MariaDB: beside the application's tables, under apptflow's prefix), so
-every query of :mod:`db.booking` reads them as it reads the reference tables. Change capture compares each affected row of a view
-with the last one seen (``capture_snapshots``) and records the difference as a
-change event of the reference table, in the writer's transaction; it never
-fails the application's statement (an error is caught and recorded in
-``capture_errors``).
+A mapping file (:mod:`db.mapping_file`) gives the reference tables as views
+over the application's tables. Installing one (by the server's installer:
+:mod:`db.pg_mapping`, :mod:`db.mysql_mapping`) creates the views in apptflow's
+schema, where they come first in apptflow's search path (on MySQL/MariaDB:
+beside the application's tables, under apptflow's prefix), so every query of
+:mod:`db.booking` reads them as it reads the reference tables. Change capture
+compares each affected row of a view with the last one seen
+(``capture_snapshots``) and records the difference as a change event of the
+reference table, in the writer's transaction; it never fails the
+application's statement (an error is caught and recorded in ``capture_errors``).
 """
 
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
-from importlib import resources
-from pathlib import Path
-from typing import Any
 
-import yaml
 from sqlalchemy import select, text
 from sqlalchemy.engine import Connection
 
-from db import mysql_mapping, pg_mapping
 from db.capture import WATCHES
 from db.connect import own_prefix, own_schema
-from db.pg_mapping import STATUS_FUNCTION
-from db.tables import BOOKING_TABLES, booking_mapping
+from db.mapping_file import (  # noqa: F401 - the model, read here by the rest of apptflow
+    COLUMNS, TARGETS, Capture, Installed, Mapping, MappingError, MappingRefusal, load, parse, shipped)
+from db.servers import server_for
+from db.tables import booking_mapping
 
-TARGETS = ("appointments", "customers")  # the tables whose changes are events
 _WATCHED = {watch.table: watch.watched for watch in WATCHES if watch.table in TARGETS}
-_COLUMNS = {table.name: tuple(table.c.keys()) for table in BOOKING_TABLES}
-_SHIPPED = resources.files("db").joinpath("mappings")
-
-
-class MappingError(ValueError):
-    """A mapping file that cannot be used; ``problems`` say where and why."""
-
-    def __init__(self, source: str, problems: list[str]):
-        super().__init__(f"{source}: " + "; ".join(problems))
-        self.source = source
-        self.problems = problems
-
-
-class MappingRefusal(ValueError):
-    """A write the installed mapping cannot make (a read-only mapping, a status it does not translate)."""
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class Capture:
-    """One of the application's tables, and how a changed row leads to the rows of *targets* it affects."""
-
-    table: str
-    targets: dict[str, tuple[str, ...]]  # appointments | customers → SQL expressions over NEW / OLD
-    at_commit: str | None = None  # an SQL condition over OLD and NEW: such an update is captured at commit
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class Mapping:
-    name: str
-    source: str = ""
-    views: dict[str, str]
-    statuses: dict[str, str] = field(default_factory=dict)
-    set_status: str | None = None
-    read_only: str | None = None
-    capture: tuple[Capture, ...] = ()
-    continues: str | None = None
-    absent: dict[str, str] = field(default_factory=dict)
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class Installed:
-    """What the daemon and the CLI need of the installed mapping (read from the database)."""
-
-    name: str
-    statuses: dict[str, str]
-    set_status: str | None
-    read_only: str | None
-    absent: dict[str, str]
-
-
-# --- reading a mapping file ---------------------------------------------------------------------------------
-
-def shipped() -> list[str]:
-    """The mappings that come with apptflow, by name."""
-    return sorted(p.name.removesuffix(".yaml") for p in _SHIPPED.iterdir() if p.name.endswith(".yaml"))
-
-
-def load(name_or_path: str, *, application_prefix: str = "", tenant: int | None = None) -> Mapping:
-    """A shipped mapping by name (``calcom``) or a mapping file; MappingError with every problem.
-
-    A mapping's SQL may leave two things to the configuration: ``{application_prefix}`` becomes
-    *application_prefix* (the application's table prefix, WordPress's ``wp_``), ``{tenant}`` the id of the
-    one tenant of a multi-tenant application to read, or NULL for every tenant."""
-    if name_or_path in shipped():
-        source, raw = name_or_path, _SHIPPED.joinpath(f"{name_or_path}.yaml").read_text(encoding="utf-8")
-    else:
-        path = Path(name_or_path)
-        if not path.is_file():
-            raise MappingError(name_or_path, [f"no such mapping file, and not a shipped mapping "
-                                              f"({', '.join(shipped())})"])
-        source, raw = str(path), path.read_text(encoding="utf-8")
-    raw = raw.replace("{application_prefix}", application_prefix)
-    raw = raw.replace("{tenant}", "NULL" if tenant is None else str(int(tenant)))
-    try:
-        document = yaml.safe_load(raw)
-    except yaml.YAMLError as error:
-        raise MappingError(source, [f"not YAML: {error}"]) from None
-    return parse(document, source)
-
-
-def _text(problems: list[str], document: dict, key: str, required: bool = False) -> str | None:
-    value = document.get(key)
-    if value is None:
-        if required:
-            problems.append(f"{key}: missing")
-        return None
-    if not isinstance(value, str) or not value.strip():
-        problems.append(f"{key}: expected SQL text")
-        return None
-    return value.strip().rstrip(";")
-
-
-def parse(document: Any, source: str = "mapping") -> Mapping:
-    """Check a mapping document whole; MappingError listing every problem with its place."""
-    if not isinstance(document, dict):
-        raise MappingError(source, ["a mapping is a YAML mapping of name, views, capture ..."])
-    problems: list[str] = []
-    known = ("name", "source", "views", "statuses", "set_status", "read_only", "capture", "continues", "absent")
-    problems += [f"{key}: unknown field (expected one of: {', '.join(known)})" for key in document if key not in known]
-    name = document.get("name")
-    if not isinstance(name, str) or not name.strip():
-        problems.append("name: missing")
-    views = document.get("views") if isinstance(document.get("views"), dict) else {}
-    if not isinstance(document.get("views"), dict):
-        problems.append("views: expected a SELECT for each of " + ", ".join(_COLUMNS))
-    for table in _COLUMNS:
-        _text(problems, views, table, required=True) if table in views else problems.append(f"views.{table}: missing")
-    problems += [f"views.{key}: not a reference table (expected one of: {', '.join(_COLUMNS)})"
-                 for key in views if key not in _COLUMNS]
-    statuses = document.get("statuses") or {}
-    if not isinstance(statuses, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in
-                                                 statuses.items()):
-        problems.append("statuses: expected apptflow's status code: the application's value")
-        statuses = {}
-    read_only = document.get("read_only")
-    if read_only is not None and (not isinstance(read_only, str) or not read_only.strip()):
-        problems.append("read_only: expected the reason set_status cannot write (text)")
-    set_status = _text(problems, document, "set_status")
-    if read_only is None and set_status is None:
-        problems.append("set_status: missing (or say why the mapping is read_only)")
-    if set_status and not (":status" in set_status and ":appointment_id" in set_status):
-        problems.append("set_status: must use :status and :appointment_id")
-    if set_status and not statuses:
-        problems.append("statuses: set_status needs the statuses it may write")
-    by_value: dict[str, list[str]] = {}
-    for code, value in statuses.items():
-        by_value.setdefault(value, []).append(code)
-    problems += [f"statuses: {' and '.join(codes)} are all written as {value!r}, which can read back as one "
-                 "code only" for value, codes in by_value.items() if len(codes) > 1]
-    appointments_view = views.get("appointments")
-    if statuses and isinstance(appointments_view, str) and f"{STATUS_FUNCTION}(" not in appointments_view:
-        problems.append(f"views.appointments: give the status as {STATUS_FUNCTION}(<the application's status>) "
-                        "AS status, so that it reads through the same statuses set_status writes")
-    captures = []
-    entries = document.get("capture")
-    if not isinstance(entries, list) or not entries:
-        problems.append("capture: expected a list of the application's tables whose changes matter")
-        entries = []
-    for index, entry in enumerate(entries):
-        place = f"capture[{index}]"
-        if not isinstance(entry, dict) or not isinstance(entry.get("table"), str):
-            problems.append(f"{place}: expected table: <name> and appointments and/or customers: [expressions]")
-            continue
-        targets = {}
-        at_commit = entry.get("at_commit")
-        if at_commit is not None and (not isinstance(at_commit, str) or not at_commit.strip()):
-            problems.append(f"{place}.at_commit: expected an SQL condition over OLD and NEW")
-        for key, value in entry.items():
-            if key in ("table", "at_commit"):
-                continue
-            if key not in TARGETS:
-                problems.append(f"{place}.{key}: expected appointments, customers or at_commit")
-            elif not isinstance(value, list) or not value or not all(isinstance(v, str) and v.strip() for v in value):
-                problems.append(f"{place}.{key}: expected a list of SQL expressions over NEW and OLD")
-            else:
-                targets[key] = tuple(value)
-        if not targets:
-            problems.append(f"{place}: gives neither appointments nor customers")
-        captures.append(Capture(table=entry["table"], targets=targets,
-                                at_commit=at_commit.strip() if isinstance(at_commit, str) else None))
-    continues = _text(problems, document, "continues")
-    if continues and ":appointment_id" not in continues:
-        problems.append("continues: must use :appointment_id")
-    absent = document.get("absent") or {}
-    if not isinstance(absent, dict):
-        problems.append("absent: expected table.column: why")
-        absent = {}
-    for column, why in absent.items():
-        table, _, column_name = str(column).partition(".")
-        if column_name not in _COLUMNS.get(table, ()):
-            problems.append(f"absent.{column}: not a reference column (table.column)")
-        elif not isinstance(why, str) or not why.strip():
-            problems.append(f"absent.{column}: say why the application has no such data")
-    if problems:
-        raise MappingError(source, problems)
-    return Mapping(name=name.strip(), source=str(document.get("source") or ""),
-                   views={table: _text([], views, table) for table in _COLUMNS}, statuses=dict(statuses),
-                   set_status=set_status, read_only=read_only, capture=tuple(captures), continues=continues,
-                   absent={str(k): str(v) for k, v in absent.items()})
 
 
 # --- installing ---------------------------------------------------------------------------------------------
@@ -238,22 +34,19 @@ def parse(document: Any, source: str = "mapping") -> Mapping:
 def install(conn: Connection, mapping: Mapping) -> None:
     """Create (or replace) the mapping's views, capture functions and triggers, take the first look at every
     row (so that the first change of a row already has its previous values), and record it."""
-    if conn.dialect.name == "sqlite":
-        raise MappingError(mapping.name, ["mappings need PostgreSQL or MySQL/MariaDB: SQLite holds apptflow's "
-                                          "reference tables only"])
-    if conn.dialect.name == "mysql" and not mysql_mapping.reads_mapped_views(conn):
-        raise MappingError(mapping.name, ["the connection does not read a mapping's views: connect with mapped=True "
-                                          "([database] mapping set)"])
-    if conn.dialect.name == "mysql" and any(capture.at_commit for capture in mapping.capture):
-        raise MappingError(mapping.name, ["capture: at_commit needs PostgreSQL (MySQL/MariaDB has no trigger that "
-                                          "runs at commit)"])
-    _dialect(conn).install(conn, mapping, _WATCHED)
+    _installer(conn, mapping.name).install(conn, mapping, _WATCHED)
     _record(conn, mapping)
 
 
-def _dialect(conn: Connection):
-    """The module that installs and checks a mapping on this connection's database."""
-    return mysql_mapping if conn.dialect.name == "mysql" else pg_mapping
+def _installer(conn: Connection, name: str):
+    """The module that installs and checks a mapping on this connection's server; MappingError where a
+    server takes none."""
+    server = server_for(conn)
+    installer = server.installer()
+    if installer is None:
+        raise MappingError(name, [f"mappings need PostgreSQL or MySQL/MariaDB: {server.label} holds apptflow's "
+                                  "reference tables only"])
+    return installer
 
 
 def _record(conn: Connection, mapping: Mapping) -> None:
@@ -293,7 +86,7 @@ def check(conn: Connection) -> tuple[list[str], list[str]]:
     """What holds and what is wrong with the booking data apptflow reads: (fine, problems)."""
     fine, problems = [], []
     found = installed(conn)
-    for table, columns in _COLUMNS.items():
+    for table, columns in COLUMNS.items():
         try:
             with conn.begin_nested():
                 result = conn.exec_driver_sql(f"SELECT * FROM {conn.dialect.identifier_preparer.quote(table)} LIMIT 0")
@@ -312,8 +105,9 @@ def check(conn: Connection) -> tuple[list[str], list[str]]:
             fine.append(f"{column}: absent ({why}); workflows reading it are refused at add")
         if found.statuses:
             _check_statuses(conn, found, fine, problems)
-    if conn.dialect.name != "sqlite":
-        _dialect(conn).check_capture(conn, fine, problems)
+    installer = server_for(conn).installer()
+    if installer is not None:
+        installer.check_capture(conn, fine, problems)
     return fine, problems
 
 
@@ -321,7 +115,7 @@ def _check_statuses(conn: Connection, found: Installed, fine: list[str], problem
     """The statuses translate both ways: the installed appointments view reads its status through
     ``status_code()``, and each application value the mapping lists reads back there as its code (what
     set_status writes is what the view then shows)."""
-    function, reads_through = _dialect(conn).status_function_state(conn)
+    function, reads_through = _installer(conn, found.name).status_function_state(conn)
     if not reads_through:
         problems.append(f"appointments: the view does not read its status through {function}(), "
                         "so a status written may read back as another: run apptflow db upgrade")

@@ -15,18 +15,14 @@ time zone WordPress gave them.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 from sqlalchemy import bindparam, text
 from sqlalchemy.engine import Connection
 
 from db.capture import BOOKING_WATCHED, capture_triggers
-from db.connect import own_prefix, own_table
+from db.mapping_file import STATUS_FUNCTION, Mapping, MappingError
 from db.mysql_triggers import error_handler, execute, ident, literal, replace_routine, replace_trigger
+from db.options import own_prefix, own_table
 from db.tables import BOOKING_TABLES
-
-if TYPE_CHECKING:
-    from db.mapping import Mapping
 
 SQL_TEXT = "VARCHAR(255)"
 # A document of watched values, compared byte for byte (the server's default collation may ignore case).
@@ -37,13 +33,13 @@ def install_status_function(conn: Connection, statuses: dict[str, str]) -> None:
     """``<prefix>status_code(value)``: the application's status as apptflow's code, the inverse of *statuses*."""
     cases = " ".join(f"WHEN {literal(value)} THEN {literal(code)}" for code, value in sorted(statuses.items()))
     body = f"RETURN CASE value {cases} ELSE value END" if statuses else "RETURN value"
-    replace_routine(conn, "FUNCTION", own_table(conn, "status_code"),
+    replace_routine(conn, "FUNCTION", own_table(conn, STATUS_FUNCTION),
                     f"(value {SQL_TEXT}) RETURNS {SQL_TEXT} DETERMINISTIC NO SQL", body)
 
 
 def view_sql(conn: Connection, select: str) -> str:
     """A mapping's SELECT with its ``status_code(`` calls naming apptflow's function."""
-    return select.replace("status_code(", own_table(conn, "status_code") + "(")
+    return select.replace(f"{STATUS_FUNCTION}(", own_table(conn, STATUS_FUNCTION) + "(")
 
 
 def _doc(alias: str, columns: tuple[str, ...]) -> str:
@@ -142,6 +138,12 @@ def install(conn: Connection, mapping: Mapping, watched: dict[str, tuple[str, ..
     """The mapping's objects, named with apptflow's prefix. Nothing is dropped first: views are replaced in
     place, routines and triggers only where they changed, and the first snapshots are taken before the
     triggers exist, so that a write while this runs is never taken for a new booking."""
+    if not reads_mapped_views(conn):
+        raise MappingError(mapping.name, ["the connection does not read a mapping's views: connect with mapped=True "
+                                          "([database] mapping set)"])
+    if any(capture.at_commit for capture in mapping.capture):
+        raise MappingError(mapping.name, ["capture: at_commit needs PostgreSQL (MySQL/MariaDB has no trigger that "
+                                          "runs at commit)"])
     quote = conn.dialect.identifier_preparer.quote  # a view's name, prefixed: the engine reads mapped tables
     install_status_function(conn, mapping.statuses)
     for table in (t.name for t in BOOKING_TABLES):
@@ -171,16 +173,29 @@ def check_capture(conn: Connection, fine: list[str], problems: list[str]) -> Non
 
 def status_function_state(conn: Connection) -> tuple[str, bool]:
     """The same on MySQL/MariaDB, which keep a view's definition as text: whether it calls the function."""
-    function = own_table(conn, "status_code")
+    function = own_table(conn, STATUS_FUNCTION)
     definition = conn.execute(text("SELECT view_definition FROM information_schema.views WHERE "
                                    "table_schema = DATABASE() AND table_name = :view"),
                               {"view": own_table(conn, "appointments")}).scalar() or ""
     return function, f"`{function}`(" in definition or f"{function}(" in definition
 
 
+def uninstall(conn: Connection) -> list[str]:
+    """Drop the mapping's views, functions and procedures (its triggers go with the capture triggers);
+    return what went."""
+    removed = []
+    for view in own_views(conn):
+        conn.exec_driver_sql(f"DROP VIEW `{view}`")
+        removed.append(f"view {view}")
+    for kind, name in own_routines(conn):
+        conn.exec_driver_sql(f"DROP {kind} `{name}`")
+        removed.append(f"{kind.lower()} {name}")
+    return removed
+
+
 def own_routines(conn: Connection) -> list[tuple[str, str]]:
     """The functions and procedures a mapping installs, as they are in this database: (kind, name)."""
-    names = [own_table(conn, "status_code"), *(own_table(conn, f"sync_{t}") for t in BOOKING_WATCHED)]
+    names = [own_table(conn, STATUS_FUNCTION), *(own_table(conn, f"sync_{t}") for t in BOOKING_WATCHED)]
     return [tuple(row) for row in conn.execute(text(
         "SELECT routine_type, routine_name FROM information_schema.routines WHERE routine_schema = DATABASE() "
         "AND routine_name IN :names ORDER BY routine_name").bindparams(bindparam("names", expanding=True)),

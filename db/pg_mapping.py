@@ -3,25 +3,20 @@
 Everything lives in apptflow's schema (first in its connections' search path)
 but the triggers on the application's tables; a capture function never fails
 the application's statement (an error is caught, raised as a WARNING and kept
-in ``capture_errors``). See :mod:`db.mapping` for what a mapping is, and
+in ``capture_errors``). See :mod:`db.mapping_file` for what a mapping is, and
 :mod:`db.mysql_mapping` for the same on MySQL/MariaDB.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 from sqlalchemy import text
 from sqlalchemy.engine import Connection
 
-from db.capture import NOTIFY_CHANNEL
-from db.connect import own_schema
+from db.mapping_file import STATUS_FUNCTION, Capture, Mapping
+from db.options import own_schema
+from db.servers.postgresql import NOTIFY_CHANNEL
 from db.tables import BOOKING_TABLES
 
-if TYPE_CHECKING:
-    from db.mapping import Capture, Mapping
-
-STATUS_FUNCTION = "status_code"  # the application's status → apptflow's code, generated from ``statuses``
 VIEWS = tuple(table.name for table in BOOKING_TABLES)  # what a mapping gives a view of, each in this order
 
 

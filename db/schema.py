@@ -20,11 +20,11 @@ from alembic.script import ScriptDirectory
 from sqlalchemy import inspect, text
 from sqlalchemy.engine import Connection, Engine
 
-from db import mysql_mapping
-from db.capture import capture_triggers, install_triggers
+from db.capture import install_triggers
 from db.connect import APPLICATION_SCHEMA, own_schema, own_table
 from db.mapping import Mapping, MappingError, installed
 from db.mapping import install as install_mapping
+from db.servers import server_for
 from db.tables import BOOKING_TABLES, metadata
 
 MIGRATIONS = Path(__file__).with_name("migrations")
@@ -49,9 +49,9 @@ def head_revision() -> str:
 
 
 def _create_booking_tables(conn: Connection) -> None:
-    """Create the reference booking tables that do not exist, in the application's schema on PostgreSQL
-    (apptflow's own schema comes first in the search path, and holds apptflow's tables only)."""
-    if conn.dialect.name != "postgresql":
+    """Create the reference booking tables that do not exist, in the application's schema on a server where
+    apptflow has one of its own (which comes first in the search path, and holds apptflow's tables only)."""
+    if not server_for(conn).schemas:
         return
     conn.execution_options(schema_translate_map={None: APPLICATION_SCHEMA})
     try:
@@ -91,10 +91,10 @@ def upgrade(engine: Engine, mapping: Mapping | None = None) -> tuple[str | None,
     missing); with one, the application's own tables through the mapping's views.
     """
     with engine.begin() as conn:
-        schema = own_schema(conn)
-        if mapping is not None and conn.dialect.name == "sqlite":
-            raise MappingError(mapping.name, ["mappings need PostgreSQL or MySQL/MariaDB: on SQLite apptflow reads "
-                                              "its reference tables"])
+        schema, server = own_schema(conn), server_for(conn)
+        if mapping is not None and server.mapping_installer is None:
+            raise MappingError(mapping.name, [f"mappings need PostgreSQL or MySQL/MariaDB: on {server.label} apptflow "
+                                              "reads its reference tables"])
         if schema is not None:
             conn.exec_driver_sql(f"CREATE SCHEMA IF NOT EXISTS {schema}")
         before = current_revision(conn)
@@ -120,18 +120,6 @@ def upgrade(engine: Engine, mapping: Mapping | None = None) -> tuple[str | None,
         return before, current_revision(conn)
 
 
-def _uninstall_mysql_mapping(conn: Connection) -> list[str]:
-    """A mapping's views, functions and procedures on MySQL/MariaDB (its triggers go with the others)."""
-    removed = []
-    for view in mysql_mapping.own_views(conn):
-        conn.exec_driver_sql(f"DROP VIEW `{view}`")
-        removed.append(f"view {view}")
-    for kind, name in mysql_mapping.own_routines(conn):
-        conn.exec_driver_sql(f"DROP {kind} `{name}`")
-        removed.append(f"{kind.lower()} {name}")
-    return removed
-
-
 def uninstall(engine: Engine) -> list[str]:
     """Remove every trigger, function and table apptflow added, in one transaction (MySQL commits each DROP
     by itself); return what went.
@@ -142,26 +130,11 @@ def uninstall(engine: Engine) -> list[str]:
     on the application's tables; on MySQL/MariaDB a mapping's views and routines
     go first, then the triggers and the tables, each by the name apptflow gave it.
     """
-    removed = []
     with engine.begin() as conn:
-        schema = own_schema(conn)
-        if schema is not None:
-            triggers = conn.execute(text(
-                "SELECT t.tgname, t.tgrelid::regclass::text FROM pg_trigger t "
-                "JOIN pg_proc p ON p.oid = t.tgfoid JOIN pg_namespace n ON n.oid = p.pronamespace "
-                "WHERE n.nspname = :schema AND NOT t.tgisinternal ORDER BY 2, 1"), {"schema": schema}).all()
-            for name, table in triggers:
-                conn.exec_driver_sql(f'DROP TRIGGER "{name}" ON {table}')
-                removed.append(f"trigger {name} on {table}")
-            if conn.execute(text("SELECT 1 FROM pg_namespace WHERE nspname = :schema"), {"schema": schema}).first():
-                conn.exec_driver_sql(f"DROP SCHEMA {schema} CASCADE")
-                removed.append(f"schema {schema} with apptflow's tables and functions")
+        server = server_for(conn)
+        removed = server.drop_installed(conn)
+        if server.schemas:
             return removed
-        if conn.dialect.name == "mysql":
-            removed += _uninstall_mysql_mapping(conn)
-        for name in capture_triggers(conn):
-            conn.exec_driver_sql(f"DROP TRIGGER {conn.dialect.identifier_preparer.quote_identifier(name)}")
-            removed.append(f"trigger {name}")
         present = set(inspect(conn).get_table_names())
         for table in [*reversed(metadata.sorted_tables), "alembic_version"]:
             name = getattr(table, "name", table)

@@ -1,13 +1,18 @@
-"""Column types that behave the same on PostgreSQL, SQLite and MySQL/MariaDB."""
+"""Column types that behave the same on PostgreSQL, SQLite and MySQL/MariaDB.
+
+How each server stores a time or a date is its server object's (:mod:`db.servers`); the
+``with_variant`` types below are SQLAlchemy's own per-dialect registration, kept as such.
+"""
 
 from __future__ import annotations
 
 import datetime as dt
 
 from sqlalchemy import JSON, Date, DateTime, String, Text
-from sqlalchemy.dialects.mysql import DATETIME as MYSQL_DATETIME
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.types import TypeDecorator
+
+from db.servers import server_for
 
 UTC = dt.timezone.utc
 
@@ -36,21 +41,14 @@ class UTCDateTime(TypeDecorator):
     cache_ok = True
 
     def load_dialect_impl(self, dialect):
-        if dialect.name == "sqlite":
-            return dialect.type_descriptor(String(40))
-        if dialect.name == "mysql":
-            return dialect.type_descriptor(MYSQL_DATETIME(fsp=6))
-        return dialect.type_descriptor(DateTime(timezone=True))
+        return dialect.type_descriptor(server_for(dialect).time_column())
 
     def process_bind_param(self, value, dialect):
         if value is None:
             return None
         if isinstance(value, str):
             value = parse_timestamp(value)
-        value = to_utc(value)
-        if dialect.name == "mysql":
-            return value.replace(tzinfo=None)
-        return value.isoformat() if dialect.name == "sqlite" else value
+        return server_for(dialect).store_time(to_utc(value))
 
     def process_result_value(self, value, dialect):
         if value is None:
@@ -61,7 +59,7 @@ class UTCDateTime(TypeDecorator):
 
 
 class CalendarDate(TypeDecorator):
-    """A calendar date (a birthday): ``date`` on PostgreSQL, text on SQLite.
+    """A calendar date (a birthday): ``date`` on PostgreSQL and MySQL/MariaDB, text on SQLite.
 
     SQLite holds whatever the booking application wrote: an ISO date (or the
     date of an ISO timestamp) reads back as a :class:`datetime.date`, anything
@@ -72,14 +70,10 @@ class CalendarDate(TypeDecorator):
     cache_ok = True
 
     def load_dialect_impl(self, dialect):
-        if dialect.name == "sqlite":
-            return dialect.type_descriptor(String(40))
-        return dialect.type_descriptor(Date())
+        return dialect.type_descriptor(server_for(dialect).date_column())
 
     def process_bind_param(self, value, dialect):
-        if value is None or dialect.name != "sqlite":
-            return value
-        return value.isoformat() if isinstance(value, dt.date) else str(value)
+        return None if value is None else server_for(dialect).store_date(value)
 
     def process_result_value(self, value, dialect):
         if not isinstance(value, str):

@@ -22,7 +22,7 @@ from db import booking as bookings
 from db import jobs as job_queries
 from db import mapping as booking_mapping
 from db import workflows as store
-from db.connect import UnsupportedServer
+from db.servers import UnsupportedServer
 from db.errors import describe, unavailable
 from engine.actions import action_type
 from engine.booknetic import translate as translate_booknetic

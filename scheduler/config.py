@@ -37,6 +37,7 @@ from sqlalchemy.exc import ArgumentError
 from channels import registry as channel_registry
 from channels.base import Key
 from db.connect import connect
+from db.servers import UnknownServer, server_of
 from engine.durations import format_duration, parse_duration
 
 SYSTEM_CONFIG = Path("/etc/apptflow/apptflow.toml")
@@ -142,8 +143,10 @@ def database_url(value: Any) -> str:
     except ArgumentError:
         raise _Invalid(f"{_mask_url(value)!r} is not a database URL, such as sqlite:///apptflow.db or "
                        "postgresql://user@host/database") from None
-    if parsed.get_backend_name() not in ("sqlite", "postgresql", "mysql", "mariadb"):
-        raise _Invalid(f"unsupported database {parsed.get_backend_name()!r}: sqlite, postgresql or mysql")
+    try:
+        server_of(parsed)
+    except UnknownServer as error:
+        raise _Invalid(str(error)) from None
     return value
 
 
@@ -413,20 +416,16 @@ def load_config(explicit: str | os.PathLike | None = None,
     return Config(values=MappingProxyType(values), origins=MappingProxyType(origins), source=path)
 
 
-# MySQL/MariaDB send no notification of a change: the daemon finds it by polling, so the default poll
-# is short enough that an event waits a fifth of a second at most; an idle poll is one indexed query.
-MYSQL_POLL_INTERVAL = "200ms"
-
-
 def _polling_default(raw) -> None:
+    """The server's own default poll interval (MySQL/MariaDB, which send no notification), unless set."""
     url, _ = raw["database"]["url"]
     interval, origin = raw["daemon"]["poll_interval"]
     try:
-        backend = make_url(str(url).strip()).get_backend_name()
-    except ArgumentError:
+        server = server_of(str(url).strip())
+    except (ArgumentError, UnknownServer):
         return  # reported by the URL's own check
-    if origin == DEFAULT_ORIGIN and backend in ("mysql", "mariadb"):
-        raw["daemon"]["poll_interval"] = (MYSQL_POLL_INTERVAL, "default for MySQL/MariaDB")
+    if origin == DEFAULT_ORIGIN and server.default_poll_interval is not None:
+        raw["daemon"]["poll_interval"] = (server.default_poll_interval, f"default for {server.label}")
 
 
 def _check_together(values: Mapping[str, Mapping[str, Any]], raw) -> None:

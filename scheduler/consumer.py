@@ -15,6 +15,7 @@ from db import booking as bookings
 from db import deliveries, events
 from db.errors import describe, unavailable
 from db.records import ChangeEvent
+from db.servers import server_for
 from engine.matching import match_event
 from engine.outbox import plan_deliveries
 from scheduler.metrics import Metrics
@@ -156,9 +157,9 @@ POKE_SLICE = 0.25
 
 
 class Wakeup:
-    """Wait for the next poll, woken early by PostgreSQL notifications.
+    """Wait for the next poll, woken early by the server's notifications where it sends them (PostgreSQL).
 
-    On PostgreSQL a dedicated connection LISTENs on the triggers' channel; if
+    There a dedicated connection LISTENs on the triggers' channel; if
     it drops, waiting falls back to the poll interval and the connection is
     re-established on the next wait, so a lost notification costs at most
     one interval.
@@ -166,7 +167,8 @@ class Wakeup:
 
     def __init__(self, engine: Engine, interval: float):
         self.interval = interval
-        self._url = engine.url if engine.dialect.name == "postgresql" else None
+        self._server = server_for(engine)
+        self._url = engine.url if self._server.notify else None
         self._listener = None
         self._failed_before = False  # said once until LISTEN is back, not at every poll of an outage
         self.listening = threading.Event()  # set once LISTEN is in place (PostgreSQL)
@@ -207,9 +209,7 @@ class Wakeup:
         import psycopg
 
         try:
-            conninfo = self._url.set(drivername="postgresql").render_as_string(hide_password=False)
-            self._listener = psycopg.connect(conninfo, autocommit=True, connect_timeout=5)
-            events.listen(self._listener)
+            self._listener = self._server.listen(self._url)
             self.listening.set()
             self._failed_before = False
             return True

@@ -15,6 +15,7 @@ from sqlalchemy.engine import Connection, Engine
 
 from db import leader
 from db.errors import describe
+from db.servers import server_for
 from scheduler.metrics import Metrics
 
 logger = logging.getLogger(__name__)
@@ -26,7 +27,7 @@ class Leadership:
     def __init__(self, engine: Engine, metrics: Metrics | None = None):
         self.engine = engine
         self.metrics = metrics or Metrics()
-        self.shared = engine.dialect.name != "sqlite"
+        self.shared = server_for(engine).shared
         self._conn: Connection | None = None
 
     @property

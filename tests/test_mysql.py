@@ -9,8 +9,10 @@ from click.testing import CliRunner
 from sqlalchemy import inspect
 from sqlalchemy.exc import DBAPIError
 
-from db.connect import UnsupportedServer, check_mysql_version, connect
+from db.connect import connect
 from db.prefix import OWN_TABLES, prefixed_names
+from db.servers import UnsupportedServer
+from db.servers.mysql import check_mysql_version
 from db.tables import metadata
 from scheduler.cli import main
 from scheduler.config import load_config
@@ -76,11 +78,11 @@ def test_the_prefix_is_configurable_and_uninstall_removes_what_it_named(empty_db
 def test_every_command_refuses_a_server_too_old_in_one_line(db_url, backend, monkeypatch):
     if backend != "mariadb":
         pytest.skip("the version floor is MySQL/MariaDB's")
-    import db.connect
+    import db.servers.mysql
 
     def too_old(version):
         check_mysql_version("10.5.23-MariaDB")
-    monkeypatch.setattr(db.connect, "check_mysql_version", too_old)  # as if the server said 10.5
+    monkeypatch.setattr(db.servers.mysql, "check_mysql_version", too_old)  # as if the server said 10.5
     for command in (["status"], ["db", "init"], ["workflow", "list"]):
         result = CliRunner().invoke(main, command, env={"APPTFLOW_DATABASE_URL": db_url})
         assert result.exit_code == 1, (command, result.output)
