@@ -83,7 +83,7 @@ def _booknetic_site(url: str) -> None:
                              "VALUES (10, 'Haircut', 30, 4, 45, 15)")
         conn.exec_driver_sql("INSERT INTO wp_bkntc_staff (id, name, email) VALUES (1, 'Sam Staff', 'sam@bench.test')")
         conn.exec_driver_sql("INSERT INTO wp_bkntc_customers (id, first_name, last_name, email, created_at) VALUES "
-                             "(7, 'Ada', 'Lovelace', 'ada@bench.test', 1763888400)")
+                             "(7, 'Ada', 'Lovelace', 'ada@bench.test', '2025-11-23 09:00:00')")
     app.dispose()
 
 

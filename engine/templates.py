@@ -18,7 +18,9 @@ from __future__ import annotations
 import datetime as dt
 import difflib
 import functools
+import io
 import re
+import struct
 import sys
 import time
 from collections.abc import Mapping
@@ -74,12 +76,33 @@ def plain_spaces(text: str) -> str:
     return text.replace("\u202f", " ").replace("\u00a0", " ")
 
 
+_FIXED_OFFSET = re.compile(r"[+-](?:[01][0-9]|2[0-3]):[0-5][0-9]")
+
+
 def zone(name: str | None) -> ZoneInfo:
-    """An IANA zone; UTC when the name is empty or unknown."""
+    """An IANA zone, or a fixed offset from UTC written ``+05:45``; UTC when the name is empty or unknown."""
+    if isinstance(name, str) and _FIXED_OFFSET.fullmatch(name):
+        return _fixed_zone(name)
     try:
         return ZoneInfo(name) if name else ZoneInfo("UTC")
     except (ZoneInfoNotFoundError, ValueError, TypeError):
         return ZoneInfo("UTC")
+
+
+@functools.lru_cache(maxsize=64)
+def _fixed_zone(name: str) -> ZoneInfo:
+    """*name* (``+05:45``) as a ZoneInfo whose key is *name*, so that it goes wherever an IANA zone goes.
+
+    A site set to "UTC+5:45" rather than to a city has no IANA zone (``Etc/GMT-5`` exists for whole hours
+    only, with the sign inverted): the zone is read from a TZif file made here, with no transitions and the
+    POSIX rule ``<+0545>-5:45`` (RFC 8536)."""
+    sign, hours, minutes = name[0], int(name[1:3]), int(name[4:6])
+    seconds = (hours * 3600 + minutes * 60) * (-1 if sign == "-" else 1)
+    abbreviation = name.replace(":", "").encode("ascii") + b"\0"
+    block = (b"TZif2" + bytes(15) + struct.pack(">6l", 0, 0, 0, 0, 1, len(abbreviation))
+             + struct.pack(">lBB", seconds, 0, 0) + abbreviation)  # one local time type, nothing else
+    rule = f"<{name.replace(':', '')}>{'+' if sign == '-' else '-'}{hours}:{minutes:02d}"
+    return ZoneInfo.from_file(io.BytesIO(block + block + f"\n{rule}\n".encode("ascii")), key=name)
 
 
 def locale_named(name: Any) -> Locale | None:

@@ -2,8 +2,9 @@
 
 Booknetic's tables come from tests/booknetic/schema.sql (their names and columns as Booknetic 4.4.1's code
 reads and writes them); bookings, reschedules and cancellations are written with plain SQL the way
-Booknetic writes them (Unix seconds in integer columns, prices as rows of bkntc_appointment_prices), and
-nothing of apptflow's is called but its CLI and its pipeline.
+Booknetic writes them (Unix seconds in integer columns, prices as rows of bkntc_appointment_prices, a
+customer's creation as date text, the site's time zone in WordPress's options), and nothing of apptflow's is
+called but its CLI and its pipeline.
 """
 
 from __future__ import annotations
@@ -57,7 +58,7 @@ def site(server) -> str:
                              "(1, 'Sam Staff', 'sam@salon.test', '+33612345678', 'Colourist since 2010')")
         conn.exec_driver_sql("INSERT INTO wp_bkntc_customers (id, first_name, last_name, phone_number, email, "
                              "birthdate, notes, created_at) VALUES (7, 'Ada', 'Lovelace', '+447700900123', "
-                             "'ada@example.test', '1990-12-10', 'Prefers mornings', 1763888400)")
+                             "'ada@example.test', '1990-12-10', 'Prefers mornings', '2025-11-23 09:00:00')")
     app.dispose()
     return url
 
@@ -90,7 +91,8 @@ def booknetic_write(url: str, statement: str, **params) -> None:
 
 
 def book(url: str, *, start: dt.datetime = START, minutes: int = 45, status: str = "approved",
-         tenant: int | None = None) -> int:
+         tenant: int | None = None, customer: int = 7, locale: str = "fr_FR",
+         client_timezone: str = "America/New_York") -> int:
     """A booking as Booknetic's AppointmentService writes it: the appointment (Unix seconds, busy_from and
     busy_to with the buffers) and its price rows, in one transaction."""
     app = connect(url, prefix="unused_")
@@ -99,10 +101,11 @@ def book(url: str, *, start: dt.datetime = START, minutes: int = 45, status: str
         appointment = conn.execute(text(
             "INSERT INTO wp_bkntc_appointments (location_id, service_id, staff_id, customer_id, starts_at, ends_at, "
             "busy_from, busy_to, status, weight, payment_method, payment_status, paid_amount, note, locale, "
-            "client_timezone, created_at, tenant_id) VALUES (1, 10, 1, 7, :start, :end, :busy_from, :end, :status, "
-            "2, 'local', 'not_paid', 5, 'Short at the back', 'fr_FR', 'America/New_York', :created, :tenant)"),
+            "client_timezone, created_at, tenant_id) VALUES (1, 10, 1, :customer, :start, :end, :busy_from, :end, "
+            ":status, 2, 'local', 'not_paid', 5, 'Short at the back', :locale, :client_timezone, :created, :tenant)"),
             {"start": unix(start), "end": unix(start) + minutes * 60, "busy_from": unix(start) - 15 * 60,
-             "status": status, "created": unix(NOW), "tenant": tenant}).lastrowid
+             "status": status, "created": unix(NOW), "tenant": tenant, "customer": customer, "locale": locale,
+             "client_timezone": client_timezone}).lastrowid
         conn.execute(text(
             "INSERT INTO wp_bkntc_appointment_prices (appointment_id, unique_key, price, negative_or_positive) "
             "VALUES (:a, 'service_price', 30, 1), (:a, 'discount', 3, -1)"), {"a": appointment})
@@ -256,6 +259,87 @@ def test_one_tenant_of_booknetic_saas_is_read_when_configured(booknetic):
     finally:
         engine.dispose()
 
+
+
+# --- the site's time zone and Booknetic's dates -------------------------------------------------------------
+
+def set_options(url: str, **options: str) -> None:
+    """WordPress's update_option(): the row replaced, whatever was there."""
+    for name, value in options.items():
+        booknetic_write(url, "REPLACE INTO wp_options (option_name, option_value) VALUES (:name, :value)",
+                        name=name, value=value)
+
+
+@pytest.mark.parametrize(("gmt_offset", "zone", "local"), [
+    ("3", "+03:00", "18:24"),  # "UTC+3" in WordPress's settings
+    ("5.75", "+05:45", "21:09"),
+    ("-3.5", "-03:30", "11:54"),
+    ("0", "UTC", "15:24"),
+])
+def test_a_site_set_to_a_utc_offset_shows_its_times_at_that_offset(harness, booknetic, gmt_offset, zone, local):
+    engine, pipeline = harness
+    set_options(booknetic, timezone_string="", gmt_offset=gmt_offset)  # what WordPress saves for "UTC+3"
+    add_workflow(engine, email("confirm", {"type": "appointment_created"},
+                               "{appointment_start_time} {location_timezone}", "{appointment_date_time}"))
+    book(booknetic, start=dt.datetime(2026, 11, 25, 15, 24, tzinfo=UTC))
+    pipeline.run(NOW)
+    [message] = pipeline.sent("smtp")
+    assert message.subject == f"{local} {zone}"
+    assert message.text == f"25 nov. 2026, {local}"
+    assert sql(engine, "SELECT timezone FROM apptflow_locations") == [(zone,)]
+
+
+def test_a_saas_tenants_own_time_zone_comes_before_the_sites(harness, booknetic):
+    engine, pipeline = harness
+    for table in ("wp_bkntc_locations", "wp_bkntc_customers"):
+        booknetic_write(booknetic, f"UPDATE {table} SET tenant_id = 3")
+    booknetic_write(booknetic, "INSERT INTO wp_bkntc_locations (id, name, tenant_id) VALUES (2, 'Shibuya', 4), "
+                               "(3, 'Lyon', 5)")
+    # Booknetic SaaS's Settings page: Helper::setOption('timezone', ...) under the tenant's own name
+    set_options(booknetic, bkntc_t3_timezone="UTC+5.5", bkntc_t4_timezone="Asia/Tokyo", gmt_offset="2")
+    assert sql(engine, "SELECT id, timezone FROM apptflow_locations ORDER BY id") == [
+        (1, "+05:30"), (2, "Asia/Tokyo"), (3, "Europe/Paris")]  # tenant 5 has none: the site's timezone_string
+    cli(booknetic, "db", "upgrade", APPTFLOW_DATABASE_TENANT="3")
+    add_workflow(engine, email("confirm", {"type": "appointment_created"}, "{appointment_date_time}"))
+    book(booknetic, tenant=3)
+    pipeline.run(NOW)
+    assert [m.subject for m in pipeline.sent("smtp")] == ["25 nov. 2026, 19:30"]  # 14:00 UTC at +05:30
+
+
+def test_a_customers_creation_is_read_from_booknetics_date_text(harness, booknetic):
+    engine, pipeline = harness
+    # the booking panel writes date('Y-m-d'), the admin panel date('Y-m-d H:i:s'): PHP's date() in UTC,
+    # the zone WordPress gives PHP
+    booknetic_write(booknetic, "INSERT INTO wp_bkntc_customers (id, first_name, email, created_at) VALUES "
+                               "(8, 'Grace', 'grace@example.test', '2026-11-23'), "
+                               "(9, 'Alan', 'alan@example.test', '2026-11-23 23:30:00'), "
+                               "(10, 'Imported', NULL, NULL)")
+    assert sql(engine, "SELECT id, created_at FROM apptflow_customers WHERE id > 7 ORDER BY id") == [
+        (8, dt.datetime(2026, 11, 23, 12, 0)), (9, dt.datetime(2026, 11, 23, 23, 30)), (10, None)]
+    add_workflow(engine, email("created", {"type": "appointment_created"},
+                               "{{ customer.created_at | format_date('d MMM y') }}",
+                               "{{ customer.created_at | format_datetime('d MMM y HH:mm') }}"))
+    for customer in (8, 9):
+        book(booknetic, customer=customer)
+    pipeline.run(NOW)
+    # in Paris: a date alone stays that date; 23:30 UTC is already the next day there
+    assert sorted((m.to[0], m.subject, m.text) for m in pipeline.sent("smtp")) == [
+        ("alan@example.test", "24 nov. 2026", "24 nov. 2026 00:30"),
+        ("grace@example.test", "23 nov. 2026", "23 nov. 2026 13:00")]
+
+
+def test_booknetics_unknown_language_and_zone_read_as_none(harness, booknetic):
+    engine, pipeline = harness
+    add_workflow(engine, email("confirm", {"type": "appointment_created"},
+                               "{appointment_date_time} / {appointment_start_time_client}", "[{customer_locale}]"))
+    booking = book(booknetic, locale="-", client_timezone="-")  # Booknetic's "-": the browser did not say
+    assert sql(engine, "SELECT locale FROM apptflow_appointments WHERE id = :id", id=booking) == [(None,)]
+    assert sql(engine, "SELECT locale, timezone FROM apptflow_customers WHERE id = 7") == [(None, None)]
+    pipeline.run(NOW)
+    [message] = pipeline.sent("smtp")
+    # English, as for a language apptflow does not know, and the location's zone for the customer's
+    assert message.subject == "Nov 25, 2026, 3:00 PM / 3:00 PM"
+    assert message.text == "[]"
 
 def dump(server, database: str) -> str:
     """The whole database as mariadb-dump writes it: tables, triggers, routines, views and rows."""

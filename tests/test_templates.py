@@ -441,6 +441,21 @@ def test_an_unknown_location_zone_falls_back_to_utc():
     assert zone("Nowhere/Special").key == zone(None).key == "UTC"
 
 
+
+@pytest.mark.parametrize("offset, start, full", [
+    ("+05:45", "3:45 PM", "GMT+05:45"),  # a site set to "UTC+5.75": no IANA zone has it
+    ("-03:30", "6:30 AM", "GMT-03:30"),
+    ("+00:00", "10:00 AM", "GMT+00:00"),
+])
+def test_a_location_at_a_fixed_offset_from_utc(offset, start, full):
+    context = context_for(booking(location_zone=offset, customer_zone=offset))
+    assert render("{{ appointment_start_time }}|{{ appointment_start_time_client }}|{{ location_timezone }}|"
+                  "{{ appointment.starts_at | format_datetime('h:mm a zzzz') }}", context) \
+        == f"{start}|{start}|{offset}|{start} {full}"
+    summer = booking(starts="2026-07-01T10:00:00+00:00", location_zone=offset)
+    assert rendered("{{ appointment_start_time }}", summer) == start  # no daylight saving time
+    assert zone("+5:45").key == zone("UTC+3").key == zone("+24:00").key == "UTC"  # only ±HH:MM is an offset
+
 @pytest.mark.parametrize("locale", ["xx_INVALID", "123", "", "C"])
 def test_an_unknown_locale_falls_back_to_the_appointments_then_english(locale):
     assert rendered("{{ appointment_start_time }}", booking(locale=locale)) == "11:00"  # the appointment's: de

@@ -5,9 +5,9 @@
 -- under app/Models of Booknetic 4.4.1 (Appointment, AppointmentPrice, Customer, Service, ServiceCategory,
 -- Staff, Location, Workflow, WorkflowAction) and the services that insert their rows, cross-checked
 -- against Booknetic 3.8.18. The column TYPES are inferred from how that code uses them (times are Unix
--- seconds in integer columns: `'starts_at' => $appointment->getTimestamp()`; prices are floats; data is
--- JSON text); lengths and indexes are not known and are kept minimal. Columns apptflow never reads
--- (Google tokens, recurring payment settings, SaaS billing) are left out.
+-- seconds in integer columns: `'starts_at' => $appointment->getTimestamp()`, but a customer's created_at is
+-- date text; prices are floats; data is JSON text); lengths and indexes are not known and are kept minimal.
+-- Columns apptflow never reads (Google tokens, recurring payment settings, SaaS billing) are left out.
 
 CREATE TABLE wp_bkntc_locations (
     id INT AUTO_INCREMENT PRIMARY KEY,
@@ -82,7 +82,9 @@ CREATE TABLE wp_bkntc_customers (
     gender VARCHAR(20),
     tenant_id INT,
     created_by INT,
-    created_at INT
+    -- date text, not Unix seconds: date('Y-m-d') from the booking panel (CustomerService), date('Y-m-d H:i:s')
+    -- from the admin panel (Customers/Ajax.php), nothing from a CSV import
+    created_at VARCHAR(20)
 ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4;
 
 CREATE TABLE wp_bkntc_appointments (
@@ -134,7 +136,8 @@ CREATE TABLE wp_bkntc_workflow_actions (
     is_active TINYINT DEFAULT 1
 ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4;
 
--- WordPress's own options table: the site's time zone lives there.
+-- WordPress's own options table: the site's time zone lives there (timezone_string, else gmt_offset), and
+-- Booknetic's options (bkntc_<name>, bkntc_t<tenant>_<name> under Booknetic SaaS).
 CREATE TABLE wp_options (
     option_id BIGINT AUTO_INCREMENT PRIMARY KEY,
     option_name VARCHAR(191) NOT NULL UNIQUE,
