@@ -38,13 +38,18 @@ class Sms:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class WhatsApp:
-    """A WhatsApp message to one E.164 number, with optional media URLs."""
+    """A WhatsApp message to one E.164 number: free text with optional media URLs, or an approved
+    template (``content_sid``, ``HX…``) filled with ``content_variables`` (``{"1": "Ada"}``)."""
 
     to: str
-    body: str
+    body: str = ""
     media: tuple[str, ...] = ()
+    content_sid: str | None = None
+    content_variables: dict[str, str] = field(default_factory=dict)
 
     def summary(self) -> str:
+        if self.content_sid:
+            return f"whatsapp to {self.to}: template {self.content_sid} with {self.content_variables!r}"
         return f"whatsapp to {self.to}: {self.body!r}"
 
 

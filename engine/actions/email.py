@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from engine.actions.base import REQUIRED_TEMPLATE, TEMPLATE, TEMPLATE_LIST, ActionType, FieldSpec, UrlGuard, register
+from engine.actions.base import REQUIRED_TEXT, TEMPLATE_LIST, TEXT, ActionType, FieldSpec, UrlGuard, register
 from engine.recipients import EMAIL, once_each, resolve_all
 from engine.templates import render
 
@@ -24,9 +24,9 @@ class Email(ActionType):
         "to": FieldSpec(form="recipients", required=True, address=EMAIL),
         "cc": FieldSpec(form="recipients", address=EMAIL),
         "bcc": FieldSpec(form="recipients", address=EMAIL),
-        "subject": REQUIRED_TEMPLATE,
-        "body": REQUIRED_TEMPLATE,
-        "html": TEMPLATE,
+        "subject": REQUIRED_TEXT,
+        "body": REQUIRED_TEXT,
+        "html": TEXT,
         "attachments": TEMPLATE_LIST,
     }
     # a resent email carries the same Message-ID, which mail clients recognise
