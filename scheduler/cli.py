@@ -533,6 +533,8 @@ def import_booknetic(app: App, dry_run: bool, merge_locales: bool) -> None:
                 refused += 1
                 _report(f"{translation.source}: not imported", problems)
                 continue
+            for warning in workflow_warnings(parsed):
+                click.echo(f"{translation.source}: warning: {warning}")
             if dry_run:
                 click.echo(f"# {translation.source}\n---\n" + dump_yaml(to_document(parsed)), nl=False)
             else:
