@@ -7,6 +7,7 @@ e.g. ``actions[1].to[2]: not an email address, 'customer', 'staff' or template``
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Callable
 from typing import Any
@@ -290,7 +291,7 @@ def _field(check: Checker, value: Any, place: str, spec: FieldSpec, no_appointme
     if spec.form == "variables":
         return _variables(check, value, place)
     if spec.form == "literal":
-        one = lambda item, here: _literal(check, item, here, spec)  # noqa: E731
+        one = functools.partial(_literal, check, spec=spec)
         return check.variants(value, place, one) if spec.variants else one(value, place)
     if spec.form == "offset":
         duration = _duration(check, value, place)

@@ -12,9 +12,12 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from db.records import Booking
+
+if TYPE_CHECKING:
+    from engine.actions import FieldSpec
 
 DEFAULT = "default"
 
@@ -42,14 +45,14 @@ def choose(variants: Mapping[str, Any], locale: str | None) -> str:
     return DEFAULT
 
 
-def in_locale(fields: Mapping[str, Any], specs: Mapping[str, Any],
+def in_locale(fields: Mapping[str, Any], specs: Mapping[str, FieldSpec],
               locale: str | None) -> tuple[dict[str, Any], dict[str, str]]:
     """*fields* with every variant mapping replaced by its variant for *locale*, and the key each one took
     (``{"subject": "fr", "content_variables.1": "default"}``; empty when no field has variants)."""
     chosen: dict[str, str] = {}
     result = dict(fields)
     for name, spec in specs.items():
-        if not getattr(spec, "variants", False) or fields.get(name) is None:
+        if not spec.variants or fields.get(name) is None:
             continue
         if spec.form == "variables":
             result[name] = {key: _pick(value, locale, f"{name}.{key}", chosen) for key, value in fields[name].items()}
