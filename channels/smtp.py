@@ -11,7 +11,7 @@ from email.headerregistry import Address
 from email.message import EmailMessage
 from email.utils import format_datetime, make_msgid, parseaddr
 
-from channels import attachments
+from channels import attachments, calendar
 from channels.base import Channel, Key, PermanentSendError, Receipt, Section, TransientSendError
 from channels.messages import Email
 from channels.registry import register
@@ -19,6 +19,7 @@ from channels.registry import register
 logger = logging.getLogger(__name__)
 
 SECURITIES = ("none", "starttls", "ssl")
+INVITE_FILE = "invite.ics"
 # Deliberately loose: the server is the judge of an address; this only stops
 # what is certainly not one (no "@", spaces, several addresses in one entry).
 _ADDR_SPEC = re.compile(r"[^@\s,;<>()\[\]\"]+@[^@\s,;<>()\[\]\"]+")
@@ -125,10 +126,24 @@ class SmtpChannel(Channel):
                 email.add_alternative(message.html, subtype="html")
         except ValueError as error:  # a CR/LF in a header, an unencodable value
             raise PermanentSendError(f"smtp: cannot build the email: {error}") from None
+        if message.calendar is not None:
+            self._invite(email, message.calendar)
         for item in self._attachments(message.attachments):
             maintype, _, subtype = item.content_type.partition("/")
             email.add_attachment(item.data, maintype=maintype, subtype=subtype, filename=item.filename)
         return email
+
+    def _invite(self, email: EmailMessage, invite) -> None:
+        """The invite as the last alternative (``text/calendar; method=…``, which mail clients show as an
+        invitation with its buttons) and again as the attachment ``invite.ics`` (``application/ics``, for
+        clients that only import files), as the big calendar services send theirs."""
+        text = calendar.ics(invite, organizer_address=self.sender.addr_spec,
+                            organizer_name=invite.organizer or self.sender.display_name,
+                            stamp=datetime.now(timezone.utc))
+        data = text.encode()  # bytes keep iCalendar's CRLF line ends
+        email.add_alternative(data, maintype="text", subtype="calendar",
+                              params={"method": invite.method, "charset": "utf-8", "name": INVITE_FILE})
+        email.add_attachment(data, maintype="application", subtype="ics", filename=INVITE_FILE)
 
     def _attachments(self, sources) -> list[attachments.Attachment]:
         return attachments.load_all(

@@ -8,6 +8,7 @@ raises :class:`~channels.base.ChannelUnavailable` (permanent) saying why.
 
 from __future__ import annotations
 
+import json
 import logging
 import re
 from urllib.parse import urlsplit
@@ -36,6 +37,12 @@ logger = logging.getLogger(__name__)
 # and region (TWILIO_EDGE / TWILIO_REGION in the environment) api.dublin.ie1.twilio.com.
 _TWILIO_API = re.compile(r"https://api(\.[a-z0-9-]+)*\.twilio\.com(?=/|$)")
 _WHATSAPP = "whatsapp:"
+_CONTENT_SID = re.compile(r"HX[0-9a-fA-F]{32}")
+# Twilio errors that say more than their text: what happened, and what to do.
+EXPLAINED = {
+    63016: "WhatsApp refused free text outside the 24-hour window after the customer's last message; "
+           "send an approved template (content_sid with content_variables) instead",
+}
 
 
 class _RebasedHttpClient(TwilioHttpClient):
@@ -152,15 +159,22 @@ class TwilioWhatsAppChannel(_TwilioChannel):
         )
 
     def check(self, message: WhatsApp) -> None:
-        self.check_body(message.body)
+        if message.content_sid:
+            _content_sid(message.content_sid)
+        else:
+            self.check_body(message.body)
         _whatsapp(message.to)
         for url in message.media:
             _media_url(url)
 
     def send(self, message: WhatsApp) -> Receipt:
-        """Send one WhatsApp message (with its media URLs); Receipt.provider_id is the message SID."""
+        """Send one WhatsApp message: free text (with its media URLs) or an approved template with its
+        variables (as JSON, as Twilio takes them); Receipt.provider_id is the message SID."""
         self.check(message)
         to, sender = _whatsapp(message.to), _whatsapp(self.sender)
+        if message.content_sid:
+            return self._create(to=to, from_=sender, content_sid=message.content_sid,
+                                content_variables=json.dumps(message.content_variables, ensure_ascii=False))
         media = [_media_url(url) for url in message.media]
         return self._create(to=to, from_=sender, body=message.body, media_url=media or None)
 
@@ -199,7 +213,17 @@ def _media_url(url: str) -> str:
     return url
 
 
+def _content_sid(sid: str) -> str:
+    if not _CONTENT_SID.fullmatch(sid):
+        raise PermanentSendError(f"not a Twilio content template id (HX and 32 hexadecimal digits): {sid!r}")
+    return sid
+
+
 def _rest_error(channel: str, status: int, code, text: str) -> Exception:
-    """429 and 5xx (or no status at all): try later; other 4xx: Twilio will refuse it again."""
+    """429 and 5xx (or no status at all): try later; other 4xx, and the errors explained, which no
+    retry changes: Twilio will refuse it again."""
+    explained = EXPLAINED.get(code)
+    if explained:
+        return PermanentSendError(f"{channel}: twilio error {code}: {explained} ({text})")
     error = TransientSendError if not status or is_transient_status(status) else PermanentSendError
     return error(f"{channel}: twilio answered HTTP {status}, error {code}: {text}")

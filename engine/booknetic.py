@@ -12,6 +12,8 @@ something its admin never wrote).
 
 from __future__ import annotations
 
+import copy
+import dataclasses
 import json
 import re
 from dataclasses import dataclass, field
@@ -19,6 +21,8 @@ from typing import Any
 from urllib.parse import quote
 
 from db.booknetic import BookneticAction, BookneticWorkflow
+from engine.actions import action_type
+from engine.errors import UnknownType
 
 # Booknetic's event → apptflow's trigger.
 TRIGGERS = {
@@ -330,3 +334,111 @@ _DRIVERS = {
     "webhook": _webhook,
     "booking-set-status": _set_status,
 }
+
+
+# --- one workflow per locale, merged ----------------------------------------------------------------------
+
+def merge_locales(translations: list[Translation]) -> list[Translation]:
+    """Translations whose documents differ only by their name, their ``locales`` filter (one locale each,
+    or none) and the texts of their actions, as one workflow each with per-locale texts (``--merge-locales``).
+
+    Booknetic has one workflow per language; apptflow can hold the languages in one. The ``default`` text
+    is the one of the workflow without a locale filter when there is one (the merged workflow then has no
+    locale filter either: it went to every customer), else the English one, else the first; otherwise the
+    merged workflow keeps a ``locales`` filter of every merged locale, so it sends to whom Booknetic sent.
+    The merged workflow takes the name of the one whose texts are the default. Anything else is left as it is.
+    """
+    groups: dict[str, list[Translation]] = {}
+    ordered: list[list[Translation]] = []
+    for translation in translations:
+        shape = _shape(translation.document)
+        if shape is None:
+            ordered.append([translation])
+        elif shape in groups:
+            groups[shape].append(translation)
+        else:
+            groups[shape] = [translation]
+            ordered.append(groups[shape])
+    return [merged for group in ordered for merged in _merged(group)]
+
+
+def _locale(document: dict[str, Any]) -> str | None:
+    locales = (document.get("filters") or {}).get("locales") or []
+    return locales[0] if locales else None
+
+
+def _texts(action: dict[str, Any]) -> list[str]:
+    """The fields of an action document that are texts with per-locale variants."""
+    try:
+        specs = action_type(action.get("type")).field_specs()
+    except UnknownType:
+        return []
+    return [name for name, spec in specs.items() if spec.variants and name in action]
+
+
+def _shape(document: dict[str, Any] | None) -> str | None:
+    """What a document is apart from its name, its one locale and its texts; None when it cannot merge."""
+    if document is None or len((document.get("filters") or {}).get("locales") or []) > 1:
+        return None
+    shape = copy.deepcopy(document)
+    shape.pop("name")
+    (shape.get("filters") or {}).pop("locales", None)
+    if not shape.get("filters"):
+        shape.pop("filters", None)
+    for action in shape["actions"]:
+        for name in _texts(action):
+            action[name] = None
+    return json.dumps(shape, sort_keys=True, default=str)
+
+
+def _merged(group: list[Translation]) -> list[Translation]:
+    if len(group) == 1:
+        return group
+    locales = [_locale(t.document) for t in group]
+    if len({(locale or "").lower() for locale in locales}) < len(group):
+        note = "not merged with the others of the same shape: two of them have the same locale (or none)"
+        return _unmerged(group, note)
+    default = _default(group, locales)
+    document = copy.deepcopy(default.document)
+    filtered = [locale for locale in locales if locale]
+    if len(filtered) < len(group):
+        document.get("filters", {}).pop("locales", None)
+    else:
+        document.setdefault("filters", {})["locales"] = filtered
+    if document.get("filters") == {}:
+        document.pop("filters")
+    for position, action in enumerate(document["actions"]):
+        for name in _texts(action):
+            texts = {locale: t.document["actions"][position][name] for locale, t in zip(locales, group) if locale}
+            if any(text != action[name] for text in texts.values()):
+                action[name] = {**texts, "default": action[name]}
+    return [Translation(source=_sources(group), document=document, notes=_merge_notes(group, locales, default))]
+
+
+def _default(group: list[Translation], locales: list[str | None]) -> Translation:
+    """The workflow whose texts are the default: the one without a locale filter, else English, else the first."""
+    for wanted in (lambda locale: locale is None, lambda locale: (locale or "").lower().split("_")[0] == "en"):
+        for translation, locale in zip(group, locales):
+            if wanted(locale):
+                return translation
+    return group[0]
+
+
+def _sources(group: list[Translation]) -> str:
+    numbers = [t.source.removeprefix("Booknetic workflow ") for t in group]
+    return "Booknetic workflows " + ", ".join(numbers)
+
+
+def _merge_notes(group: list[Translation], locales: list[str | None], default: Translation) -> tuple[str, ...]:
+    notes = [note for t in group for note in t.notes]
+    parts = [f"{locale or 'every locale'} from {t.source}" for t, locale in zip(group, locales)]
+    notes.append(f"merged into one workflow with per-locale texts: {'; '.join(parts)}; the default texts are "
+                 f"{default.source}'s")
+    if None in locales:
+        notes.append("Booknetic sent the workflow without a locale filter to every customer besides the ones of "
+                     "their locale; apptflow sends each customer one message, in their locale's texts")
+    return tuple(notes)
+
+
+def _unmerged(group: list[Translation], note: str) -> list[Translation]:
+    return [dataclasses.replace(t, notes=(*t.notes, note)) for t in group]

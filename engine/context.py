@@ -25,6 +25,9 @@ from engine.statuses import status_label
 from engine.templates import Fields, locale_named, plain_spaces, zone
 
 DEFAULT_LOCALE = "en"
+# In a delivery's context: when apptflow wrote the delivery (the change handled, the planned time fired),
+# ISO 8601. Not a keyword (templates cannot read names starting with "_"); a calendar invite's SEQUENCE.
+OCCURRED_AT = "_occurred_at"
 # the keys of ``[company]`` that are keywords, as company_<key>
 COMPANY_FIELDS = ("name", "phone", "website", "address", "country", "image_url")
 
@@ -266,7 +269,7 @@ def build_context(booking: Booking, *, company: Mapping[str, str], extra: Mappin
     if extra.get("fire_time"):
         context["fire_time"] = _fire_time(extra["fire_time"], location_zone, locale)
     if extra.get("old_starts_at") and extra.get("old_ends_at"):  # appointment_rescheduled
-        starts, ends = (_aware(extra[key]) for key in ("old_starts_at", "old_ends_at"))
+        starts, ends = (aware(extra[key]) for key in ("old_starts_at", "old_ends_at"))
         context.update({
             "old_appointment_date": _date(starts, location_zone, locale),
             "old_appointment_date_time": _date_time(starts, location_zone, locale),
@@ -278,7 +281,7 @@ def build_context(booking: Booking, *, company: Mapping[str, str], extra: Mappin
     return context
 
 
-def _aware(value: str | dt.datetime) -> dt.datetime:
+def aware(value: str | dt.datetime) -> dt.datetime:
     """A moment from a delivery's context (ISO text, naive meaning UTC)."""
     moment = dt.datetime.fromisoformat(value) if isinstance(value, str) else value
     return moment if moment.tzinfo is not None else moment.replace(tzinfo=dt.timezone.utc)
@@ -286,4 +289,4 @@ def _aware(value: str | dt.datetime) -> dt.datetime:
 
 def _fire_time(value: str | dt.datetime, tz: ZoneInfo, locale: Locale) -> str:
     """The planned firing (ISO text in a delivery's context) written like the appointment's times."""
-    return _date_time(_aware(value), tz, locale)
+    return _date_time(aware(value), tz, locale)

@@ -6,6 +6,7 @@ import datetime as dt
 from typing import Any
 
 from engine.actions import action_type
+from engine.context import OCCURRED_AT
 from engine.matching import Match
 from engine.render import recipient_count
 from engine.workflow import Action
@@ -26,7 +27,7 @@ def idempotency_key(match: Match, action: Action, position: int, recipient: int 
 
 
 def plan_deliveries(match: Match, now: dt.datetime, *, max_depth: int = MAX_CHAIN_DEPTH) -> list[dict[str, Any]]:
-    """The outbox rows for one match, due *now*.
+    """The outbox rows for one match, due *now* (which their context keeps: OCCURRED_AT).
 
     A set_status action at the end of a chain *max_depth* long is written as
     ``skipped`` with the reason, so two workflows flipping a status back and
@@ -52,7 +53,7 @@ def plan_deliveries(match: Match, now: dt.datetime, *, max_depth: int = MAX_CHAI
                 "subject_id": match.subject_id,
                 "event_id": match.event_id,
                 "occurrence": match.occurrence,
-                "context": match.context,
+                "context": {**match.context, OCCURRED_AT: now.isoformat()},
                 "depth": match.depth,
                 "status": status,
                 "error": error,

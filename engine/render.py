@@ -16,6 +16,7 @@ from engine.actions import action_type
 from engine.errors import RenderError
 from engine.recipients import resolve
 from engine.templates import names_in
+from engine.variants import in_locale, locale_for, summary
 from engine.workflow import Action
 
 
@@ -58,10 +59,17 @@ def duplicate_entry(action: Action, booking: Booking, context: dict[str, Any], i
 
 def render_action(action: Action, booking: Booking, context: dict[str, Any],
                   recipient_index: int | None = None) -> dict[str, Any]:
-    """The rendered message of *action* (for one recipient entry, on per-recipient types)."""
-    return action_type(action.type).render(action.fields, booking, context, recipient_index)
+    """The rendered message of *action* (for one recipient entry, on per-recipient types), its texts in
+    the booking's variant; ``variants`` in it says which variant each text field took."""
+    kind = action_type(action.type)
+    fields, chosen = in_locale(action.fields, kind.field_specs(), locale_for(booking))
+    rendered = kind.render(fields, booking, context, recipient_index)
+    if chosen:
+        rendered["variants"] = chosen
+    return rendered
 
 
 def describe_recipients(action_type_name: str, rendered: dict[str, Any]) -> str:
-    """Who a rendered message goes to, for the history."""
-    return action_type(action_type_name).describe(rendered)
+    """Who a rendered message goes to, for the history, with the variant its texts were written in."""
+    described = action_type(action_type_name).describe(rendered)
+    return f"{described} [{summary(rendered['variants'])}]" if rendered.get("variants") else described

@@ -7,7 +7,9 @@ e.g. ``actions[1].to[2]: not an email address, 'customer', 'staff' or template``
 
 from __future__ import annotations
 
+import functools
 import re
+from collections.abc import Callable
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -19,6 +21,7 @@ from engine.errors import InvalidWorkflow, Problem, UnknownType
 from engine.recipients import PARTIES, PARTY_TABLES, Address
 from engine.triggers import Param, param_names, trigger_type
 from engine.triggers import names as trigger_names
+from engine.variants import DEFAULT, normal
 from engine.workflow import FILTER_IDS, FILTER_NAMES, STARTED_BY, Action, Filters, Trigger, Workflow
 
 _LOCALE = re.compile(r"^[a-z]{2,3}([_-][A-Za-z0-9]{2,8})*$")
@@ -74,6 +77,27 @@ class Checker:
         for name in sorted(templates.names_used(value) & self.unfillable.keys()):
             self.add(place, f"keyword '{name}' has no data here: {self.unfillable[name]}")
         return value
+
+    def variants(self, value: Any, place: str, one: Callable[[Any, str], Any]) -> Any:
+        """A value, or a mapping of locale to value with a ``default``: each checked by *one*, at its place
+        (``actions[0].subject.fr``)."""
+        if not isinstance(value, dict):
+            return one(value, place)
+        if DEFAULT not in value:
+            self.add(place, f"per-locale variants need a '{DEFAULT}' (sent to every other locale); "
+                            f"got {', '.join(map(str, value)) or 'none'}")
+        seen: dict[str, str] = {}
+        checked = {}
+        for key, item in value.items():
+            here = _join(place, str(key))
+            if key != DEFAULT and not (isinstance(key, str) and _LOCALE.match(key)):
+                self.add(here, f"not a locale like 'fr' or 'fr_CA', nor '{DEFAULT}': {key!r}")
+            elif key != DEFAULT and normal(key) in seen:
+                self.add(here, f"the same locale as {seen[normal(key)]!r}")
+            else:
+                seen[normal(str(key))] = str(key)
+            checked[str(key)] = one(item, here)
+        return checked
 
 
 def _kind(value: Any) -> str:
@@ -263,7 +287,15 @@ def _action(check: Checker, doc: Any, place: str, trigger: Trigger | None,
 def _field(check: Checker, value: Any, place: str, spec: FieldSpec, no_appointment: Trigger | None) -> Any:
     """*no_appointment*: the trigger, when it has no appointment (so no staff either)."""
     if spec.form == "template":
-        return check.template(value, place)
+        return check.variants(value, place, check.template) if spec.variants else check.template(value, place)
+    if spec.form == "variables":
+        return _variables(check, value, place)
+    if spec.form == "literal":
+        one = functools.partial(_literal, check, spec=spec)
+        return check.variants(value, place, one) if spec.variants else one(value, place)
+    if spec.form == "offset":
+        duration = _duration(check, value, place)
+        return format_duration(duration) if duration is not None else None
     if spec.form == "recipients":
         return _recipients(check, value, place, spec.address, no_appointment)
     if spec.form == "template_list":
@@ -284,6 +316,28 @@ def _field(check: Checker, value: Any, place: str, spec: FieldSpec, no_appointme
     if spec.form == "headers":
         return _headers(check, value, place)
     return _json_templates(check, value, place)
+
+
+def _variables(check: Checker, value: Any, place: str) -> dict[str, Any]:
+    """Numbered variables (``"1"``, ``"2"``…, as WhatsApp templates number them), each a text or variants."""
+    if not isinstance(value, dict) or not value:
+        check.add(place, f"expected a mapping of variable numbers (\"1\", \"2\"…) to texts, got {_kind(value)}")
+        return {}
+    variables = {}
+    for key, text in value.items():
+        here = _join(place, str(key))
+        if isinstance(key, bool) or not str(key).isdigit() or int(key) < 1:
+            check.add(here, f"not a variable number (\"1\", \"2\"…): {key!r}")
+        text = str(text) if isinstance(text, (int, float)) and not isinstance(text, bool) else text
+        variables[str(key)] = check.variants(text, here, check.template)
+    return variables
+
+
+def _literal(check: Checker, value: Any, place: str, spec: FieldSpec) -> str | None:
+    if not isinstance(value, str) or not re.fullmatch(spec.pattern, value.strip()):
+        check.add(place, f"expected {spec.example}, got {value!r}")
+        return None
+    return value.strip()
 
 
 def _recipients(check: Checker, value: Any, place: str, address: Address,
@@ -338,3 +392,12 @@ def _json_templates(check: Checker, value: Any, place: str) -> Any:
         return value
     check.add(place, f"not a JSON value: {_kind(value)}")
     return None
+
+
+def warnings(workflow: Workflow) -> list[Problem]:
+    """What will likely be refused when *workflow* sends, although it is valid (``workflow add`` and
+    ``validate`` print these and go on)."""
+    trigger = trigger_type(workflow.trigger.type)
+    return [Problem(place=f"actions[{n}].{field}", message=message)
+            for n, action in enumerate(workflow.actions)
+            for field, message in action_type(action.type).advise(action.fields, trigger)]

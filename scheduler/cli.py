@@ -25,6 +25,7 @@ from db import workflows as store
 from db.servers import UnsupportedServer
 from db.errors import describe, unavailable
 from engine.actions import action_type
+from engine.booknetic import merge_locales as merge_booknetic_locales
 from engine.booknetic import translate as translate_booknetic
 from engine.context import build_context
 from engine.document import dump_yaml, load_yaml, split_document, to_document, workflow_from_row
@@ -32,6 +33,8 @@ from engine.errors import InvalidWorkflow, Problem, RenderError
 from engine.matching import Facts, check_filters, facts_of, sample_trigger_context
 from engine.render import recipient_count, render_action
 from engine.validation import parse_workflow
+from engine.validation import warnings as workflow_warnings
+from engine.variants import with_locale
 from scheduler import logs
 from scheduler.config import Config, ConfigError, load_config, seconds
 from scheduler.daemon import Daemon, utc_now
@@ -279,7 +282,11 @@ def _check_file(conn, path: str, known, pending_names: set[str], config: Config,
         document = load_yaml(_read_file(path))
     except InvalidWorkflow as error:
         return None, list(error.problems)
-    return _check_document(conn, document, known, pending_names, config, replacing=replacing, by_name=by_name)
+    parsed, problems = _check_document(conn, document, known, pending_names, config, replacing=replacing,
+                                       by_name=by_name)
+    for warning in workflow_warnings(parsed) if parsed is not None else ():
+        click.echo(f"{path}: warning: {warning}", err=True)  # valid all the same: the exit status stays 0
+    return parsed, problems
 
 
 def _check_document(conn, document, known, pending_names: set[str], config: Config, *,
@@ -495,8 +502,10 @@ def import_group() -> None:
 
 @import_group.command("booknetic")
 @click.option("--dry-run", is_flag=True, help="Show the workflows it would add, and add nothing.")
+@click.option("--merge-locales", is_flag=True,
+              help="Make workflows that differ only by their locale and texts one workflow with per-locale texts.")
 @pass_app
-def import_booknetic(app: App, dry_run: bool) -> None:
+def import_booknetic(app: App, dry_run: bool, merge_locales: bool) -> None:
     """Add apptflow workflows equivalent to Booknetic's own (its bkntc_workflows tables).
 
     Each one it cannot translate is reported with the reason, and not added; the
@@ -513,7 +522,8 @@ def import_booknetic(app: App, dry_run: bool) -> None:
         known = store.known_ids(conn, app.config.get("workflows", "statuses"))
         names: set[str] = set()
         added, refused = 0, 0
-        for translation in map(translate_booknetic, found):
+        translations = [translate_booknetic(workflow) for workflow in found]
+        for translation in merge_booknetic_locales(translations) if merge_locales else translations:
             for note in translation.notes:
                 click.echo(f"{translation.source}: note: {note}")
             parsed, problems = (None, [Problem(place="", message=p) for p in translation.problems])
@@ -523,6 +533,8 @@ def import_booknetic(app: App, dry_run: bool) -> None:
                 refused += 1
                 _report(f"{translation.source}: not imported", problems)
                 continue
+            for warning in workflow_warnings(parsed):
+                click.echo(f"{translation.source}: warning: {warning}")
             if dry_run:
                 click.echo(f"# {translation.source}\n---\n" + dump_yaml(to_document(parsed)), nl=False)
             else:
@@ -648,9 +660,10 @@ def status(app: App) -> None:
 @click.option("--appointment", "appointment_id", type=int, help="Render against this appointment.")
 @click.option("--customer", "customer_id", type=int, help="Render against this customer (customer_created).")
 @click.option("--ignore-filters", is_flag=True, help="Render even when the filters do not match.")
+@click.option("--locale", help="Render as for a customer of this locale (e.g. fr_CA): its variant and dates.")
 @pass_app
 def workflow_test(app: App, workflow_id: int, appointment_id: int | None, customer_id: int | None,
-                  ignore_filters: bool) -> None:
+                  ignore_filters: bool, locale: str | None) -> None:
     """Check the filters against one appointment (or customer), then render every action and print it;
     send nothing. Rendering waits for matching filters unless --ignore-filters."""
     row, parsed, error = _load(app, workflow_id)
@@ -666,6 +679,8 @@ def workflow_test(app: App, workflow_id: int, appointment_id: int | None, custom
             raise click.UsageError("give --appointment N (or --customer N for customer triggers)")
     if booking is None:
         raise click.ClickException("no such appointment or customer")
+    if locale:
+        booking = with_locale(booking, locale)
     subject = f"appointment {appointment_id}" if appointment_id is not None else f"customer {customer_id}"
     checks = check_filters(parsed.filters, facts_of(booking) if booking.appointment is not None
                            else Facts(locale=booking.customer.locale if booking.customer else None))

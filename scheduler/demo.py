@@ -110,19 +110,21 @@ class Demo:
         customer = self.step("A customer signs up", (
             "INSERT INTO customers (first_name, last_name, email, phone, locale) VALUES "
             "('Ada', 'Lovelace', 'ada@example.com', '+447700900123', 'en_GB') RETURNING id"), 1)
-        appointment = self.step("She books a haircut on the website, starting in an hour and 5 seconds", (
+        appointment = self.step("She books a haircut on the website, starting in an hour and 5 seconds: the "
+                                "confirmation in her language (en_GB: the en variant) with a calendar invite", (
             "INSERT INTO appointments (customer_id, service_id, staff_id, location_id, starts_at, ends_at, "
             "status, started_by) VALUES (:c, :s, :t, :l, :start, :end, 'pending', 'frontend') RETURNING id"),
             2, c=customer, s=ids["service"], t=ids["staff"], l=ids["location"],
             start=start.isoformat(), end=(start + dt.timedelta(minutes=45)).isoformat())
         self.wait("Five seconds later the reminder an hour before the start goes out", 1, timeout=10)
         later = start + dt.timedelta(hours=3)
-        self.step("She moves it three hours later", (
-            "UPDATE appointments SET starts_at = :start, ends_at = :end WHERE id = :id"), 1,
+        self.step("She moves it three hours later (the invite moves the event in her calendar)", (
+            "UPDATE appointments SET starts_at = :start, ends_at = :end WHERE id = :id"), 2,
             id=appointment, start=later.isoformat(), end=(later + dt.timedelta(minutes=45)).isoformat())
         self.step("The salon approves it", "UPDATE appointments SET status = 'approved' WHERE id = :id", 1,
                   id=appointment)
-        self.step("She cancels", "UPDATE appointments SET status = 'canceled' WHERE id = :id", 1, id=appointment)
+        self.step("She cancels (the event leaves her calendar)",
+                  "UPDATE appointments SET status = 'canceled' WHERE id = :id", 2, id=appointment)
 
 
 def run_demo(database: Path, echo: Callable[[str], None]) -> int:

@@ -21,6 +21,7 @@ from click.testing import CliRunner
 from sqlalchemy import text
 
 from db.connect import connect
+from engine.document import load_yaml
 from scheduler.cli import main
 from scheduler.daemon import Daemon
 from tests.conftest import _mariadb_database, sql, utc, wait_until
@@ -484,3 +485,19 @@ def test_imported_booknetic_workflows_render_the_texts_booknetic_would(harness, 
     again = CliRunner().invoke(main, ["import", "booknetic"],
                                env={"APPTFLOW_DATABASE_URL": booknetic, "APPTFLOW_DATABASE_MAPPING": "booknetic"})
     assert "a workflow named 'New booking' already exists" in again.output  # importing twice adds nothing twice
+
+
+def test_import_booknetic_merge_locales_makes_one_workflow_per_language_one_with_variants(booknetic):
+    for name, locale, subject in (("Booked (IT)", "it_IT", "Prenotato: {service_name}"),
+                                  ("Booked", "", "Booked: {service_name}"),
+                                  ("Booked (FR)", "fr_FR", "Réservé : {service_name}")):
+        booknetic_workflow(booknetic, name, "booking_new", {"locale": locale, "statuses": ["approved"]},
+                           [("email", {"to": "{customer_email}", "subject": subject, "body": "b"})])
+    output = cli(booknetic, "import", "booknetic", "--merge-locales")
+    assert "Booknetic workflows 1 (Booked (IT)), 2 (Booked), 3 (Booked (FR)): added as workflow 1: Booked" in output
+    assert "added 1 of 3 Booknetic workflows" in output
+    exported = load_yaml(cli(booknetic, "workflow", "export", "1"))
+    assert exported["filters"] == {"statuses": ["approved"]}  # "Booked" went to every customer
+    assert exported["actions"][0]["subject"] == {"it_IT": "Prenotato: {{ service_name }}",
+                                                 "fr_FR": "Réservé : {{ service_name }}",
+                                                 "default": "Booked: {{ service_name }}"}

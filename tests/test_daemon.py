@@ -243,11 +243,16 @@ def test_the_demo_runs_by_itself(tmp_path):
     for line in ("email to ada@example.com: 'Welcome to Salon Lumière'",
                  "sms to +447700900123: 'Your Haircut moved to",
                  "sms to +447700900123: 'Reminder: Haircut at",
-                 "whatsapp to +447700900123: 'Ada, Haircut with Camille is confirmed.'",
-                 "telegram to chat 424242: 'Ada Lovelace cancelled Haircut (approved → canceled).'"):
+                 "whatsapp to +447700900123: template HX0123456789abcdef0123456789abcdef with "
+                 "{'1': 'Ada', '2': 'Haircut', '3': 'Camille'}",
+                 "telegram to chat 424242: 'Ada Lovelace cancelled Haircut (approved → canceled).'",
+                 "email to ada@example.com, bcc camille@salon.example: 'Booked: Haircut on",  # the en variant
+                 "'Hello Ada, see you at Le Marais.' + invite.ics (REQUEST Haircut ",
+                 "'Your calendar has the new time.' + invite.ics (REQUEST Haircut ",
+                 "'It is off your calendar.' + invite.ics (CANCEL Haircut "):
         assert line in result.output
     assert "s after its planned time]" in result.output
-    assert "7 messages produced" in result.output
+    assert "9 messages produced" in result.output
 
 
 def test_one_instance_leads_and_another_takes_over_when_it_stops(engine, db_url, backend):

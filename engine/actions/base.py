@@ -20,6 +20,7 @@ from engine.recipients import Address
 
 if TYPE_CHECKING:
     from db.records import Booking, KnownIds
+    from engine.triggers import TriggerType
     from engine.validation import Checker
 
 RESEND, HOLD = "resend", "hold"
@@ -29,14 +30,24 @@ RESEND, HOLD = "resend", "hold"
 class FieldSpec:
     """How one field of an action is written and checked."""
 
-    form: str  # template | recipients | template_list | choice | duration | headers | json | url
+    # template | recipients | template_list | choice | duration | offset (a signed duration) | headers | json |
+    # url | variables (a mapping of names to templates) | literal (text matching ``pattern``, no template)
+    form: str
     required: bool = False
     address: Address | None = None  # for recipients: what kind of address each entry gives
     choices: tuple[str, ...] = ()
+    # A text written to the customer: it may also be a mapping of locale to text with a `default`
+    # (engine/variants.py chooses one per booking); for `variables`, each value may.
+    variants: bool = False
+    pattern: str = ""  # for literal: what the text must match (a regular expression)
+    example: str = ""  # for literal: said when it does not
 
 
 TEMPLATE = FieldSpec(form="template")
 REQUIRED_TEMPLATE = FieldSpec(form="template", required=True)
+# The texts a customer reads: one template, or one per locale.
+TEXT = FieldSpec(form="template", variants=True)
+REQUIRED_TEXT = FieldSpec(form="template", required=True, variants=True)
 TEMPLATE_LIST = FieldSpec(form="template_list")
 # Every action may say what happens to a send interrupted by a crash: `resend` it, or `hold` it as
 # `unknown` for an admin. Each type has its default (ActionType.after_crash).
@@ -73,6 +84,11 @@ class ActionType(ABC):
 
     def check(self, check: Checker, fields: dict[str, Any], place: str, known: KnownIds | None) -> None:
         """Checks across fields, or against the database's known ids and statuses (*check.add* each problem)."""
+
+    def advise(self, fields: dict[str, Any], trigger: TriggerType) -> list[tuple[str, str]]:
+        """Warnings that do not make the workflow invalid: (field, message) for what will likely be refused
+        when it is sent (``workflow add`` and ``validate`` print them)."""
+        return []
 
     @abstractmethod
     def render(self, fields: dict[str, Any], booking: Booking, context: dict[str, Any],

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from engine.actions.base import HOLD, REQUIRED_TEMPLATE, ActionType, FieldSpec, register
+from engine.actions.base import HOLD, REQUIRED_TEXT, ActionType, FieldSpec, register
 from engine.recipients import PHONE, resolve
 from engine.templates import render
 
@@ -16,7 +16,7 @@ class Sms(ActionType):
     fields = {
         "provider": FieldSpec(form="choice", choices=tuple(PROVIDERS)),
         "to": FieldSpec(form="recipients", required=True, address=PHONE),
-        "body": REQUIRED_TEMPLATE,
+        "body": REQUIRED_TEXT,
     }
     per_recipient = "to"
     after_crash = HOLD  # a second text is a nuisance nobody can recognise as a repeat

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from engine.actions.base import HOLD, REQUIRED_TEMPLATE, TEMPLATE_LIST, ActionType, FieldSpec, register
+from engine.actions.base import HOLD, REQUIRED_TEXT, TEMPLATE_LIST, ActionType, FieldSpec, register
 from engine.actions.email import ATTACHMENT_GUARD, render_attachments
 from engine.recipients import CHAT, resolve
 from engine.templates import render
@@ -13,7 +13,7 @@ class Telegram(ActionType):
     name = "telegram"
     fields = {
         "chat_id": FieldSpec(form="recipients", required=True, address=CHAT),
-        "text": REQUIRED_TEMPLATE,
+        "text": REQUIRED_TEXT,
         "attachments": TEMPLATE_LIST,
     }
     per_recipient = "chat_id"

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from engine.actions.base import TEMPLATE, ActionType, FieldSpec, UrlGuard, register
+from engine.actions.base import TEXT, ActionType, FieldSpec, UrlGuard, register
 from engine.durations import parse_duration
 from engine.templates import render
 
@@ -27,7 +27,7 @@ class Webhook(ActionType):
         "url": FieldSpec(form="url", required=True),
         "method": FieldSpec(form="choice", choices=("POST", "PUT", "PATCH", "GET", "DELETE")),
         "headers": FieldSpec(form="headers"),
-        "body": TEMPLATE,
+        "body": TEXT,
         "json": FieldSpec(form="json"),
         "timeout": FieldSpec(form="duration"),
     }

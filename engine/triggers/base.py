@@ -49,6 +49,9 @@ class TriggerType:
     # Planned triggers fire at the time in this appointment column plus the ``offset`` parameter, as
     # jobs in the jobstore; the others fire on a captured change (:meth:`fired`).
     anchor_column: ClassVar[str | None] = None
+    # It fires on a message from the customer, so an answer falls within WhatsApp's 24-hour window in
+    # which free text is delivered; every other trigger writes first, which WhatsApp takes only as a template.
+    within_conversation: ClassVar[bool] = False
 
     @property
     def has_appointment(self) -> bool:

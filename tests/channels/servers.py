@@ -173,7 +173,7 @@ def twilio_api(request):
     form = request.form
     return Reply(status=201, body={
         "sid": f"SM{next(_twilio_sids):032x}", "account_sid": ACCOUNT_SID, "status": "queued",
-        "to": form["To"][0], "from": form.get("From", [None])[0], "body": form["Body"][0],
+        "to": form["To"][0], "from": form.get("From", [None])[0], "body": form.get("Body", [""])[0],
     })
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from channels.base import ChannelUnavailable, PermanentSendError, TransientSendError
@@ -141,3 +143,27 @@ def test_an_unconfigured_channel_is_unavailable_when_it_sends(missing):
 
 def test_describe_names_the_account_not_the_token(sms):
     assert ACCOUNT_SID in sms.describe() and AUTH_TOKEN not in sms.describe()
+
+
+def test_a_whatsapp_template_is_sent_as_its_content_sid_and_json_variables(api, whatsapp):
+    whatsapp.send(WhatsApp(to="+33612345678", content_sid="HX" + "b" * 32,
+                           content_variables={"1": "Zoé", "2": "11:00"}))
+    form = api.requests[0].form
+    assert form["ContentSid"] == ["HX" + "b" * 32]
+    assert json.loads(form["ContentVariables"][0]) == {"1": "Zoé", "2": "11:00"}
+    assert "Body" not in form and form["From"] == [f"whatsapp:{WHATSAPP_FROM}"]
+
+
+def test_a_content_sid_that_is_no_template_id_is_refused_before_sending(api, whatsapp):
+    with pytest.raises(PermanentSendError, match="not a Twilio content template id"):
+        whatsapp.send(WhatsApp(to="+33612345678", content_sid="HX12"))
+    assert api.requests == []
+
+
+def test_whatsapps_24_hour_window_error_is_permanent_and_explained(api, whatsapp):
+    api.script.append(twilio_error(400, 63016, "Failed to send freeform message because you are outside the "
+                                               "allowed window."))
+    with pytest.raises(PermanentSendError) as refused:
+        whatsapp.send(WhatsApp(to="+33612345678", body="Reminder"))
+    assert "error 63016: WhatsApp refused free text outside the 24-hour window" in str(refused.value)
+    assert "send an approved template (content_sid with content_variables) instead" in str(refused.value)
