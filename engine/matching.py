@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from db.codes import CapturedTable, Operation
 from db.records import Booking, ChangeEvent
 from db.types import parse_timestamp
 from engine.durations import format_duration
@@ -128,13 +129,13 @@ def _rescheduled(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
 
 def triggers_fired(event: ChangeEvent) -> list[tuple[str, dict[str, Any]]]:
     """The event triggers a change sets off, each with what it adds to the template context."""
-    if event.table_name == "customers":
-        return [("customer_created", {})] if event.op == "INSERT" else []
-    if event.table_name != "appointments":
+    if event.table_name == CapturedTable.CUSTOMERS:
+        return [("customer_created", {})] if event.op == Operation.INSERT else []
+    if event.table_name != CapturedTable.APPOINTMENTS:
         return []
-    if event.op == "INSERT":
+    if event.op == Operation.INSERT:
         return [("appointment_created", {})]
-    if event.op != "UPDATE":
+    if event.op != Operation.UPDATE:
         return []
     fired = []
     changed = _rescheduled(event.old, event.new)
