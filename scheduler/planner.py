@@ -18,6 +18,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from db import booking as bookings
 from db import deliveries
 from db import jobs as job_queries
+from db.jobs import job_id, parse_job_id
 from db import workflows as store
 from db.codes import CapturedTable, DeliveryStatus, Operation
 from db.connect import read_only
@@ -32,9 +33,7 @@ from engine.planning import (
     TooLate,
     earliest_anchor,
     grace_of,
-    job_id,
     occurrence,
-    parse_job_id,
     plan,
     still_planned,
 )
