@@ -9,14 +9,11 @@ from typing import Any
 from sqlalchemy import and_, bindparam, func, select, update
 from sqlalchemy.engine import Connection
 
+from db.codes import RETRYABLE_STATUSES, CapturedTable, DeliveryStatus
 from db.errors import NotFound
 from db.records import Delivery
 from db.servers import server_for
 from db.tables import deliveries
-
-# States a delivery can be in; the last four are final unless an admin retries.
-PENDING, SENDING, SENT, DEAD, UNKNOWN, SKIPPED, MISSED = (
-    "pending", "sending", "sent", "dead", "unknown", "skipped", "missed")
 
 
 def _delivery(row) -> Delivery:
@@ -44,13 +41,14 @@ def claim_due_batch(conn: Connection, now: dt.datetime, lease: dt.timedelta, lim
     """Take up to *limit* due pending deliveries, soonest due first, in one statement (see claim_due)."""
     due = (
         select(deliveries.c.id)
-        .where(deliveries.c.status == PENDING, deliveries.c.next_attempt_at <= now)
+        .where(deliveries.c.status == DeliveryStatus.PENDING, deliveries.c.next_attempt_at <= now)
         .order_by(deliveries.c.next_attempt_at, deliveries.c.id)
         .limit(limit)
         .with_for_update(skip_locked=True)
     )
     claim = (update(deliveries)
-             .values(status=SENDING, lease_until=now + lease, attempts=deliveries.c.attempts + 1, updated_at=now))
+             .values(status=DeliveryStatus.SENDING, lease_until=now + lease, attempts=deliveries.c.attempts + 1,
+                     updated_at=now))
     if server_for(conn).update_returning:
         rows = conn.execute(claim.where(deliveries.c.id.in_(due.scalar_subquery())).returning(*deliveries.c)).all()
     else:
@@ -69,7 +67,7 @@ def _update_locked(conn: Connection, statement, ids: list[int]) -> list:
 
 def release(conn: Connection, claim: Delivery, now: dt.datetime) -> bool:
     """Give back a claimed delivery that was not attempted: pending again, the attempt uncounted."""
-    return _finish(conn, claim, now, status=PENDING, attempts=claim.attempts - 1)
+    return _finish(conn, claim, now, status=DeliveryStatus.PENDING, attempts=claim.attempts - 1)
 
 
 def _finish(conn: Connection, claim: Delivery, now: dt.datetime, **values: Any) -> bool:
@@ -80,7 +78,7 @@ def _finish(conn: Connection, claim: Delivery, now: dt.datetime, **values: Any) 
     """
     return conn.execute(
         update(deliveries)
-        .where(deliveries.c.id == claim.id, deliveries.c.status == SENDING,
+        .where(deliveries.c.id == claim.id, deliveries.c.status == DeliveryStatus.SENDING,
                deliveries.c.attempts == claim.attempts)
         .values(lease_until=None, updated_at=now, **values)
     ).rowcount == 1
@@ -98,18 +96,19 @@ class Finished:
 def sent(claim: Delivery, now: dt.datetime, *, provider_id: str | None, rendered: Any,
          recipients: str | None) -> Finished:
     """A successful send."""
-    return Finished(claim=claim, at=now, values={"status": SENT, "provider_id": provider_id, "rendered": rendered,
-                                                 "recipients": recipients, "sent_at": now, "error": None})
+    return Finished(claim=claim, at=now, values={"status": DeliveryStatus.SENT, "provider_id": provider_id,
+                                                 "rendered": rendered, "recipients": recipients, "sent_at": now,
+                                                 "error": None})
 
 
 def retry(claim: Delivery, now: dt.datetime, *, at: dt.datetime, error: str, rendered: Any = None,
           recipients: str | None = None) -> Finished:
     """A transient failure, and when to try again."""
-    return Finished(claim=claim, at=now, values={"status": PENDING, "next_attempt_at": at, "error": error,
-                                                 "rendered": rendered, "recipients": recipients})
+    return Finished(claim=claim, at=now, values={"status": DeliveryStatus.PENDING, "next_attempt_at": at,
+                                                 "error": error, "rendered": rendered, "recipients": recipients})
 
 
-def final(claim: Delivery, now: dt.datetime, *, status: str, error: str, rendered: Any = None,
+def final(claim: Delivery, now: dt.datetime, *, status: DeliveryStatus, error: str, rendered: Any = None,
           recipients: str | None = None) -> Finished:
     """A delivery dead or skipped, with the reason."""
     return Finished(claim=claim, at=now, values={"status": status, "error": error, "rendered": rendered,
@@ -164,7 +163,8 @@ def finish_many(conn: Connection, finished: list[Finished], *, again: bool = Fal
         .where(deliveries.c.id.in_(sorted(by_id)))
         .order_by(deliveries.c.id).with_for_update()
     ).all()
-    owned = {row.id for row in rows if row.status == SENDING and row.attempts == by_id[row.id].claim.attempts}
+    owned = {row.id for row in rows
+             if row.status == DeliveryStatus.SENDING and row.attempts == by_id[row.id].claim.attempts}
     landed = {row.id for row in rows if again and row.id not in owned and row.lease_until is None
               and row.attempts == by_id[row.id].claim.attempts and row.updated_at == by_id[row.id].at
               and row.status == by_id[row.id].values["status"]}
@@ -179,20 +179,21 @@ def finish_many(conn: Connection, finished: list[Finished], *, again: bool = Fal
 def count_due(conn: Connection, now: dt.datetime) -> int:
     """How many deliveries are due and wait for a worker."""
     return conn.execute(select(func.count()).select_from(deliveries)
-                        .where(deliveries.c.status == PENDING, deliveries.c.next_attempt_at <= now)).scalar_one()
+                        .where(deliveries.c.status == DeliveryStatus.PENDING, deliveries.c.next_attempt_at <= now)
+                        ).scalar_one()
 
 
 def reclaim_expired(conn: Connection, now: dt.datetime) -> tuple[int, int]:
     """Deliveries left sending by a crashed worker: resend or hold as unknown; return (resent, held)."""
-    expired = and_(deliveries.c.status == SENDING, deliveries.c.lease_until < now)
+    expired = and_(deliveries.c.status == DeliveryStatus.SENDING, deliveries.c.lease_until < now)
     resent = conn.execute(
         update(deliveries).where(expired, deliveries.c.after_crash == "resend")
-        .values(status=PENDING, next_attempt_at=now, lease_until=None, updated_at=now,
+        .values(status=DeliveryStatus.PENDING, next_attempt_at=now, lease_until=None, updated_at=now,
                 error="resent: the previous attempt was interrupted")
     ).rowcount
     held = conn.execute(
         update(deliveries).where(expired, deliveries.c.after_crash != "resend")
-        .values(status=UNKNOWN, lease_until=None, updated_at=now,
+        .values(status=DeliveryStatus.UNKNOWN, lease_until=None, updated_at=now,
                 error="interrupted while sending: it may or may not have gone out; "
                       "`apptflow retry` sends it again")
     ).rowcount
@@ -203,15 +204,16 @@ def skip_pending_of_workflow(conn: Connection, workflow_id: int, now: dt.datetim
     """Mark a workflow's not-yet-sent deliveries skipped; sent ones are history and stay."""
     return conn.execute(
         update(deliveries)
-        .where(deliveries.c.workflow_id == workflow_id, deliveries.c.status == PENDING)
-        .values(status=SKIPPED, error=reason, updated_at=now)
+        .where(deliveries.c.workflow_id == workflow_id, deliveries.c.status == DeliveryStatus.PENDING)
+        .values(status=DeliveryStatus.SKIPPED, error=reason, updated_at=now)
     ).rowcount
 
 
 def requeue(conn: Connection, delivery_id: int, now: dt.datetime) -> Delivery:
     """Send a dead, unknown or skipped delivery again, now, with a fresh attempt count."""
-    retryable = and_(deliveries.c.id == delivery_id, deliveries.c.status.in_((DEAD, UNKNOWN, SKIPPED, MISSED)))
-    again = update(deliveries).values(status=PENDING, attempts=0, next_attempt_at=now, updated_at=now)
+    retryable = and_(deliveries.c.id == delivery_id, deliveries.c.status.in_(RETRYABLE_STATUSES))
+    again = (update(deliveries)
+             .values(status=DeliveryStatus.PENDING, attempts=0, next_attempt_at=now, updated_at=now))
     if server_for(conn).update_returning:
         row = conn.execute(again.where(retryable).returning(*deliveries.c)).one_or_none()
     else:
@@ -235,13 +237,13 @@ def get_delivery(conn: Connection, delivery_id: int) -> Delivery:
 
 
 def history(conn: Connection, *, workflow_id: int | None = None, appointment_id: int | None = None,
-            status: str | None = None, limit: int = 50) -> list[Delivery]:
+            status: DeliveryStatus | None = None, limit: int = 50) -> list[Delivery]:
     """The newest deliveries first, optionally for one workflow, appointment or status."""
     query = select(deliveries).order_by(deliveries.c.id.desc()).limit(limit)
     if workflow_id is not None:
         query = query.where(deliveries.c.workflow_id == workflow_id)
     if appointment_id is not None:
-        query = query.where(deliveries.c.subject_table == "appointments",
+        query = query.where(deliveries.c.subject_table == CapturedTable.APPOINTMENTS,
                             deliveries.c.subject_id == appointment_id)
     if status is not None:
         query = query.where(deliveries.c.status == status)
@@ -259,5 +261,5 @@ def occurrence_recorded(conn: Connection, workflow_id: int, subject_id: int, occ
     """Whether a firing (or its missed/skipped record) of this workflow for this subject exists."""
     query = select(deliveries.c.id).where(
         deliveries.c.workflow_id == workflow_id, deliveries.c.subject_id == subject_id,
-        deliveries.c.subject_table == "appointments", deliveries.c.occurrence == occurrence).limit(1)
+        deliveries.c.subject_table == CapturedTable.APPOINTMENTS, deliveries.c.occurrence == occurrence).limit(1)
     return conn.execute(query).first() is not None

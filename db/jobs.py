@@ -3,12 +3,96 @@
 from __future__ import annotations
 
 import datetime as dt
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import delete, insert, select
 from sqlalchemy.engine import Connection
 
-from db.tables import apscheduler_failed_jobs, apscheduler_jobs
+from db.tables import apscheduler_failed_jobs, apscheduler_jobs, appointments, customers, locations, workflows
+
+
+def job_id(workflow_id: int, appointment_id: int) -> str:
+    """The id of the one job of a (workflow, appointment) pair: its time-offset firing."""
+    return f"wf:{workflow_id}:appt:{appointment_id}"
+
+
+def parse_job_id(value: str) -> tuple[int, int] | None:
+    """(workflow id, appointment id) of a job id made by :func:`job_id`, else None."""
+    parts = value.split(":")
+    if len(parts) == 4 and parts[0] == "wf" and parts[2] == "appt" and parts[1].isdigit() and parts[3].isdigit():
+        return int(parts[1]), int(parts[3])
+    return None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class UpcomingFiring:
+    """A planned time-offset firing, with what ``apptflow jobs`` shows of it."""
+
+    run_at: dt.datetime
+    workflow_id: int
+    workflow_name: str | None  # None: the workflow is gone
+    appointment_id: int
+    timezone: str | None  # the appointment's location's; None when it has none, or the appointment is gone
+    customer: str | None  # the customer's full name; None when there is none, or the appointment is gone
+
+
+def _firings(conn: Connection) -> list[tuple[str, float | None]]:
+    """Every job (id, next run time), soonest first: ids are parsed here, never matched with LIKE."""
+    query = (select(apscheduler_jobs.c.id, apscheduler_jobs.c.next_run_time)
+             .order_by(apscheduler_jobs.c.next_run_time, apscheduler_jobs.c.id))
+    return [(row.id, row.next_run_time) for row in conn.execute(query) if parse_job_id(row.id) is not None]
+
+
+def count_firings(conn: Connection) -> int:
+    """How many time-offset firings are planned."""
+    return len(_firings(conn))
+
+
+def upcoming_firings(conn: Connection, *, workflow_id: int | None = None,
+                     appointment_id: int | None = None) -> list[UpcomingFiring]:
+    """The planned time-offset firings, soonest first, optionally of one workflow or appointment.
+
+    A fixed number of queries whatever the number of jobs: the jobs, then the
+    appointments (500 to a query) and the workflows they name.
+    """
+    planned = []
+    for job, timestamp in _firings(conn):
+        ids = parse_job_id(job)
+        if timestamp is None or workflow_id not in (None, ids[0]) or appointment_id not in (None, ids[1]):
+            continue
+        planned.append((dt.datetime.fromtimestamp(timestamp, dt.timezone.utc), *ids))
+    names = _workflow_names(conn, {wf for _, wf, _ in planned})
+    people = _people(conn, sorted({appt for _, _, appt in planned}))
+    firings = []
+    for at, wf, appt in planned:
+        timezone, customer = people.get(appt, (None, None))
+        firings.append(UpcomingFiring(run_at=at, workflow_id=wf, workflow_name=names.get(wf), appointment_id=appt,
+                                      timezone=timezone, customer=customer))
+    return firings
+
+
+def _workflow_names(conn: Connection, ids: set[int]) -> dict[int, str]:
+    if not ids:
+        return {}
+    query = select(workflows.c.id, workflows.c.name).where(workflows.c.id.in_(sorted(ids)))
+    return {row.id: row.name for row in conn.execute(query)}
+
+
+def _people(conn: Connection, ids: list[int]) -> dict[int, tuple[str | None, str | None]]:
+    """Appointment id → (its location's time zone, its customer's full name)."""
+    found = {}
+    joined = (appointments.outerjoin(customers, customers.c.id == appointments.c.customer_id)
+              .outerjoin(locations, locations.c.id == appointments.c.location_id))
+    for start in range(0, len(ids), 500):
+        query = (select(appointments.c.id, locations.c.timezone, customers.c.id.label("customer_id"),
+                        customers.c.first_name, customers.c.last_name)
+                 .select_from(joined).where(appointments.c.id.in_(ids[start:start + 500])))
+        for row in conn.execute(query):
+            name = (" ".join(n for n in (row.first_name, row.last_name) if n)
+                    if row.customer_id is not None else None)
+            found[row.id] = (row.timezone, name)
+    return found
 
 
 def run_times(conn: Connection, *, like: str | None = None) -> dict[str, float | None]:

@@ -5,12 +5,14 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
+from db.codes import DeliveryStatus
 from engine.actions import action_type
 from engine.context import OCCURRED_AT
 from engine.matching import Match
 from engine.render import recipient_count
 from engine.workflow import Action
 
+# The default of [daemon] max_chain_depth: set_status changes in a row before a chain is stopped.
 MAX_CHAIN_DEPTH = 5
 
 
@@ -37,9 +39,9 @@ def plan_deliveries(match: Match, now: dt.datetime, *, max_depth: int = MAX_CHAI
     for position, action in enumerate(match.workflow.actions):
         count = recipient_count(action)
         for recipient in range(count) if count is not None else (None,):
-            status, error = "pending", None
+            status, error = DeliveryStatus.PENDING, None
             if action_type(action.type).changes_status and match.depth >= max_depth:
-                status = "skipped"
+                status = DeliveryStatus.SKIPPED
                 error = f"set_status chain stopped: {match.depth} status changes in a row (limit {max_depth})"
             rows.append({
                 "idempotency_key": idempotency_key(match, action, position, recipient),

@@ -46,19 +46,6 @@ class TooLate:
     reason: str
 
 
-def job_id(workflow_id: int, appointment_id: int) -> str:
-    """The one job of a (workflow, appointment) pair."""
-    return f"wf:{workflow_id}:appt:{appointment_id}"
-
-
-def parse_job_id(value: str) -> tuple[int, int] | None:
-    """(workflow id, appointment id) of a job id made by :func:`job_id`, else None."""
-    parts = value.split(":")
-    if len(parts) == 4 and parts[0] == "wf" and parts[2] == "appt" and parts[1].isdigit() and parts[3].isdigit():
-        return int(parts[1]), int(parts[3])
-    return None
-
-
 def grace_of(workflow: Workflow) -> dt.timedelta:
     return workflow.trigger.grace or DEFAULT_GRACE
 

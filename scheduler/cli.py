@@ -22,17 +22,15 @@ from db import booking as bookings
 from db import jobs as job_queries
 from db import mapping as booking_mapping
 from db import workflows as store
-from db.servers import UnsupportedServer
+from db.codes import STORED_STATUSES, CapturedTable
 from db.errors import describe, unavailable
-from engine.actions import action_type
+from db.servers import UnsupportedServer
+from engine import admission, preview
 from engine.booknetic import merge_locales as merge_booknetic_locales
 from engine.booknetic import translate as translate_booknetic
-from engine.context import build_context
-from engine.document import dump_yaml, load_yaml, split_document, to_document, workflow_from_row
-from engine.errors import InvalidWorkflow, Problem, RenderError
-from engine.matching import Facts, check_filters, facts_of, sample_trigger_context
-from engine.render import recipient_count, render_action
-from engine.validation import parse_workflow
+from engine.context import zone
+from engine.document import dump_yaml, split_document, to_document, workflow_from_row
+from engine.errors import InvalidWorkflow, Problem
 from engine.validation import warnings as workflow_warnings
 from engine.variants import with_locale
 from scheduler import logs
@@ -250,61 +248,19 @@ def _read_file(path: str) -> str:
         raise click.ClickException(f"{path}: {error.strerror}") from None
 
 
-def _private_targets(workflow, config: Config) -> list[Problem]:
-    """URLs of the fields each action type guards (a webhook's url, attachments) whose host is a literal
-    private address, when the configuration refuses those: they could never be sent, so they are refused
-    now (names are checked at send time)."""
-    problems = []
-    for n, action in enumerate(workflow.actions):
-        for guard in action_type(action.type).url_guards:
-            if config.get(*guard.setting):
-                continue
-            value = action.fields.get(guard.field)
-            urls = [(guard.field, value)] if isinstance(value, str) else [
-                (f"{guard.field}[{i}]", item) for i, item in enumerate(value or ())]
-            for place, url in urls:
-                refusal = literal_refusal(str(url)) if str(url).lstrip().lower().startswith(
-                    ("http://", "https://")) or isinstance(value, str) else None
-                if refusal:
-                    key = f"[{guard.setting[0]}] {guard.setting[1]}"
-                    problems.append(Problem(place=f"actions[{n}].{place}", message=f"{refusal}: {guard.what} to "
-                                            f"private addresses are refused ({key} = false)"))
-    return problems
+def _admission(app: App, conn) -> admission.Admission:
+    """What admitting a workflow into this database depends on, with this configuration."""
+    return admission.Admission(
+        known=store.known_ids(conn, app.config.get("workflows", "statuses")),
+        workflow_named=lambda name: store.workflow_id_by_name(conn, name),
+        refusal=literal_refusal,
+        allowed=lambda setting: bool(app.config.get(*setting)))
 
 
-def _check_file(conn, path: str, known, pending_names: set[str], config: Config, *,
-                replacing: int | None = None, by_name: bool = False):
-    """Parse and validate one file; return (workflow, problems).
-
-    A workflow of the same name is a problem, unless it is the one being replaced
-    (*replacing*) or the file is applied by name (*by_name*)."""
-    try:
-        document = load_yaml(_read_file(path))
-    except InvalidWorkflow as error:
-        return None, list(error.problems)
-    parsed, problems = _check_document(conn, document, known, pending_names, config, replacing=replacing,
-                                       by_name=by_name)
-    for warning in workflow_warnings(parsed) if parsed is not None else ():
-        click.echo(f"{path}: warning: {warning}", err=True)  # valid all the same: the exit status stays 0
-    return parsed, problems
-
-
-def _check_document(conn, document, known, pending_names: set[str], config: Config, *,
-                    replacing: int | None = None, by_name: bool = False):
-    """As _check_file, for a workflow document already read."""
-    try:
-        parsed = parse_workflow(document, known=known)
-    except InvalidWorkflow as error:
-        return None, list(error.problems)
-    problems = _private_targets(parsed, config)
-    existing = store.workflow_id_by_name(conn, parsed.name) if conn is not None else None
-    if by_name or existing == replacing:
-        existing = None
-    if existing is not None or parsed.name in pending_names:
-        where = f" (workflow {existing})" if existing is not None else " (earlier in this command)"
-        problems.append(Problem(place="name", message=f"a workflow named {parsed.name!r} already exists{where}"))
-    pending_names.add(parsed.name)
-    return parsed, problems
+def _warn(source: str, workflow) -> None:
+    """What a valid workflow may still meet (WhatsApp's 24-hour window): said, and the exit status stays 0."""
+    for warning in workflow_warnings(workflow) if workflow is not None else ():
+        click.echo(f"{source}: warning: {warning}", err=True)
 
 
 @workflow.command("validate")
@@ -315,12 +271,13 @@ def workflow_validate(app: App, files: tuple[str, ...]) -> None:
     engine = app.ready_engine()
     failed = False
     with engine.connect() as conn:
-        known = store.known_ids(conn, app.config.get("workflows", "statuses"))
+        rules = _admission(app, conn)
         for path in files:
-            parsed, problems = _check_file(conn, path, known, set(), app.config)
+            parsed, problems = admission.check_text(_read_file(path), rules, set())
             _report(path, problems)
             failed |= bool(problems)
             if not problems:
+                _warn(path, parsed)
                 click.echo(f"{path}: ok ({parsed.name})")
     if failed:
         sys.exit(1)
@@ -328,15 +285,16 @@ def workflow_validate(app: App, files: tuple[str, ...]) -> None:
 
 def _all_valid(conn, app: App, files: tuple[str, ...], done: str, *, by_name: bool = False) -> list:
     """Every file's workflow; if any file is invalid, each one's problems and nothing is *done*."""
-    known = store.known_ids(conn, app.config.get("workflows", "statuses"))
-    names: set[str] = set()
-    checked = [(path, *_check_file(conn, path, known, names, app.config, by_name=by_name)) for path in files]
-    failed = [(path, problems) for path, _, problems in checked if problems]
-    for path, problems in failed:
-        _report(path, problems)
+    texts = [(path, _read_file(path)) for path in files]
+    checked = admission.check_all(texts, _admission(app, conn), by_name=by_name)
+    failed = [c for c in checked if c.problems]
+    for c in failed:
+        _report(c.source, c.problems)
     if failed:
         raise click.ClickException(f"nothing {done}: {len(failed)} of {len(files)} file(s) invalid")
-    return [parsed for _, parsed, _ in checked]
+    for c in checked:
+        _warn(c.source, c.workflow)
+    return [c.workflow for c in checked]
 
 
 @workflow.command("add")
@@ -364,11 +322,12 @@ def workflow_replace(app: App, workflow_id: int, file: str) -> None:
             store.get_workflow(conn, workflow_id)
         except NotFound as error:
             raise click.ClickException(str(error)) from None
-        known = store.known_ids(conn, app.config.get("workflows", "statuses"))
-        parsed, problems = _check_file(conn, file, known, set(), app.config, replacing=workflow_id)
+        parsed, problems = admission.check_text(_read_file(file), _admission(app, conn), set(),
+                                                replacing=workflow_id)
         if problems:
             _report(file, problems)
             raise click.ClickException(f"workflow {workflow_id} unchanged: {file} is invalid")
+        _warn(file, parsed)
         store.replace_workflow(conn, workflow_id, split_document(to_document(parsed)))
     click.echo(f"replaced workflow {workflow_id}: {parsed.name}")
 
@@ -519,7 +478,7 @@ def import_booknetic(app: App, dry_run: bool, merge_locales: bool) -> None:
             found = booknetic_tables.read_workflows(conn, prefix, tenant)
         except booknetic_tables.NoBookneticWorkflows as error:
             raise click.ClickException(f"{error} ([database] application_prefix = {prefix!r})") from None
-        known = store.known_ids(conn, app.config.get("workflows", "statuses"))
+        rules = _admission(app, conn)
         names: set[str] = set()
         added, refused = 0, 0
         translations = [translate_booknetic(workflow) for workflow in found]
@@ -528,7 +487,7 @@ def import_booknetic(app: App, dry_run: bool, merge_locales: bool) -> None:
                 click.echo(f"{translation.source}: note: {note}")
             parsed, problems = (None, [Problem(place="", message=p) for p in translation.problems])
             if translation.document is not None:
-                parsed, problems = _check_document(conn, translation.document, known, names, app.config)
+                parsed, problems = admission.check_document(translation.document, rules, names)
             if problems:
                 refused += 1
                 _report(f"{translation.source}: not imported", problems)
@@ -591,7 +550,7 @@ def _when(moment) -> str:
 @main.command("log")
 @click.option("--workflow", "workflow_id", type=int, help="Only this workflow's deliveries.")
 @click.option("--appointment", "appointment_id", type=int, help="Only this appointment's deliveries.")
-@click.option("--status", type=click.Choice(["pending", "sending", "sent", "dead", "unknown", "skipped", "missed"]))
+@click.option("--status", type=click.Choice([status.value for status in STORED_STATUSES]))
 @click.option("--limit", type=int, default=50, show_default=True)
 @pass_app
 def log(app: App, workflow_id, appointment_id, status, limit) -> None:
@@ -605,7 +564,7 @@ def log(app: App, workflow_id, appointment_id, status, limit) -> None:
     click.echo(f"{'ID':>5}  {'UPDATED (UTC)':<19}  {'WF':>3}  {'ACTION':<10}  {'SUBJECT':<16}  "
                f"{'STATUS':<8}  {'TRIES':>5}  RECIPIENTS")
     for d in rows:
-        subject = f"{d.subject_table[:-1]} {d.subject_id}"
+        subject = f"{CapturedTable(d.subject_table).singular} {d.subject_id}"
         click.echo(f"{d.id:>5}  {_when(d.sent_at or d.updated_at):<19}  {d.workflow_id:>3}  "
                    f"{d.action_type:<10}  {subject:<16}  {d.status:<8}  {d.attempts:>5}  {d.recipients or '-'}")
         if d.error:
@@ -651,7 +610,7 @@ def status(app: App) -> None:
     summary = ", ".join(f"{counts[s]} {s}" for s in sorted(counts)) or "none"
     click.echo(f"deliveries:  {summary}")
     with app.engine.connect() as conn:
-        planned, aside = len(job_queries.run_times(conn, like="wf:%")), len(job_queries.failed_jobs(conn))
+        planned, aside = job_queries.count_firings(conn), len(job_queries.failed_jobs(conn))
     click.echo(f"jobs:        {planned} time-offset firings planned; {aside} kept aside (see `apptflow jobs`)")
 
 
@@ -682,34 +641,19 @@ def workflow_test(app: App, workflow_id: int, appointment_id: int | None, custom
     if locale:
         booking = with_locale(booking, locale)
     subject = f"appointment {appointment_id}" if appointment_id is not None else f"customer {customer_id}"
-    checks = check_filters(parsed.filters, facts_of(booking) if booking.appointment is not None
-                           else Facts(locale=booking.customer.locale if booking.customer else None))
-    click.echo("filters:" + ("" if checks else " none (every appointment matches)"))
-    for check in checks:
-        click.echo(f"  {check}")
+    checks = preview.filter_checks(parsed, booking)
+    for line in preview.filter_lines(checks):
+        click.echo(line)
     if not all(check.holds for check in checks):
         if not ignore_filters:
             click.echo(f"the filters do not match {subject}: the workflow would not run for it "
                        "(--ignore-filters renders anyway)")
             return
         click.echo(f"the filters do not match {subject}; rendering anyway (--ignore-filters)")
-    extra = sample_trigger_context(parsed, booking, utc_now())
-    context = build_context(booking, company=dict(app.config.section("company")), extra=extra)
-    failed = False
-    for position, action in enumerate(parsed.actions):
-        for index in range(recipient_count(action) or 1):
-            click.echo(f"--- actions[{position}] {action.type}" + (f" #{index}" if recipient_count(action) else ""))
-            try:
-                rendered = render_action(action, booking, context, index if recipient_count(action) else None)
-            except RenderError as problem:
-                failed = True
-                click.echo(f"error: {problem}")
-                continue
-            for key, value in rendered.items():
-                if value not in (None, [], {}, ""):
-                    text = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
-                    click.echo(f"{key}: {text}" if "\n" not in text else f"{key}:\n{text}")
-    if failed:
+    shown = preview.render_preview(parsed, booking, company=dict(app.config.section("company")), now=utc_now())
+    for line in shown.lines:
+        click.echo(line)
+    if shown.failed:
         sys.exit(1)
 
 
@@ -737,32 +681,19 @@ def demo(database: str | None) -> None:
 @pass_app
 def jobs_command(app: App, workflow_id: int | None, appointment_id: int | None) -> None:
     """Upcoming time-offset firings: when (UTC and the location's time), workflow, appointment, customer."""
-    from engine.context import zone
-    from engine.planning import parse_job_id
-
-    like = f"wf:{workflow_id if workflow_id is not None else '%'}:appt:{appointment_id if appointment_id is not None else '%'}"
     with app.ready_engine().connect() as conn:
-        times = job_queries.run_times(conn, like=like)
+        firings = job_queries.upcoming_firings(conn, workflow_id=workflow_id, appointment_id=appointment_id)
         failed = job_queries.failed_jobs(conn)
-        names = {row.id: row.name for row in store.list_workflows(conn)}
-        rows = []
-        for job, timestamp in sorted(times.items(), key=lambda item: item[1] or 0):
-            ids = parse_job_id(job)
-            if ids is None or timestamp is None:
-                continue
-            booking = bookings.load_booking(conn, ids[1])
-            rows.append((dt.datetime.fromtimestamp(timestamp, dt.timezone.utc), ids, booking))
-    if not rows:
+    if not firings:
         click.echo("no upcoming firings")
     else:
         click.echo(f"{'WHEN (UTC)':<19}  {'LOCAL TIME':<25}  {'WORKFLOW':<32}  {'APPT':>5}  CUSTOMER")
-    for when, (wf, appt), booking in rows:
-        location = booking.location if booking else None
-        local = when.astimezone(zone(location.timezone if location else None))
-        customer = booking.customer if booking else None
-        who = " ".join(n for n in (customer.first_name, customer.last_name) if n) if customer else "-"
-        workflow_name = f"{wf} {names.get(wf, '(deleted)')}"[:32]
-        click.echo(f"{_when(when):<19}  {_when(local) + ' ' + local.tzname():<25}  {workflow_name:<32}  "
-                   f"{appt:>5}  {who}")
+    for firing in firings:
+        local = firing.run_at.astimezone(zone(firing.timezone))
+        who = firing.customer if firing.customer is not None else "-"
+        name = firing.workflow_name if firing.workflow_name is not None else "(deleted)"
+        workflow_name = f"{firing.workflow_id} {name}"[:32]
+        click.echo(f"{_when(firing.run_at):<19}  {_when(local) + ' ' + local.tzname():<25}  {workflow_name:<32}  "
+                   f"{firing.appointment_id:>5}  {who}")
     for job, _, error, failed_at in failed:
         click.echo(f"kept aside (cannot be restored): {job}, since {_when(failed_at)} UTC: {error}")

@@ -39,6 +39,7 @@ from channels.base import Key
 from db.connect import connect
 from db.servers import UnknownServer, server_of
 from engine.durations import format_duration, parse_duration
+from engine.outbox import MAX_CHAIN_DEPTH
 
 SYSTEM_CONFIG = Path("/etc/apptflow/apptflow.toml")
 DEFAULT_ORIGIN = "default"
@@ -249,7 +250,7 @@ CORE: dict[str, dict[str, Setting]] = {
         "log_level": Setting("info", choice(*LOG_LEVELS), live=True),
         "log_format": Setting("text", choice("text", "json")),
         "lease": Setting("2m", duration("1s", "1d")),
-        "max_chain_depth": Setting(5, count(0, 100), live=True),
+        "max_chain_depth": Setting(MAX_CHAIN_DEPTH, count(0, 100), live=True),
         "retry_base": Setting("30s", duration("1ms", "1d"), live=True),
         "retry_cap": Setting("1h", duration("1ms", "30d"), live=True),
         "retry_attempts": Setting(8, count(1, 1000), live=True),

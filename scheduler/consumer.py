@@ -13,16 +13,15 @@ from sqlalchemy.engine import Connection, Engine
 
 from db import booking as bookings
 from db import deliveries, events
+from db.codes import WORKFLOW_TABLES, CapturedTable, Operation
 from db.errors import describe, unavailable
 from db.records import ChangeEvent
 from db.servers import server_for
 from engine.matching import match_event
-from engine.outbox import plan_deliveries
+from engine.outbox import MAX_CHAIN_DEPTH, plan_deliveries
 from scheduler.metrics import Metrics
 
 logger = logging.getLogger(__name__)
-
-WORKFLOW_TABLES = ("workflows", "workflow_actions")
 
 
 class EventConsumer:
@@ -36,7 +35,7 @@ class EventConsumer:
     transaction fails, nothing is marked, and the batch is claimed again later.
     """
 
-    def __init__(self, engine: Engine, catalogue, *, batch_size: int = 100, max_depth: int = 5,
+    def __init__(self, engine: Engine, catalogue, *, batch_size: int = 100, max_depth: int = MAX_CHAIN_DEPTH,
                  after_commit: Callable[[list[ChangeEvent], dt.datetime], None] | None = None,
                  on_deliveries: Callable[[], None] = lambda: None, metrics: Metrics | None = None):
         self.engine = engine
@@ -87,13 +86,13 @@ class EventConsumer:
     def _handle_together(self, conn: Connection, batch: list[ChangeEvent], now: dt.datetime) -> int:
         for event in batch:
             self._on_workflow_deleted(conn, event, now)
-        found = bookings.bookings_by_id(conn, {e.row_id for e in batch if e.table_name == "appointments"
-                                               and e.op != "DELETE"})
+        found = bookings.bookings_by_id(conn, {e.row_id for e in batch if e.table_name == CapturedTable.APPOINTMENTS
+                                               and e.op != Operation.DELETE})
         workflows = self.catalogue.workflows(conn)
         rows = []
         for event in batch:
-            if event.table_name not in WORKFLOW_TABLES and event.op != "DELETE":
-                booking = (found.get(event.row_id) if event.table_name == "appointments"
+            if event.table_name not in WORKFLOW_TABLES and event.op != Operation.DELETE:
+                booking = (found.get(event.row_id) if event.table_name == CapturedTable.APPOINTMENTS
                            else bookings.load_customer_booking(conn, event.row_id))
                 rows += self._plan(conn, event, workflows, booking, now)
         return self._write(conn, rows, batch[0].id if len(batch) == 1 else None)
@@ -115,9 +114,9 @@ class EventConsumer:
     def handle(self, conn: Connection, event: ChangeEvent, now: dt.datetime) -> int:
         """Everything one event causes, inside the caller's transaction; return how many deliveries it wrote."""
         self._on_workflow_deleted(conn, event, now)
-        if event.table_name in WORKFLOW_TABLES or event.op == "DELETE":
+        if event.table_name in WORKFLOW_TABLES or event.op == Operation.DELETE:
             return 0
-        if event.table_name == "appointments":
+        if event.table_name == CapturedTable.APPOINTMENTS:
             booking = bookings.load_booking(conn, event.row_id)
         else:
             booking = bookings.load_customer_booking(conn, event.row_id)
@@ -125,7 +124,7 @@ class EventConsumer:
 
     @staticmethod
     def _on_workflow_deleted(conn: Connection, event: ChangeEvent, now: dt.datetime) -> None:
-        if event.table_name == "workflows" and event.op == "DELETE":
+        if event.table_name == CapturedTable.WORKFLOWS and event.op == Operation.DELETE:
             skipped = deliveries.skip_pending_of_workflow(conn, event.row_id, now, "workflow deleted")
             logger.info("workflow %s deleted: %d pending deliveries skipped", event.row_id, skipped,
                         extra={"workflow": event.row_id})

@@ -18,24 +18,24 @@ from sqlalchemy.exc import SQLAlchemyError
 from db import booking as bookings
 from db import deliveries
 from db import jobs as job_queries
+from db.jobs import job_id, parse_job_id
 from db import workflows as store
+from db.codes import CapturedTable, DeliveryStatus, Operation
 from db.connect import read_only
 from db.errors import describe, unavailable
 from db.records import ChangeEvent
 from engine.durations import format_duration
 from engine.errors import InvalidWorkflow
 from engine.matching import Match
-from engine.outbox import plan_deliveries
+from engine.outbox import MAX_CHAIN_DEPTH, plan_deliveries
 from engine.planning import (
     Firing,
     TooLate,
     anchor_column,
     earliest_anchor,
     grace_of,
-    job_id,
     occurrence,
     is_planned,
-    parse_job_id,
     plan,
     still_planned,
 )
@@ -79,7 +79,7 @@ class Planner:
     """Owns the APScheduler instance and keeps its jobs in line with appointments and workflows."""
 
     def __init__(self, engine: Engine, catalogue, *, clock: Callable[[], dt.datetime],
-                 on_deliveries: Callable[[], None] = lambda: None, max_depth: int = 5, threads: int = 4,
+                 on_deliveries: Callable[[], None] = lambda: None, max_depth: int = MAX_CHAIN_DEPTH, threads: int = 4,
                  outage: Outage | None = None, metrics: Metrics | None = None):
         self.engine = engine
         self.outage = outage or Outage()
@@ -202,13 +202,13 @@ class Planner:
     def _follow(self, batch: list[ChangeEvent], now: dt.datetime) -> None:
         appointments, customers, workflow_ids = set(), set(), set()
         for event in batch:
-            if event.table_name == "appointments":
+            if event.table_name == CapturedTable.APPOINTMENTS:
                 appointments.add(event.row_id)
-            elif event.table_name == "customers" and event.op == "UPDATE":
+            elif event.table_name == CapturedTable.CUSTOMERS and event.op == Operation.UPDATE:
                 customers.add(event.row_id)
-            elif event.table_name == "workflows":
+            elif event.table_name == CapturedTable.WORKFLOWS:
                 workflow_ids.add(event.row_id)
-            elif event.table_name == "workflow_actions":
+            elif event.table_name == CapturedTable.WORKFLOW_ACTIONS:
                 workflow_ids.update(v["workflow_id"] for v in (event.old, event.new) if v)
         if customers:
             with read_only(self.engine) as conn:
@@ -333,7 +333,7 @@ class Planner:
         rows = []
         for workflow, too_late in late:
             match = self._match(workflow, too_late.appointment_id, too_late.planned_at)
-            rows += [{**row, "status": "skipped", "error": too_late.reason}
+            rows += [{**row, "status": DeliveryStatus.SKIPPED, "error": too_late.reason}
                      for row in plan_deliveries(match, now, max_depth=self.max_depth)]
         with self.engine.begin() as conn:
             written = deliveries.insert_deliveries(conn, rows)
@@ -343,7 +343,7 @@ class Planner:
 
     @staticmethod
     def _match(workflow: Workflow, appointment_id: int, planned_at: dt.datetime) -> Match:
-        return Match(workflow=workflow, subject_table="appointments", subject_id=appointment_id,
+        return Match(workflow=workflow, subject_table=CapturedTable.APPOINTMENTS, subject_id=appointment_id,
                      occurrence=occurrence(planned_at),
                      context={"fire_time": planned_at.isoformat(),
                               "offset": format_duration(workflow.trigger.offset)})
@@ -455,7 +455,7 @@ class Planner:
                   f"(grace {format_duration(grace_of(workflow))})")
         logger.warning("workflow %s, appointment %s: %s", item.workflow_id, item.appointment_id, reason,
                        extra=item.extra)
-        return [{**row, "status": "missed", "error": reason} for row in planned]
+        return [{**row, "status": DeliveryStatus.MISSED, "error": reason} for row in planned]
 
     @staticmethod
     def _parse(row, workflow_id: int) -> Workflow | None:

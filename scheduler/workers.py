@@ -16,6 +16,7 @@ from channels import PermanentSendError, TransientSendError
 from db import booking as bookings
 from db import deliveries
 from db import workflows as store
+from db.codes import CapturedTable, DeliveryStatus
 from db.mapping import MappingRefusal
 from db.records import Booking, Delivery
 from engine.context import build_context
@@ -49,7 +50,7 @@ class Skip(Exception):
 class Outcome:
     """What became of one attempt."""
 
-    status: str  # sent | pending (retry) | dead | skipped | lost (the lease expired mid-attempt)
+    status: DeliveryStatus  # sent, pending (a retry), dead, skipped, or lost (see DeliveryStatus)
     error: str | None = None
 
 
@@ -181,15 +182,16 @@ class DeliveryWorker:
         return outcomes
 
     def _counted(self, delivery: Delivery, outcome: Outcome) -> Outcome:
-        self.metrics.delivered(delivery.action_type, "retry" if outcome.status == "pending" else outcome.status)
+        retrying = outcome.status == DeliveryStatus.PENDING
+        self.metrics.delivered(delivery.action_type, "retry" if retrying else outcome.status)
         return outcome
 
     def _unrecorded(self, u: _Unrecorded) -> Outcome:
         logger.warning("delivery %s: its outcome (%s) could not be recorded before its lease ended: the "
                        "database was away; it will be reclaimed and attempted again", u.delivery.id,
                        u.outcome.status, extra={"delivery": u.delivery.id})
-        return self._counted(u.delivery, Outcome(status="lost", error="outcome not recorded: the database was "
-                                                 "away until the lease ended"))
+        return self._counted(u.delivery, Outcome(status=DeliveryStatus.LOST, error="outcome not recorded: the "
+                                                 "database was away until the lease ended"))
 
     def _give_back(self, claims: list[Delivery], now: dt.datetime, deadline: float) -> None:
         def release() -> None:
@@ -205,8 +207,8 @@ class DeliveryWorker:
 
     @staticmethod
     def _load_all(conn: Connection, claims: list[Delivery]) -> _Loaded:
-        appointments = {c.subject_id for c in claims if c.subject_table == "appointments"}
-        customers = {c.subject_id for c in claims if c.subject_table != "appointments"}
+        appointments = {c.subject_id for c in claims if c.subject_table == CapturedTable.APPOINTMENTS}
+        customers = {c.subject_id for c in claims if c.subject_table != CapturedTable.APPOINTMENTS}
         rows = store.get_workflows(conn, {c.workflow_id for c in claims})
         found = bookings.bookings_by_id(conn, appointments) if appointments else {}
         people = {i: bookings.load_customer_booking(conn, i) for i in customers}
@@ -237,18 +239,19 @@ class DeliveryWorker:
             finally:
                 self.metrics.sent_in(action.type, time.monotonic() - started)
         except Skip as reason:
-            return self._final(delivery, now, "skipped", str(reason), rendered, recipients, deadline)
+            return self._final(delivery, now, DeliveryStatus.SKIPPED, str(reason), rendered, recipients, deadline)
         except (RenderError, InvalidWorkflow) as error:
-            return self._final(delivery, now, "dead", f"cannot render: {error}", rendered, recipients, deadline)
+            return self._final(delivery, now, DeliveryStatus.DEAD, f"cannot render: {error}", rendered, recipients,
+                               deadline)
         except PermanentSendError as error:
-            return self._final(delivery, now, "dead", str(error), rendered, recipients, deadline)
+            return self._final(delivery, now, DeliveryStatus.DEAD, str(error), rendered, recipients, deadline)
         except TransientSendError as error:
             return self._retry(delivery, now, str(error), rendered, recipients, deadline)
         except Exception as error:  # noqa: BLE001 - unexpected: log it, treat it as passing
             logger.exception("delivery %s failed unexpectedly", delivery.id, extra=extra)
             return self._retry(delivery, now, f"{type(error).__name__}: {error}", rendered, recipients, deadline)
         return _Unrecorded(
-            delivery=delivery, outcome=Outcome(status="sent"), deadline=deadline,
+            delivery=delivery, outcome=Outcome(status=DeliveryStatus.SENT), deadline=deadline,
             finished=deliveries.sent(delivery, now, provider_id=receipt.provider_id, rendered=rendered,
                                      recipients=recipients),
             announce=lambda: logger.info("delivery %s sent (%s to %s)", delivery.id, delivery.action_type,
@@ -258,13 +261,13 @@ class DeliveryWorker:
         logger.warning("delivery %s: attempt %d ended (%s) after its lease expired and the delivery was "
                        "reclaimed; the outcome of the newer attempt stands", delivery.id, delivery.attempts,
                        outcome, extra={"delivery": delivery.id})
-        return self._counted(delivery, Outcome(status="lost", error="lease expired during the attempt"))
+        return self._counted(delivery, Outcome(status=DeliveryStatus.LOST, error="lease expired during the attempt"))
 
     def _resolve(self, delivery: Delivery, loaded: _Loaded) -> tuple[Action, Booking]:
         row = loaded.workflows.get(delivery.workflow_id)
         if row is None:
             raise Skip("workflow deleted")
-        if delivery.subject_table == "appointments":
+        if delivery.subject_table == CapturedTable.APPOINTMENTS:
             booking = loaded.bookings.get(delivery.subject_id)
         else:
             booking = loaded.customers.get(delivery.subject_id)
@@ -275,7 +278,7 @@ class DeliveryWorker:
         if action is None:
             raise Skip("the action no longer exists in the workflow")
         if booking is None:
-            raise Skip(f"{delivery.subject_table[:-1]} {delivery.subject_id} no longer exists")
+            raise Skip(f"{CapturedTable(delivery.subject_table).singular} {delivery.subject_id} no longer exists")
         if delivery.recipient_index is not None and delivery.recipient_index >= (recipient_count(action) or 0):
             raise Skip(f"recipient entry {delivery.recipient_index} was removed from the action")
         return action, booking
@@ -300,13 +303,14 @@ class DeliveryWorker:
         except _LeaseLost:
             return self._lost(delivery, "status set")
         except MappingRefusal as error:  # a status the application's mapping cannot write
-            return self._final(delivery, now, "dead", str(error), rendered, recipients, deadline)
+            return self._final(delivery, now, DeliveryStatus.DEAD, str(error), rendered, recipients, deadline)
         except GaveUp:
             logger.warning("delivery %s: the status could not be set before its lease ended: the database "
                            "was away; it will be reclaimed and attempted again", delivery.id,
                            extra={"delivery": delivery.id})
-            return self._counted(delivery, Outcome(status="lost", error="the database was away until the lease ended"))
-        return self._counted(delivery, Outcome(status="sent"))
+            return self._counted(delivery, Outcome(status=DeliveryStatus.LOST,
+                                                   error="the database was away until the lease ended"))
+        return self._counted(delivery, Outcome(status=DeliveryStatus.SENT))
 
     @staticmethod
     def _would_set_status(delivery: Delivery, rendered: dict[str, Any], recipients: str, now: dt.datetime,
@@ -314,7 +318,7 @@ class DeliveryWorker:
         """Dry run: record what set_status would write; the appointment is left as it is."""
         extra = {"delivery": delivery.id, "appointment": delivery.subject_id}
         return _Unrecorded(
-            delivery=delivery, outcome=Outcome(status="sent"), deadline=deadline,
+            delivery=delivery, outcome=Outcome(status=DeliveryStatus.SENT), deadline=deadline,
             finished=deliveries.sent(delivery, now, provider_id="dry-run: not written", rendered=rendered,
                                      recipients=recipients),
             announce=lambda: logger.info("delivery %s: dry run, appointment %s would be set to %r (not written)",
@@ -324,19 +328,20 @@ class DeliveryWorker:
                deadline: float) -> _Unrecorded:
         at = self.policy.next_attempt(delivery.attempts, now, self.rng)
         if at is None:
-            return self._final(delivery, now, "dead", f"gave up after {delivery.attempts} attempts: {error}",
+            return self._final(delivery, now, DeliveryStatus.DEAD,
+                               f"gave up after {delivery.attempts} attempts: {error}",
                                rendered, recipients, deadline)
         return _Unrecorded(
-            delivery=delivery, outcome=Outcome(status="pending", error=error), deadline=deadline,
+            delivery=delivery, outcome=Outcome(status=DeliveryStatus.PENDING, error=error), deadline=deadline,
             finished=deliveries.retry(delivery, now, at=at, error=error, rendered=rendered, recipients=recipients),
             announce=lambda: logger.warning("delivery %s failed (attempt %d), retrying at %s: %s", delivery.id,
                                             delivery.attempts, at.isoformat(), error,
                                             extra={"delivery": delivery.id}))
 
     @staticmethod
-    def _final(delivery: Delivery, now: dt.datetime, status: str, error: str, rendered,
+    def _final(delivery: Delivery, now: dt.datetime, status: DeliveryStatus, error: str, rendered,
                recipients, deadline: float) -> _Unrecorded:
-        log = logger.warning if status == "dead" else logger.info
+        log = logger.warning if status == DeliveryStatus.DEAD else logger.info
         return _Unrecorded(
             delivery=delivery, outcome=Outcome(status=status, error=error), deadline=deadline,
             finished=deliveries.final(delivery, now, status=status, error=error, rendered=rendered,

@@ -7,8 +7,9 @@ from dataclasses import replace
 
 import pytest
 
+from db.jobs import job_id, parse_job_id
 from db.records import Appointment, Booking, Customer
-from engine.planning import Firing, TooLate, job_id, parse_job_id, plan, still_planned
+from engine.planning import Firing, TooLate, plan, still_planned
 from engine.validation import parse_workflow
 
 UTC = dt.timezone.utc

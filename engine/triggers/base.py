@@ -15,6 +15,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar
 
+from db.codes import CapturedTable
 from engine.durations import format_duration
 from engine.errors import UnknownType
 
@@ -23,7 +24,7 @@ if TYPE_CHECKING:
     from engine.validation import Checker
     from engine.workflow import Trigger
 
-APPOINTMENTS, CUSTOMERS = "appointments", "customers"
+APPOINTMENTS, CUSTOMERS = CapturedTable.APPOINTMENTS, CapturedTable.CUSTOMERS
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from db.codes import Operation
 from engine.triggers.base import APPOINTMENTS, TriggerType, register
 
 
@@ -10,4 +11,4 @@ class AppointmentCreated(TriggerType):
     name = "appointment_created"
 
     def fired(self, event):
-        return {} if event.table_name == APPOINTMENTS and event.op == "INSERT" else None
+        return {} if event.table_name == APPOINTMENTS and event.op == Operation.INSERT else None

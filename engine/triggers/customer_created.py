@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from db.codes import Operation
 from engine.triggers.base import CUSTOMERS, TriggerType, register
 
 
@@ -11,4 +12,4 @@ class CustomerCreated(TriggerType):
     subject = CUSTOMERS
 
     def fired(self, event):
-        return {} if event.table_name == CUSTOMERS and event.op == "INSERT" else None
+        return {} if event.table_name == CUSTOMERS and event.op == Operation.INSERT else None

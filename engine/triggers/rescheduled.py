@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from db.codes import Operation
 from db.types import parse_timestamp
 from engine import keywords
 from engine.triggers.base import APPOINTMENTS, Param, TriggerType, register
@@ -35,7 +36,7 @@ class Rescheduled(TriggerType):
     keywords = keywords.RESCHEDULE
 
     def fired(self, event):
-        if event.table_name != APPOINTMENTS or event.op != "UPDATE":
+        if event.table_name != APPOINTMENTS or event.op != Operation.UPDATE:
             return None
         changed = changed_aspects(event.old, event.new)
         if not changed:

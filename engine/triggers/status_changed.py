@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from db.codes import Operation
 from engine import keywords
 from engine.triggers.base import APPOINTMENTS, Param, TriggerType, register
 
@@ -13,7 +14,7 @@ class StatusChanged(TriggerType):
     keywords = keywords.STATUS_CHANGE
 
     def fired(self, event):
-        if event.table_name != APPOINTMENTS or event.op != "UPDATE":
+        if event.table_name != APPOINTMENTS or event.op != Operation.UPDATE:
             return None
         old, new = event.old.get("status"), event.new.get("status")
         return None if old == new else {"old_status": old, "new_status": new}
