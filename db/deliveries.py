@@ -134,6 +134,22 @@ def _record(conn: Connection, finished: Finished) -> bool:
     return _finish(conn, finished.claim, finished.at, **finished.values)
 
 
+def record_outcome(conn: Connection, finished: Finished, *, again: bool = False) -> bool:
+    """Record one outcome in one statement; whether its attempt still owned the row.
+
+    With *again* (an earlier try's connection broke, maybe after its commit had
+    landed), a row that already holds exactly this outcome counts as recorded too.
+    """
+    return _record(conn, finished) or (again and _landed(conn, finished))
+
+
+def _landed(conn: Connection, finished: Finished) -> bool:
+    row = conn.execute(select(deliveries.c.attempts, deliveries.c.status, deliveries.c.updated_at,
+                              deliveries.c.lease_until).where(deliveries.c.id == finished.claim.id)).one_or_none()
+    return (row is not None and row.lease_until is None and row.attempts == finished.claim.attempts
+            and row.updated_at == finished.at and row.status == finished.values["status"])
+
+
 # Every column an outcome may set; finish_many writes them all, the claim's own value where an
 # outcome leaves one alone (the attempt owns the row, so that value is the row's).
 _OUTCOME_COLUMNS = ("status", "provider_id", "rendered", "recipients", "sent_at", "next_attempt_at", "error")

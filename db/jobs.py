@@ -113,6 +113,14 @@ def run_times_of(conn: Connection, ids) -> dict[str, float | None]:
     return found
 
 
+def soonest(conn: Connection, limit: int) -> list[tuple[str, float]]:
+    """(id, next run time) of the *limit* jobs due soonest."""
+    query = (select(apscheduler_jobs.c.id, apscheduler_jobs.c.next_run_time)
+             .where(apscheduler_jobs.c.next_run_time.is_not(None))
+             .order_by(apscheduler_jobs.c.next_run_time).limit(limit))
+    return [(row.id, row.next_run_time) for row in conn.execute(query)]
+
+
 def job_ids_after(conn: Connection, last: str, limit: int) -> list[str]:
     """Up to *limit* job ids after *last* in id order: every job, a page at a time."""
     query = (select(apscheduler_jobs.c.id).where(apscheduler_jobs.c.id > last)

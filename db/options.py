@@ -8,6 +8,8 @@ and hand-written SQL asks these functions, never the server's name.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from sqlalchemy.engine import Connection, Engine
 
 READ_ONLY = "apptflow_read_only"
@@ -18,6 +20,35 @@ SCHEMA_OPTION = "apptflow_schema"
 # MySQL/MariaDB have no schemas a WordPress host lets one create: apptflow's tables get a prefix instead.
 DEFAULT_PREFIX = "apptflow_"
 PREFIX_OPTION = "apptflow_prefix"
+# The Timeouts an engine's connections were set up with (PostgreSQL's LISTEN connection takes them too).
+TIMEOUTS_OPTION = "apptflow_timeouts"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Timeouts:
+    """How long a connection may go unanswered, and a statement run, before apptflow gives them up.
+
+    *dead_peer* (seconds): a server that stops answering at the network level (a partition, a host
+    gone, packets dropped without a reset) is detected within it by TCP keepalives and, for data
+    sent, a user timeout. *statement* (seconds, or None): the server cancels a statement running
+    longer, and the client stops waiting for an answer after *statement* + *dead_peer* (what a
+    network that still acknowledges packets, such as a proxy to a dead server, needs). None for
+    commands whose statements may legitimately run long (``db init``).
+    """
+
+    dead_peer: float = 30.0
+    statement: float | None = None
+
+    @property
+    def answer_within(self) -> float | None:
+        """How long the client waits for any one answer; None: as long as it takes."""
+        return None if self.statement is None else self.statement + self.dead_peer
+
+    def keepalive(self) -> tuple[int, int, int]:
+        """(idle, interval, count) in whole seconds: idle + interval × count ≤ dead_peer."""
+        idle = max(1, int(self.dead_peer // 3))
+        interval = max(1, int(self.dead_peer // 6))
+        return idle, interval, max(1, int((self.dead_peer - idle) // interval))
 
 
 def own_schema(bind: Engine | Connection) -> str | None:

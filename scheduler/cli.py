@@ -47,11 +47,12 @@ class App:
         self.config = config
         self.config_file = config_file  # as given on the command line: read again on SIGHUP
         self._engine: Engine | None = None
+        self.daemon = False  # `apptflow run`: its statements bounded by [database] statement_timeout
 
     @property
     def engine(self) -> Engine:
         if self._engine is None:
-            self._engine = self.config.connect()
+            self._engine = self.config.connect(daemon=self.daemon)
         return self._engine
 
     def ready_engine(self, *, any_mapping: bool = False) -> Engine:
@@ -514,6 +515,7 @@ def import_booknetic(app: App, dry_run: bool, merge_locales: bool) -> None:
 def run(app: App) -> None:
     """Run the daemon in the foreground (systemd runs this); SIGTERM or SIGINT stops it cleanly."""
     logs.setup(app.config.get("daemon", "log_level"), app.config.get("daemon", "log_format"))
+    app.daemon = True
     engine = app.ready_engine()
     daemon = Daemon(app.config, engine=engine)
     stop, hangup = threading.Event(), threading.Event()

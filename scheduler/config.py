@@ -36,7 +36,7 @@ from sqlalchemy.exc import ArgumentError
 
 from channels import registry as channel_registry
 from channels.base import Key
-from db.connect import connect
+from db.connect import Timeouts, connect
 from db.servers import UnknownServer, server_of
 from engine.durations import format_duration, parse_duration
 from engine.outbox import MAX_CHAIN_DEPTH
@@ -242,7 +242,12 @@ CORE: dict[str, dict[str, Setting]] = {
                  # a mapping's {application_prefix}: the application's table prefix (WordPress's wp_)
                  "application_prefix": Setting("wp_", name_prefix),
                  # a mapping's {tenant}: the one tenant of a multi-tenant application to read; empty: all
-                 "tenant": Setting("", optional_id)},
+                 "tenant": Setting("", optional_id),
+                 # a server that stops answering (a partition dropping packets) is given up within this
+                 "dead_peer_timeout": Setting("30s", duration("2s", "1h")),
+                 # the daemon's statements end on the server after this; its wait for an answer after
+                 # this + dead_peer_timeout (not the commands': `db init` may run long)
+                 "statement_timeout": Setting("1m", duration("1s", "1d"))},
     "daemon": {
         "poll_interval": Setting("1s", duration("10ms", "1h"), live=True),
         "workers": Setting(8, count(1, 256), live=True),
@@ -327,11 +332,15 @@ class Config:
     def database_url(self) -> str:
         return self.values["database"]["url"]
 
-    def connect(self) -> Engine:
-        """An engine on the configured database (and, on PostgreSQL, apptflow's schema there)."""
+    def connect(self, *, daemon: bool = False) -> Engine:
+        """An engine on the configured database (and, on PostgreSQL, apptflow's schema there), its
+        connections kept alive within ``dead_peer_timeout``; for the *daemon*, whose statements are all
+        short, each statement also bounded by ``statement_timeout``."""
         database = self.values["database"]
+        timeouts = Timeouts(dead_peer=database["dead_peer_timeout"].total_seconds(),
+                            statement=database["statement_timeout"].total_seconds() if daemon else None)
         return connect(database["url"], schema=database["schema"], prefix=database["prefix"],
-                       mapped=bool(database["mapping"]))
+                       mapped=bool(database["mapping"]), timeouts=timeouts)
 
     def shown(self, section: str, key: str) -> Any:
         """A value as written in a file, a secret masked."""

@@ -15,6 +15,7 @@ from db import booking as bookings
 from db import deliveries, events
 from db.codes import WORKFLOW_TABLES, CapturedTable, Operation
 from db.errors import describe, unavailable
+from db.options import TIMEOUTS_OPTION
 from db.records import ChangeEvent
 from db.servers import server_for
 from engine.matching import match_event
@@ -168,6 +169,7 @@ class Wakeup:
         self.interval = interval
         self._server = server_for(engine)
         self._url = engine.url if self._server.notify else None
+        self._timeouts = engine.get_execution_options().get(TIMEOUTS_OPTION)  # the listener's keepalives
         self._listener = None
         self._failed_before = False  # said once until LISTEN is back, not at every poll of an outage
         self.listening = threading.Event()  # set once LISTEN is in place (PostgreSQL)
@@ -208,7 +210,7 @@ class Wakeup:
         import psycopg
 
         try:
-            self._listener = self._server.listen(self._url)
+            self._listener = self._server.listen(self._url, self._timeouts)
             self.listening.set()
             self._failed_before = False
             return True

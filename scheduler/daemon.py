@@ -101,7 +101,7 @@ class Daemon:
                  clock: Callable[[], dt.datetime] = utc_now):
         daemon = config.section("daemon")
         self.config = config
-        self.engine = engine or config.connect()
+        self.engine = engine or config.connect(daemon=True)
         self.clock = clock
         self.transports = transports or Transports(config)
         self.catalogue = Catalogue()

@@ -14,7 +14,7 @@ from apscheduler.jobstores.base import JobLookupError
 from apscheduler.jobstores.sqlalchemy import SQLAlchemyJobStore
 from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.triggers.date import DateTrigger
-from apscheduler.util import check_callable_args, datetime_to_utc_timestamp, ref_to_obj
+from apscheduler.util import check_callable_args, datetime_to_utc_timestamp, ref_to_obj, utc_timestamp_to_datetime
 from sqlalchemy.exc import SQLAlchemyError
 
 from db import jobs as job_queries
@@ -47,9 +47,11 @@ class SafeJobStore(SQLAlchemyJobStore):
         # APScheduler's statements and ours then name one Table object.
         self.jobs_t = apscheduler_jobs
         self.clock = clock
-        # Jobs APScheduler has run and asked to remove, deleted together once per pass of its loop
-        # (see remove_job); guarded by APScheduler's own lock, which every caller holds.
+        # Jobs APScheduler has run and asked to remove (see remove_job), left out of what this store
+        # returns; of them, those whose firing is written (settle), deleted together once per pass of
+        # its loop. Guarded by APScheduler's own lock, which every caller holds.
         self._fired: set[str] = set()
+        self._settled: set[str] = set()
 
     def start(self, scheduler, alias):
         super(SQLAlchemyJobStore, self).start(scheduler, alias)  # the table is created by `db init`
@@ -95,12 +97,18 @@ class SafeJobStore(SQLAlchemyJobStore):
     def get_next_run_time(self):
         self.flush_removals()  # APScheduler asks this once a pass, after running the pass's due jobs
         try:
-            found = super().get_next_run_time()
+            found = self._next_run_time()
         except SQLAlchemyError as error:
             self._failed("reading the next job's time", error)
             return dt.datetime.now(UTC) + dt.timedelta(seconds=RETRY_SECONDS)
         self.outage.answered()
         return found
+
+    def _next_run_time(self) -> dt.datetime | None:
+        """The soonest job's time, leaving out fired jobs still in the table (else the loop would spin)."""
+        with self.engine.connect() as conn:
+            soonest = job_queries.soonest(conn, len(self._fired) + 1)
+        return utc_timestamp_to_datetime(next((at for job_id, at in soonest if job_id not in self._fired), None))
 
     def update_job(self, job):
         try:
@@ -111,26 +119,40 @@ class SafeJobStore(SQLAlchemyJobStore):
             self._failed(f"updating job {job.id}", error)
 
     def remove_job(self, job_id):
-        """Remove a job at the end of the loop's pass, with every other job the pass ran.
+        """Remove a job once its firing is written, with every other job of the loop's pass.
 
         APScheduler removes each one-off job right after handing it to the
         executor, one transaction per job: 1,000 jobs due together would cost
-        1,000 commits before the next pass. Until the deletion is written, the
-        job is left out of what this store returns, so it cannot run twice.
+        1,000 commits before the next pass. And the job is the only durable
+        trace of a firing until the firing thread has written it: deleted
+        before, a stop while the database is away would lose the firing. So
+        the job is only left out of what this store returns (it cannot run
+        twice), and deleted at the first pass after :meth:`settle`.
         """
         self._fired.add(job_id)
 
+    def settle(self, ids) -> None:
+        """The firings of these jobs are written (or handed to re-planning): their jobs may go."""
+        self._settled.update(set(ids) & self._fired)
+
+    @property
+    def fired(self) -> frozenset[str]:
+        """Jobs APScheduler has run whose rows are still in the table (their firing not yet settled or
+        their deletion not yet written)."""
+        return frozenset(self._fired)
+
     def flush_removals(self) -> None:
-        """Delete the jobs removed since the last flush, in one transaction."""
-        if not self._fired:
+        """Delete the jobs whose firing is settled, in one transaction."""
+        if not self._settled:
             return
         try:
             with self.engine.begin() as conn:
-                job_queries.remove_jobs(conn, sorted(self._fired))
-            self._fired.clear()
+                job_queries.remove_jobs(conn, sorted(self._settled))
+            self._fired -= self._settled
+            self._settled.clear()
         except SQLAlchemyError as error:
             # Kept: still left out of what we return, and deleted on a later pass.
-            self._failed(f"removing {len(self._fired)} fired jobs", error)
+            self._failed(f"removing {len(self._settled)} fired jobs", error)
 
     def replace_jobs(self, jobs: list[Job]) -> None:
         """Write many jobs in one transaction (APScheduler's add_job commits once per job)."""
@@ -138,12 +160,15 @@ class SafeJobStore(SQLAlchemyJobStore):
                  "job_state": pickle.dumps(job.__getstate__(), self.pickle_protocol)} for job in jobs]
         with self.engine.begin() as conn:
             job_queries.replace_jobs(conn, rows)
-        self._fired.difference_update(row["id"] for row in rows)  # written anew: not to be removed
+        written = {row["id"] for row in rows}  # written anew: not to be removed
+        self._fired -= written
+        self._settled -= written
 
     def remove_jobs(self, ids: list[str]) -> int:
         with self.engine.begin() as conn:
             removed = job_queries.remove_jobs(conn, ids)
         self._fired.difference_update(ids)
+        self._settled.difference_update(ids)
         return removed
 
 

@@ -134,15 +134,18 @@ class Planner:
             self.scheduler.pause()
 
     def stop(self) -> None:
-        """Stop APScheduler, then write the firings it had queued."""
+        """Stop APScheduler, write the firings it had queued, then delete their jobs.
+
+        A firing that cannot be written (the database is away) keeps its job: the next start
+        fires it if it is still within its grace, or records it missed."""
         if self.scheduler.running:
             self.scheduler.shutdown(wait=True)
-            self.store.flush_removals()  # else the next leader runs them again (harmlessly: idempotent)
         if self._firing is not None:
             self._stopping.set()
             self._due.put(None)
             self._firing.join()
             self._firing = None
+        self.store.flush_removals()  # else the next leader runs them again (harmlessly: idempotent)
         jobs.unregister(self)
 
     def ensure_running(self) -> None:
@@ -309,6 +312,9 @@ class Planner:
             self.store.flush_removals()  # a fired job's removal must not delete the job we write
             with read_only(self.engine) as conn:
                 existing = job_queries.run_times_of(conn, desired.keys() | scope)
+            # A job that has fired is gone as far as planning goes, even while its row waits for its
+            # firing to be written: re-planned, it is written anew.
+            existing = {i: t for i, t in existing.items() if i not in self.store.fired}
             due = {i for i, t in existing.items() if t is not None and t <= datetime_to_utc_timestamp(now)}
             to_write = [
                 date_job(self.scheduler, job_id=i, func=jobs.FIRE, run_at=f.run_at, grace=f.grace,
@@ -370,6 +376,8 @@ class Planner:
         ids = parse_job_id(event.job_id)
         if ids is None or args is None:
             logger.error("job %s missed at %s (not an apptflow firing)", event.job_id, event.scheduled_run_time)
+            with apscheduler_lock(self.scheduler):
+                self.store.settle([event.job_id])  # nothing to write for it: its job may go
             return
         self._due.put(_Due(missed=True, workflow_id=ids[0], appointment_id=ids[1],
                            planned_at=dt.datetime.fromisoformat(args[2])))
@@ -401,9 +409,11 @@ class Planner:
             self.outage.persist(f"writing {len(due)} due firings", lambda: self.fire_batch(due, self.clock()),
                                 stopping=self._stopping)
         except GaveUp:
-            # Their jobs are gone: the reconciliation of the next start plans again those still in grace.
-            logger.warning("%d due firings not written: the daemon stopped while the database was away; the "
-                           "next start plans again those still within their grace", len(due))
+            # Their jobs are kept (not settled): the next start runs them again, within grace or as missed.
+            logger.warning("%d due firings not written: the daemon stopped while the database was away; their "
+                           "jobs are kept, and the next start fires those still within their grace and records "
+                           "the others missed", len(due))
+            return
         except SQLAlchemyError as error:
             logger.warning("cannot write %d due firings, they will be re-planned: %s", len(due), describe(error))
             for item in due:
@@ -416,6 +426,13 @@ class Planner:
             logger.exception("time-offset firing of workflow %s for appointment %s failed, will re-plan it",
                              due[0].workflow_id, due[0].appointment_id)
             self._replan_later((due[0].workflow_id, due[0].appointment_id))
+        self._settle(due)
+
+    def _settle(self, due: list[_Due]) -> None:
+        """These firings are written, or left to re-planning: delete their jobs (else at a later pass)."""
+        with apscheduler_lock(self.scheduler):
+            self.store.settle(job_id(item.workflow_id, item.appointment_id) for item in due)
+            self.store.flush_removals()
 
     def fire_batch(self, due: list[_Due], now: dt.datetime) -> int:
         """Re-read everything, re-check each firing, write their deliveries in one transaction; return how many."""

@@ -7,7 +7,7 @@ import logging
 import random
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy.engine import Connection, Engine
@@ -31,8 +31,6 @@ from scheduler.outage import GaveUp, Outage
 
 logger = logging.getLogger(__name__)
 
-# Outcomes of a batch are written together, but none waits longer than this for the others' sends.
-RECORD_WITHIN = 0.2
 # A known outcome is retried while the database is away until this close to the end of its lease
 # (at most): past it, the delivery may be reclaimed and attempted again.
 LEASE_MARGIN = 5.0
@@ -56,14 +54,13 @@ class Outcome:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class _Unrecorded:
-    """An attempt's outcome, known but not yet written: written with the batch's others in one transaction."""
+    """An attempt's outcome, known but not yet written: written at once, before the next send starts."""
 
     delivery: Delivery
     outcome: Outcome
     finished: deliveries.Finished  # what to write
     announce: Callable[[], None]  # its log line, once written
     deadline: float  # on the monotonic clock: stop trying to write it then (its lease is ending)
-    since: float = field(default_factory=time.monotonic)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -79,11 +76,12 @@ class DeliveryWorker:
     """Claims due deliveries a few at a time and attempts them; the daemon runs several in threads.
 
     A batch is claimed in one statement and what it refers to is read in one
-    go; each delivery is then rendered and sent in turn, and the outcomes are
-    written together, each fenced by its attempt, when the batch is done (or
-    RECORD_WITHIN after the first, for slow sends). A delivery whose turn comes after
-    half its lease has gone is given back unattempted, so a slow batch cannot
-    let a lease expire before its send.
+    go; each delivery is then rendered, sent, and its outcome written in a
+    short transaction of its own, fenced by its attempt, before the next send
+    starts: a crash can then leave at most one sent message unrecorded per
+    worker (the one under way), which is all that is sent again. A delivery
+    whose turn comes after half its lease has gone is given back unattempted,
+    so a slow batch cannot let a lease expire before its send.
 
     An outcome, once known, is kept and written as soon as the database
     answers: an outage between a send and its record delays the record, it
@@ -127,59 +125,49 @@ class DeliveryWorker:
             return []
         deadline = self._deadline(time.monotonic())
         outcomes: list[Outcome] = []
-        unrecorded: list[_Unrecorded] = []
         for n, claim in enumerate(claims):
             at = self.clock() if self.clock else now
-            if at - now > self.lease / 2:
+            # Half the lease gone, or the database away until the lease's end: the rest would risk a
+            # send after their lease, i.e. twice.
+            if at - now > self.lease / 2 or time.monotonic() >= deadline:
                 self._give_back(claims[n:], at, deadline)
                 break
             result = self._attempt(claim, loaded, at, deadline)
-            if isinstance(result, Outcome):
-                outcomes.append(result)
-                continue
-            unrecorded.append(result)
-            if time.monotonic() - unrecorded[0].since > RECORD_WITHIN:
-                outcomes += self._record(unrecorded)
-                unrecorded = []
-        return outcomes + self._record(unrecorded)
+            outcomes.append(result if isinstance(result, Outcome) else self._record(result))
+        return outcomes
 
     def attempt(self, delivery: Delivery, now: dt.datetime) -> Outcome:
         """Render and send one claimed delivery and record the outcome."""
         with self.engine.connect() as conn:
             loaded = self._load_all(conn, [delivery])
         result = self._attempt(delivery, loaded, now, self._deadline(time.monotonic()))
-        return result if isinstance(result, Outcome) else self._record([result])[0]
+        return result if isinstance(result, Outcome) else self._record(result)
 
-    def _record(self, unrecorded: list[_Unrecorded]) -> list[Outcome]:
-        """Write outcomes in one transaction, each fenced by its attempt; then say what became of each.
+    def _record(self, u: _Unrecorded) -> Outcome:
+        """Write one outcome in a transaction of its own, fenced by its attempt; then say what became of it.
 
-        While the database is away the write is tried again until it lands or the first
-        lease of the batch is about to end.
+        While the database is away the write is tried again until it lands or the lease is
+        about to end. One short transaction per send costs a commit each (the claim and the
+        reads stay batched), and buys the crash guarantee: nothing sent is left unrecorded
+        while the next send goes out.
         """
-        if not unrecorded:
-            return []
-
         tries = 0
 
-        def write() -> set[int]:
+        def write() -> bool:
             nonlocal tries
             tries += 1
             with self.engine.begin() as conn:
-                return deliveries.finish_many(conn, [u.finished for u in unrecorded], again=tries > 1)
+                return deliveries.record_outcome(conn, u.finished, again=tries > 1)
 
         try:
-            owned = self.outage.persist(f"recording {len(unrecorded)} delivery outcomes", write,
-                                        deadline=min(u.deadline for u in unrecorded))
+            owned = self.outage.persist(f"recording the outcome of delivery {u.delivery.id}", write,
+                                        deadline=u.deadline)
         except GaveUp:
-            return [self._unrecorded(u) for u in unrecorded]
-        outcomes = []
-        for u in unrecorded:
-            if u.delivery.id in owned:
-                u.announce()
-                outcomes.append(self._counted(u.delivery, u.outcome))
-            else:
-                outcomes.append(self._lost(u.delivery, u.outcome.status))
-        return outcomes
+            return self._unrecorded(u)
+        if not owned:
+            return self._lost(u.delivery, u.outcome.status)
+        u.announce()
+        return self._counted(u.delivery, u.outcome)
 
     def _counted(self, delivery: Delivery, outcome: Outcome) -> Outcome:
         retrying = outcome.status == DeliveryStatus.PENDING

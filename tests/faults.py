@@ -8,6 +8,12 @@ sends for every statement), so a test can cut the database away at the
 moment the daemon sends a given statement, before the server sees it; new
 connections are then refused until the outage ends. A cut can also be made
 by hand, from a receiver's handler, between a send and its record.
+
+The proxy can also become a black hole, as a partition that drops packets
+does: nothing is forwarded either way and nothing is closed, until it heals;
+then what was held goes through, except on the connections whose client gave
+up meanwhile, which are closed (their data dropped) as the server would find
+them on the first packet after the partition.
 """
 
 from __future__ import annotations
@@ -59,9 +65,23 @@ class _Link:
                 pass
             sock.close()
 
+    def client_gone(self) -> bool:
+        """Whether the client has closed its end (what it sent last is then dropped, not forwarded)."""
+        try:
+            return self.client.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT) == b""
+        except BlockingIOError:
+            return False
+        except OSError:
+            return True
+
+    def _passes(self, chunk: bytes) -> bool:
+        """Wait while the proxy is a black hole (an end of stream waits too); whether to forward *chunk*."""
+        self.proxy.flowing.wait()
+        return bool(chunk) and not self.closed
+
     def _downstream(self) -> None:
         try:
-            while chunk := self.server.recv(65536):
+            while self._passes(chunk := self.server.recv(65536)):
                 self.client.sendall(chunk)
         except OSError:
             pass
@@ -70,7 +90,7 @@ class _Link:
     def _upstream(self) -> None:
         buffer, typed = b"", False
         try:
-            while chunk := self.client.recv(65536):
+            while self._passes(chunk := self.client.recv(65536)):
                 buffer += chunk
                 while True:
                     next_message = self._next_packet if self.mysql else self._next_message
@@ -143,6 +163,8 @@ class CuttableProxy:
         self._down_until = 0.0
         self._trigger: Trigger | None = None
         self.cuts: list[str] = []  # what each cut was, in order
+        self.flowing = threading.Event()  # cleared: a black hole (see black_hole)
+        self.flowing.set()
         self._running = True
         self._thread = threading.Thread(target=self._accept, daemon=True)
         self._thread.start()
@@ -163,6 +185,25 @@ class CuttableProxy:
         """Drop every connection now and refuse new ones for *down_for* seconds."""
         with self._lock:
             self._cut(None, down_for, reason)
+
+    def restore(self) -> None:
+        """End a cut's outage now: new connections are accepted again."""
+        with self._lock:
+            self._down_until = 0.0
+
+    def black_hole(self) -> None:
+        """Stop forwarding, both ways, on every connection and on new ones, closing nothing (see heal)."""
+        with self._lock:
+            self.cuts.append("black hole")
+            self.flowing.clear()
+
+    def heal(self) -> None:
+        """Forward again; a connection its client gave up during the black hole is closed, its data dropped."""
+        with self._lock:
+            for link in [link for link in self._links if link.client_gone()]:
+                link.close()
+                self._links.discard(link)
+            self.flowing.set()
 
     @property
     def down(self) -> bool:
@@ -208,6 +249,7 @@ class CuttableProxy:
 
     def close(self) -> None:
         self._running = False
+        self.flowing.set()  # no forwarding thread left waiting
         try:
             self._listener.shutdown(socket.SHUT_RDWR)  # wakes the accepting thread (close alone does not)
         except OSError:
@@ -226,22 +268,28 @@ class SqliteLockHolder:
     def __init__(self, path: str):
         self.path = path
         self.held = threading.Event()
+        self.released = threading.Event()
         self.threads: list[threading.Thread] = []
 
     def hold(self, seconds: float) -> None:
-        """Take the write lock (waiting for the current writer to finish) and hold it *seconds*, in a thread."""
+        """Take the write lock (waiting for the current writer to finish) and hold it *seconds* (or until
+        release), in a thread."""
         def run():
             conn = sqlite3.connect(self.path, timeout=60, isolation_level=None)
             try:
                 conn.execute("BEGIN IMMEDIATE")
                 self.held.set()
-                time.sleep(seconds)
+                self.released.wait(seconds)
                 conn.execute("COMMIT")
             finally:
                 conn.close()
         thread = threading.Thread(target=run, daemon=True)
         thread.start()
         self.threads.append(thread)
+
+    def release(self) -> None:
+        """Let go of the lock now."""
+        self.released.set()
 
     def join(self) -> None:
         for thread in self.threads:

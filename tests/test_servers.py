@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import ast
 import re
+import socket
 from pathlib import Path
 
 import pytest
 from sqlalchemy import create_mock_engine
+from sqlalchemy.exc import DBAPIError
 
-from db.connect import connect
+from db.connect import Timeouts, connect
+from db.errors import unavailable
 from db.servers import SERVERS, UnknownServer, server_for, server_of
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -81,3 +84,42 @@ def test_the_mapping_model_and_the_servers_installers_import_each_other_one_way(
     for installer in installers:
         assert "db.mapping" not in _imports(installer), installer
     assert not _imports("db.mapping") & installers
+
+
+def test_connections_keep_alive_and_a_daemons_statements_end_at_their_timeout(db_url, backend):
+    """A dead peer is found by keepalives within dead_peer (both ends, on PostgreSQL), a statement past
+    statement_timeout is ended by the server as an outage worth waiting out; the commands' engines
+    (no statement timeout: `db init` may run long) only keep alive."""
+    if backend == "sqlite":
+        pytest.skip("SQLite is a file: no connection to keep alive")
+    engine = connect(db_url, timeouts=Timeouts(dead_peer=6, statement=0.5))
+    try:
+        with engine.connect() as conn:
+            raw = conn.connection.dbapi_connection
+            if backend == "postgresql":
+                client = raw.info.get_parameters()
+                assert [client[k] for k in ("keepalives", "keepalives_idle", "keepalives_interval",
+                                            "keepalives_count", "tcp_user_timeout")] == ["1", "2", "1", "4", "6000"]
+                assert [conn.exec_driver_sql(f"SHOW {k}").scalar() for k in (
+                    "statement_timeout", "tcp_keepalives_idle", "tcp_keepalives_interval", "tcp_keepalives_count")
+                ] == ["500ms", "2", "1", "4"]
+            else:
+                sock = raw._sock
+                assert sock.getsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE)
+                assert [sock.getsockopt(socket.IPPROTO_TCP, o) for o in (
+                    socket.TCP_KEEPIDLE, socket.TCP_KEEPINTVL, socket.TCP_KEEPCNT, socket.TCP_USER_TIMEOUT)
+                ] == [2, 1, 4, 6000]
+                assert conn.exec_driver_sql("SELECT @@max_statement_time").scalar() == 0.5
+        sleep = "SELECT pg_sleep(2)" if backend == "postgresql" else "SELECT SLEEP(2) FROM DUAL"
+        with pytest.raises(DBAPIError) as ended, engine.connect() as conn:
+            conn.exec_driver_sql(sleep).all()
+        assert unavailable(ended.value), ended.value
+    finally:
+        engine.dispose()
+    commands = connect(db_url, timeouts=Timeouts(dead_peer=6))
+    try:
+        with commands.connect() as conn:
+            unbounded = "SHOW statement_timeout" if backend == "postgresql" else "SELECT @@max_statement_time"
+            assert conn.exec_driver_sql(unbounded).scalar() in ("0", 0)
+    finally:
+        commands.dispose()

@@ -17,6 +17,7 @@ from sqlalchemy.engine import Connection, Engine, URL
 from sqlalchemy.types import TypeEngine
 
 from db.errors import DatabaseError
+from db.options import Timeouts
 
 if TYPE_CHECKING:
     from sqlalchemy import Table
@@ -60,7 +61,8 @@ class Server:
         """*url* with the driver apptflow uses on this server."""
         return url if self.driver is None else url.set(drivername=self.driver)
 
-    def engine(self, url: URL, *, schema: str, prefix: str, busy_timeout: float, **engine_options) -> Engine:
+    def engine(self, url: URL, *, schema: str, prefix: str, busy_timeout: float, timeouts: Timeouts,
+               **engine_options) -> Engine:
         """An engine for *url*, set up the way apptflow needs this server."""
         raise self._lacks("engine")
 
@@ -104,8 +106,9 @@ class Server:
         """Changes this session makes next come from outside again."""
         raise self._lacks("session setting a capture trigger can read")
 
-    def listen(self, url: URL):
-        """A connection of the driver's own that receives the capture triggers' notifications."""
+    def listen(self, url: URL, timeouts: Timeouts | None = None):
+        """A connection of the driver's own that receives the capture triggers' notifications (with the
+        keepalives of *timeouts*: it waits, it sends no statement that could time out)."""
         raise self._lacks("notifications")
 
     def drop_installed(self, conn: Connection) -> list[str]:

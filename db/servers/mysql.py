@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import socket
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import create_engine, event, insert, text
@@ -18,7 +19,7 @@ from sqlalchemy.engine import Connection, Engine, URL
 from sqlalchemy.types import Date, TypeEngine
 
 from db.mysql_triggers import error_handler, replace_trigger
-from db.options import PREFIX_OPTION, own_prefix, own_table
+from db.options import PREFIX_OPTION, TIMEOUTS_OPTION, Timeouts, own_prefix, own_table
 from db.servers.base import Server, UnsupportedServer, drop_triggers
 
 if TYPE_CHECKING:
@@ -47,10 +48,12 @@ class MySQL(Server):
     default_poll_interval = "200ms"
     mapping_installer = "db.mysql_mapping"
 
-    def engine(self, url: URL, *, schema: str, prefix: str, busy_timeout: float, **engine_options) -> Engine:
+    def engine(self, url: URL, *, schema: str, prefix: str, busy_timeout: float, timeouts: Timeouts,
+               **engine_options) -> Engine:
         """PyMySQL; every session in UTC (the time columns hold UTC), utf8mb4, READ COMMITTED (a queue's
-        claims must not take REPEATABLE READ's gap locks); a server too old is refused at first connect."""
-        options = {**engine_options.pop("execution_options", {}), PREFIX_OPTION: prefix}
+        claims must not take REPEATABLE READ's gap locks); keepalives and, with a statement timeout, a
+        bounded wait for every answer (see Timeouts); a server too old is refused at first connect."""
+        options = {**engine_options.pop("execution_options", {}), PREFIX_OPTION: prefix, TIMEOUTS_OPTION: timeouts}
         engine_options.setdefault("isolation_level", "READ COMMITTED")
         # The pool recycles connections before the server's wait_timeout (8 h by default) ends them.
         engine_options.setdefault("pool_recycle", 3600)
@@ -58,10 +61,12 @@ class MySQL(Server):
         # whose close already ended its transaction, and PyMySQL would send the redundant one every time (a
         # third of an idle daemon's statements).
         engine_options.setdefault("pool_reset_on_return", None)
-        engine = create_engine(
-            url.update_query_dict({"charset": "utf8mb4"}),
-            connect_args={"connect_timeout": 10, "init_command": "SET time_zone = '+00:00'"},
-            execution_options=options, **engine_options)
+        connect_args = {"connect_timeout": 10, "init_command": "SET time_zone = '+00:00'"}
+        if timeouts.answer_within is not None:  # PyMySQL's socket timeouts: a read or write that waits longer fails
+            connect_args.update(read_timeout=timeouts.answer_within, write_timeout=timeouts.answer_within)
+        engine = create_engine(url.update_query_dict({"charset": "utf8mb4"}), connect_args=connect_args,
+                               execution_options=options, **engine_options)
+        statement_timeout: list[str] = []  # the session setting, once the first connection told MySQL from MariaDB
 
         @event.listens_for(engine, "first_connect")
         def _check_version(dbapi_connection, _record):
@@ -70,6 +75,16 @@ class MySQL(Server):
             version = cursor.fetchone()[0]
             cursor.close()
             check_mysql_version(version)
+            if timeouts.statement is not None:
+                statement_timeout.append(_statement_timeout(version, timeouts.statement))
+
+        @event.listens_for(engine, "connect")
+        def _set_up(dbapi_connection, _record):
+            _keep_alive(dbapi_connection, timeouts)
+            if statement_timeout:
+                cursor = dbapi_connection.cursor()
+                cursor.execute(statement_timeout[0])
+                cursor.close()
 
         return engine
 
@@ -132,6 +147,29 @@ def check_mysql_version(version: str) -> None:
         name = "MariaDB" if mariadb else "MySQL"
         raise UnsupportedServer(f"{name} {version} is too old for apptflow: it needs {name} "
                                 f"{'.'.join(map(str, minimum))} or newer")
+
+
+def _statement_timeout(version: str, seconds: float) -> str:
+    """The session setting that makes the server end a statement running longer than *seconds*: MariaDB's
+    ``max_statement_time``; MySQL's ``max_execution_time`` (its SELECTs only) and the InnoDB lock wait."""
+    if "mariadb" in version.lower():
+        return f"SET SESSION max_statement_time = {seconds:g}"
+    return (f"SET SESSION max_execution_time = {int(seconds * 1000)}, "
+            f"innodb_lock_wait_timeout = {max(1, int(seconds))}")
+
+
+def _keep_alive(dbapi_connection, timeouts: Timeouts) -> None:
+    """TCP keepalives within the timeouts' dead_peer on PyMySQL's socket (PyMySQL turns them on with the
+    system's timings, two hours by default, and has no option for them: its socket is set directly)."""
+    sock = getattr(dbapi_connection, "_sock", None)
+    if sock is None or sock.family not in (socket.AF_INET, socket.AF_INET6):
+        return  # a Unix socket has no peer to lose
+    idle, interval, count = timeouts.keepalive()
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
+    for option, value in (("TCP_KEEPIDLE", idle), ("TCP_KEEPINTVL", interval), ("TCP_KEEPCNT", count),
+                          ("TCP_USER_TIMEOUT", int(timeouts.dead_peer * 1000))):
+        if hasattr(socket, option):  # Linux names; elsewhere the system's timings stay
+            sock.setsockopt(socket.IPPROTO_TCP, getattr(socket, option), value)
 
 
 def _lock_name(conn: Connection) -> str:

@@ -8,14 +8,16 @@ set_status chain's depth is a transaction-local setting the function reads.
 from __future__ import annotations
 
 import datetime as dt
+import functools
+import inspect
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import DateTime, create_engine, text
+from sqlalchemy import DateTime, create_engine, event, text
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.engine import Connection, Engine, URL
 from sqlalchemy.types import Date, TypeEngine
 
-from db.options import APPLICATION_SCHEMA, SCHEMA_OPTION, own_schema
+from db.options import APPLICATION_SCHEMA, SCHEMA_OPTION, TIMEOUTS_OPTION, Timeouts, own_schema
 from db.servers.base import Server
 
 if TYPE_CHECKING:
@@ -41,17 +43,31 @@ class PostgreSQL(Server):
     depth_in_session = True
     mapping_installer = "db.pg_mapping"
 
-    def engine(self, url: URL, *, schema: str, prefix: str, busy_timeout: float, **engine_options) -> Engine:
+    def engine(self, url: URL, *, schema: str, prefix: str, busy_timeout: float, timeouts: Timeouts,
+               **engine_options) -> Engine:
         """psycopg 3; every connection's ``search_path`` is *schema* (apptflow's tables, a mapping's views)
-        then ``public`` (the application's tables), so that queries name tables unqualified."""
+        then ``public`` (the application's tables), so that queries name tables unqualified; keepalives on
+        both ends and, with a statement timeout, a bounded wait for every answer (see Timeouts)."""
         # connect_timeout: a server that accepts but never answers must not hang a thread forever.
         # No pre-ping: it costs a round trip on every checkout, a third of a short transaction. A
         # connection the server dropped fails its next statement instead, SQLAlchemy then discards
         # every connection of the pool made before, and the daemon's loops retry.
-        options = {**engine_options.pop("execution_options", {}), SCHEMA_OPTION: schema}
-        search_path = f"-c search_path={schema},{APPLICATION_SCHEMA}"
-        return create_engine(url, connect_args={"connect_timeout": 10, "options": search_path},
-                             execution_options=options, **engine_options)
+        options = {**engine_options.pop("execution_options", {}), SCHEMA_OPTION: schema, TIMEOUTS_OPTION: timeouts}
+        settings = {"search_path": f"{schema},{APPLICATION_SCHEMA}", **_server_keepalive(timeouts)}
+        if timeouts.statement is not None:
+            settings["statement_timeout"] = int(timeouts.statement * 1000)
+        server_options = " ".join(f"-c {name}={value}" for name, value in settings.items())
+        engine = create_engine(url, connect_args={"connect_timeout": 10, "options": server_options,
+                                                  **_client_keepalive(timeouts)},
+                               execution_options=options, **engine_options)
+        if timeouts.answer_within is not None and _bounded_wait():
+            connection_class = _answering_within(timeouts.answer_within)
+
+            @event.listens_for(engine, "do_connect")
+            def _connect(_dialect, _record, cargs, cparams):
+                return connection_class.connect(*cargs, **cparams)
+
+        return engine
 
     def time_column(self) -> TypeEngine:
         return DateTime(timezone=True)
@@ -86,12 +102,15 @@ class PostgreSQL(Server):
     def unstamp_depth(self, conn: Connection) -> None:
         """Nothing to do: the setting ends with the transaction."""
 
-    def listen(self, url: URL):
-        """A psycopg connection (autocommit) subscribed to :data:`NOTIFY_CHANNEL`."""
+    def listen(self, url: URL, timeouts: Timeouts | None = None):
+        """A psycopg connection (autocommit) subscribed to :data:`NOTIFY_CHANNEL`: keepalives, so that a
+        dead peer ends its wait, but no statement timeout nor bounded answer (it waits, idle, for
+        notifications as long as there are none)."""
         import psycopg
 
         conninfo = url.set(drivername="postgresql").render_as_string(hide_password=False)
-        listener = psycopg.connect(conninfo, autocommit=True, connect_timeout=5)
+        keepalive = _client_keepalive(timeouts) if timeouts is not None else {}
+        listener = psycopg.connect(conninfo, autocommit=True, connect_timeout=5, **keepalive)
         try:
             listener.execute(f"LISTEN {NOTIFY_CHANNEL}")
         except BaseException:
@@ -122,6 +141,55 @@ class PostgreSQL(Server):
 
     def resign(self, conn: Connection) -> None:
         conn.execute(text("SELECT pg_advisory_unlock(:key)"), {"key": LEADER_LOCK_KEY})
+
+
+def _client_keepalive(timeouts: Timeouts) -> dict[str, int]:
+    """libpq's keepalives, and its user timeout for data sent but unacknowledged: a dead peer is found
+    within the timeouts' dead_peer even while a statement waits for its answer."""
+    idle, interval, count = timeouts.keepalive()
+    return {"keepalives": 1, "keepalives_idle": idle, "keepalives_interval": interval,
+            "keepalives_count": count, "tcp_user_timeout": int(timeouts.dead_peer * 1000)}
+
+
+def _server_keepalive(timeouts: Timeouts) -> dict[str, int]:
+    """The server's side of the same: the session of a client gone (and the locks it holds) ends as soon."""
+    idle, interval, count = timeouts.keepalive()
+    return {"tcp_keepalives_idle": idle, "tcp_keepalives_interval": interval, "tcp_keepalives_count": count}
+
+
+@functools.cache
+def _bounded_wait() -> bool:
+    """Whether this psycopg's connections can bound their wait for an answer (``wait(timeout=)``)."""
+    import psycopg
+
+    return "timeout" in inspect.signature(psycopg.Connection.wait).parameters
+
+
+@functools.lru_cache(maxsize=None)
+def _answering_within(seconds: float) -> type:
+    """A psycopg connection class whose every wait for the server ends after *seconds*.
+
+    Keepalives cannot see a peer whose network still acknowledges packets (a proxy or a
+    bouncer in front of a server that is gone): there, only the wait's own bound ends it.
+    The connection is then closed, as a broken one, so that SQLAlchemy discards it (and
+    the pool's older ones) and the daemon's loops try again on a new one.
+    """
+    import psycopg
+
+    class AnsweringConnection(psycopg.Connection):
+        def wait(self, gen, *args, **kwargs):
+            if len(args) < 2 and "timeout" not in kwargs:
+                kwargs["timeout"] = seconds
+            try:
+                return super().wait(gen, *args, **kwargs)
+            except psycopg.OperationalError as error:
+                if type(error).__name__ != "_WaitTimeout":  # psycopg's own, for a wait that ran out
+                    raise
+                self.close()
+                raise psycopg.OperationalError(
+                    f"no answer from the database server within {seconds:g}s; connection given up") from None
+
+    return AnsweringConnection
 
 
 def _own_triggers(conn: Connection) -> list[tuple[str, str]]:

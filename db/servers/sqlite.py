@@ -15,7 +15,7 @@ from sqlalchemy.dialects import sqlite
 from sqlalchemy.engine import Connection, Engine, URL
 from sqlalchemy.types import TypeEngine
 
-from db.options import READ_ONLY
+from db.options import READ_ONLY, Timeouts
 from db.servers.base import Server, drop_triggers
 
 if TYPE_CHECKING:
@@ -36,8 +36,10 @@ class SQLite(Server):
     comparable_times = False
     depth_in_session = False  # triggers cannot read a session setting: see db.booking.set_appointment_status
 
-    def engine(self, url: URL, *, schema: str, prefix: str, busy_timeout: float, **engine_options) -> Engine:
-        """WAL, foreign keys, and transactions that take the write lock at their start."""
+    def engine(self, url: URL, *, schema: str, prefix: str, busy_timeout: float, timeouts: Timeouts,
+               **engine_options) -> Engine:
+        """WAL, foreign keys, and transactions that take the write lock at their start (no network: the
+        *timeouts* do not apply)."""
         engine = create_engine(
             url, connect_args={"timeout": busy_timeout, "check_same_thread": False}, **engine_options
         )
