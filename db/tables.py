@@ -175,6 +175,13 @@ appointments = Table(
     Column("buffer_after_minutes", Integer),
 )
 
+# The recurring triggers' reads: visits that ended on given days, a customer's or a staff member's
+# appointments, everyone's in a window (revision 0004).
+Index("appointments_by_end", appointments.c.ends_at)
+Index("appointments_by_start", appointments.c.starts_at)
+Index("appointments_by_customer", appointments.c.customer_id, appointments.c.starts_at)
+Index("appointments_by_staff", appointments.c.staff_id, appointments.c.starts_at)
+
 # --- workflow tables --------------------------------------------------------
 
 workflows = Table(
