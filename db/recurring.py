@@ -14,6 +14,8 @@ from collections.abc import Iterable
 from sqlalchemy import and_, extract, func, or_, select
 from sqlalchemy.engine import Connection
 
+from db.booking import load_bookings
+from db.records import Booking, Location, Staff
 from db.servers import server_for
 from db.tables import apscheduler_jobs, appointments, customers, deliveries, locations, staff
 
@@ -99,6 +101,23 @@ def load_location_rows(conn: Connection, ids: Iterable[int]) -> dict[int, dict]:
         query = select(locations).where(locations.c.id.in_(chunk))
         found.update((row.id, dict(row._mapping)) for row in conn.execute(query))
     return found
+
+
+AGENDA_TABLES = ("staff", "locations", "company")
+
+
+def load_agenda(conn: Connection, subject_table: str, subject_id: int, appointment_ids: list[int]) -> Booking | None:
+    """A schedule delivery's subject as it is now: the staff member or location (None if gone), or the
+    company, with the bookings it lists (those still there, in the order listed)."""
+    listed = tuple(load_bookings(conn, list(appointment_ids)))
+    if subject_table == "company":
+        return Booking(appointment=None, customer=None, agenda=listed)
+    rows = (load_staff_rows if subject_table == "staff" else load_location_rows)(conn, [subject_id])
+    if subject_id not in rows:
+        return None
+    if subject_table == "staff":
+        return Booking(appointment=None, customer=None, staff=Staff(**rows[subject_id]), agenda=listed)
+    return Booking(appointment=None, customer=None, location=Location(**rows[subject_id]), agenda=listed)
 
 
 # --- customer_birthday ----------------------------------------------------------------------------------

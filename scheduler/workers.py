@@ -14,7 +14,7 @@ from sqlalchemy.engine import Connection, Engine
 
 from channels import PermanentSendError, TransientSendError
 from db import booking as bookings
-from db import deliveries
+from db import deliveries, recurring
 from db import workflows as store
 from db.mapping import MappingRefusal
 from db.records import Booking, Delivery
@@ -72,6 +72,7 @@ class _Loaded:
     workflows: dict[int, Any]
     bookings: dict[int, Booking]
     customers: dict[int, Booking]
+    agendas: dict[int, Booking] = field(default_factory=dict)  # a schedule's, by delivery id
 
 
 class DeliveryWorker:
@@ -206,11 +207,14 @@ class DeliveryWorker:
     @staticmethod
     def _load_all(conn: Connection, claims: list[Delivery]) -> _Loaded:
         appointments = {c.subject_id for c in claims if c.subject_table == "appointments"}
-        customers = {c.subject_id for c in claims if c.subject_table != "appointments"}
+        customers = {c.subject_id for c in claims if c.subject_table == "customers"}
         rows = store.get_workflows(conn, {c.workflow_id for c in claims})
         found = bookings.bookings_by_id(conn, appointments) if appointments else {}
         people = {i: bookings.load_customer_booking(conn, i) for i in customers}
-        return _Loaded(workflows=rows, bookings=found, customers={i: b for i, b in people.items() if b})
+        agendas = {c.id: recurring.load_agenda(conn, c.subject_table, c.subject_id, c.context.get("appointment_ids", []))
+                   for c in claims if c.subject_table in recurring.AGENDA_TABLES}
+        return _Loaded(workflows=rows, bookings=found, customers={i: b for i, b in people.items() if b},
+                       agendas={i: b for i, b in agendas.items() if b})
 
     def _attempt(self, delivery: Delivery, loaded: _Loaded, now: dt.datetime,
                  deadline: float) -> Outcome | _Unrecorded:
@@ -266,8 +270,10 @@ class DeliveryWorker:
             raise Skip("workflow deleted")
         if delivery.subject_table == "appointments":
             booking = loaded.bookings.get(delivery.subject_id)
-        else:
+        elif delivery.subject_table == "customers":
             booking = loaded.customers.get(delivery.subject_id)
+        else:
+            booking = loaded.agendas.get(delivery.id)
         if not row.enabled:
             raise Skip("workflow disabled")
         workflow = parsed(row)
