@@ -737,9 +737,13 @@ def jobs_command(app: App, workflow_id: int | None, appointment_id: int | None) 
                 continue
             booking = bookings.load_booking(conn, ids[1])
             rows.append((dt.datetime.fromtimestamp(timestamp, dt.timezone.utc), ids, booking))
-    if not rows:
+    from scheduler.recurring import listed_jobs
+
+    with app.engine.connect() as conn:
+        recurring = listed_jobs(conn, workflow_id) if appointment_id is None else []
+    if not rows and not recurring:
         click.echo("no upcoming firings")
-    else:
+    elif rows:
         click.echo(f"{'WHEN (UTC)':<19}  {'LOCAL TIME':<25}  {'WORKFLOW':<32}  {'APPT':>5}  CUSTOMER")
     for when, (wf, appt), booking in rows:
         location = booking.location if booking else None
@@ -749,5 +753,10 @@ def jobs_command(app: App, workflow_id: int | None, appointment_id: int | None) 
         workflow_name = f"{wf} {names.get(wf, '(deleted)')}"[:32]
         click.echo(f"{_when(when):<19}  {_when(local) + ' ' + local.tzname():<25}  {workflow_name:<32}  "
                    f"{appt:>5}  {who}")
+    if recurring:  # schedules, birthdays, recalls: one job per workflow and target
+        click.echo(f"{'WHEN (UTC)':<19}  {'WORKFLOW':<32}  FOR")
+    for when, wf, whom in recurring:
+        workflow_name = f"{wf} {names.get(wf, '(deleted)')}"[:32]
+        click.echo(f"{_when(when):<19}  {workflow_name:<32}  {whom}")
     for job, _, error, failed_at in failed:
         click.echo(f"kept aside (cannot be restored): {job}, since {_when(failed_at)} UTC: {error}")

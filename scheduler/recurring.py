@@ -208,7 +208,7 @@ class RecurringPlanner:
             firing = RecurringFiring(prefix=PREFIX_OF[workflow.trigger.type], workflow_id=workflow.id,
                                      target=Target(kind="cust", id=customer_id), planned_at=planned_at,
                                      run_at=run_at, grace=grace, occurrence=occurrence)
-            if planned_at < now and queries.occurrence_recorded(conn, workflow.id, "customers", customer_id,
+            if planned_at <= now and queries.occurrence_recorded(conn, workflow.id, "customers", customer_id,
                                                                 occurrence):
                 continue
             firings.append(firing)
@@ -439,3 +439,17 @@ class RecurringPlanner:
                    "locale": workflow.trigger.params.get("locale") or "en"}
         return Match(workflow=workflow, subject_table=target.subject_table, subject_id=target.id,
                      occurrence=f"at:{planned_at.isoformat()}", context=context)
+
+
+def listed_jobs(conn: Connection, workflow_id: int | None = None) -> list[tuple[dt.datetime, int, str]]:
+    """The recurring jobs (of one workflow, or all), soonest first: (when, workflow id, whom for)."""
+    found = []
+    for job, timestamp in queries.run_times_by_prefix(conn, [f"{p}:" for p in rules.PREFIXES]).items():
+        parsed_id = rules.parse_job_id(job)
+        if parsed_id is None or timestamp is None or (workflow_id is not None and parsed_id[1] != workflow_id):
+            continue
+        target = parsed_id[2]
+        whom = "the company" if target.kind == "company" else \
+            f"{'customer' if target.kind == 'cust' else target.kind} {target.id}"
+        found.append((dt.datetime.fromtimestamp(timestamp, dt.timezone.utc), parsed_id[1], whom))
+    return sorted(found)
