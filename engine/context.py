@@ -259,7 +259,9 @@ def build_context(booking: Booking, *, company: Mapping[str, str], extra: Mappin
     locale = locale or locale_of(booking)
     location_zone = zone(booking.location.timezone if booking.location else None)
     facts = Facts(booking=booking, locale=locale, location_zone=location_zone,
-                   customer_zone=_customer_zone(booking) or location_zone)
+                   # a firing of the customer's own (birthday, recall) names the zone it was planned in
+                   customer_zone=_customer_zone(booking) or (zone(extra["zone"]) if extra.get("zone")
+                                                             else location_zone))
     producers = {**_CUSTOMER, **(_APPOINTMENT if booking.appointment is not None else {})}
     wanted = producers.keys() if names is None else [n for n in names if n in producers]
     context: dict[str, Any] = {name: producers[name](facts) for name in wanted}

@@ -410,7 +410,7 @@ class RecurringPlanner:
                         "their visits changed since it was planned)", workflow.id, target.id,
                         planned_at.isoformat(), extra={"workflow": workflow.id})
             return None
-        context = {"fire_time": planned_at.isoformat()}
+        context = {"fire_time": planned_at.isoformat(), "zone": self.customer_zone(customer).key}
         if stands[0].startswith("lapse:"):
             context["last_visit_at"] = stands[0].removeprefix("lapse:")
         return Match(workflow=workflow, subject_table="customers", subject_id=target.id, occurrence=stands[0],
