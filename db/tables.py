@@ -265,7 +265,8 @@ deliveries = Table(
     Column("recipient_index", Integer),
     # what to do with a send interrupted by a crash: resend | hold (-> unknown)
     Column("after_crash", ShortText, nullable=False, server_default="resend"),
-    Column("subject_table", Text, nullable=False),  # appointments | customers
+    # appointments | customers | staff, locations, company (a schedule's agenda; the company's id is 0)
+    Column("subject_table", Text, nullable=False),
     Column("subject_id", BigInteger, nullable=False),
     Column("event_id", BigInteger),
     Column("occurrence", Text, nullable=False),
