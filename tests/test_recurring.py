@@ -22,7 +22,6 @@ import apscheduler.schedulers.base
 from db import schema
 from db.records import KnownIds
 from engine.errors import InvalidWorkflow
-from engine.recurring import Target
 from engine.validation import parse_workflow
 from scheduler.cli import main
 from scheduler.daemon import Daemon

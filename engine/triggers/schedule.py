@@ -17,7 +17,6 @@ from engine import keywords
 from engine.recurring import cron, parse_window
 from engine.templates import locale_named, zone
 from engine.triggers.base import AGENDAS, RECURRING, Param, TriggerType, register
-from engine.triggers.offsets import DEFAULT_GRACE  # noqa: F401 - the same default grace
 
 FOR_EACH = ("staff", "location", "company")
 # The filters that narrow the list of appointments (there is no one customer whose locale to read).
