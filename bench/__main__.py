@@ -74,12 +74,12 @@ def _sizes(quick: bool, backend: str) -> dict[str, tuple]:
     """Each scenario's arguments after the database: full, quick, or quicker (MariaDB's part of --quick)."""
     if not quick:
         return {"stages": (2000,), "delivery": (delivery.FULL,), "reconcile": (100_000, 2000), "capture": (2000,),
-                "idle": (100_000, 30.0)}
+                "idle": (100_000, 30.0, 1_000_000)}
     if backend == "mariadb":  # its server's start-up comes on top, and CI's minute is shared
         return {"stages": (100,), "delivery": (delivery.QUICKER,), "reconcile": (200, 100), "capture": (100,),
-                "idle": (200, 0.5)}
+                "idle": (200, 0.5, 1000)}
     return {"stages": (200,), "delivery": (delivery.QUICK,), "reconcile": (500, 200), "capture": (200,),
-            "idle": (500, 1.0)}
+            "idle": (500, 1.0, 2000)}
 
 
 def _scenarios(databases: Databases, backend: str, only: set[str], quick: bool) -> list[Figure]:

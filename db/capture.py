@@ -52,7 +52,7 @@ WATCHES = (
             "starts_at", "ends_at", "status", "started_by", "locale",
         ),
     ),
-    Watch(table="customers", watched=("locale", "timezone")),
+    Watch(table="customers", watched=("locale", "timezone", "birthday")),
     Watch(
         table="workflows",
         watched=("name", "enabled", "trigger_type", "trigger", "filters"),

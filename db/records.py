@@ -146,13 +146,16 @@ class Appointment:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Booking:
-    """An appointment (or, for customer triggers, none) with the rows it refers to, as they are now."""
+    """An appointment (or, for customer triggers and schedules, none) with the rows it refers to, as they are now."""
 
     appointment: Appointment | None
     customer: Customer | None
     service: Service | None = None
     staff: Staff | None = None
     location: Location | None = None
+    # A schedule's firing: the staff member's, location's or company's appointments it lists (the subject
+    # is then the staff member or location above, or neither for the company).
+    agenda: tuple[Booking, ...] | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -175,6 +175,13 @@ appointments = Table(
     Column("buffer_after_minutes", Integer),
 )
 
+# The recurring triggers' reads: visits that ended on given days, a customer's or a staff member's
+# appointments, everyone's in a window (revision 0004).
+Index("appointments_by_end", appointments.c.ends_at)
+Index("appointments_by_start", appointments.c.starts_at)
+Index("appointments_by_customer", appointments.c.customer_id, appointments.c.starts_at)
+Index("appointments_by_staff", appointments.c.staff_id, appointments.c.starts_at)
+
 # --- workflow tables --------------------------------------------------------
 
 workflows = Table(
@@ -258,7 +265,8 @@ deliveries = Table(
     Column("recipient_index", Integer),
     # what to do with a send interrupted by a crash: resend | hold (-> unknown)
     Column("after_crash", ShortText, nullable=False, server_default="resend"),
-    Column("subject_table", Text, nullable=False),  # appointments | customers
+    # appointments | customers | staff, locations, company (a schedule's agenda; the company's id is 0)
+    Column("subject_table", Text, nullable=False),
     Column("subject_id", BigInteger, nullable=False),
     Column("event_id", BigInteger),
     Column("occurrence", Text, nullable=False),

@@ -91,7 +91,7 @@ def _text(value: Any) -> Any:
 
 
 @dataclass(frozen=True, slots=True)
-class _Facts:
+class Facts:
     """What every keyword of one booking is computed from."""
 
     booking: Booking
@@ -111,8 +111,8 @@ _TIMES = {
 }
 
 
-def _moment(column: str, kind: str, client: bool) -> Callable[[_Facts], str]:
-    def produce(f: _Facts) -> str:
+def _moment(column: str, kind: str, client: bool) -> Callable[[Facts], str]:
+    def produce(f: Facts) -> str:
         tz = f.customer_zone if client else f.location_zone
         return _MOMENTS[kind](getattr(f.booking.appointment, column), tz, f.locale)
     return produce
@@ -122,15 +122,15 @@ def _minutes(a) -> int:
     return round((a.ends_at - a.starts_at).total_seconds() / 60)
 
 
-def _of(record: str, field: str) -> Callable[[_Facts], Any]:
+def _of(record: str, field: str) -> Callable[[Facts], Any]:
     """A column of the service, staff member or location, empty when there is none."""
-    def produce(f: _Facts) -> Any:
+    def produce(f: Facts) -> Any:
         row = getattr(f.booking, record)
         return _text(getattr(row, field)) if row else ""
     return produce
 
 
-def _sum_price(f: _Facts) -> str:
+def _sum_price(f: Facts) -> str:
     """What the booking costs in all; without a total, the service's price less the discount."""
     a, service = f.booking.appointment, f.booking.service
     if a.total_price is not None or service is None or service.price is None:
@@ -144,7 +144,7 @@ def _sum_price(f: _Facts) -> str:
 _GOOGLE_STAMP = "%Y%m%dT%H%M%SZ"
 
 
-def _google_calendar_link(f: _Facts) -> str:
+def _google_calendar_link(f: Facts) -> str:
     """A link that opens Google Calendar's "new event" page filled with the appointment (as Booknetic's)."""
     a, service, location = f.booking.appointment, f.booking.service, f.booking.location
     where = location and (location.address or location.name) or ""
@@ -154,7 +154,7 @@ def _google_calendar_link(f: _Facts) -> str:
     return f"https://www.google.com/calendar/render?{query}"
 
 
-def _google_maps_url(f: _Facts) -> str:
+def _google_maps_url(f: Facts) -> str:
     """The location on Google Maps: by its coordinates (as Booknetic's), else a search for its address."""
     location = f.booking.location
     if location is None:
@@ -166,7 +166,7 @@ def _google_maps_url(f: _Facts) -> str:
     return ""
 
 
-def _birthday(f: _Facts) -> str:
+def _birthday(f: Facts) -> str:
     """The customer's birthday as a date of their locale, or as written when it is not a date."""
     day = f.booking.customer.birthday if f.booking.customer else None
     if isinstance(day, dt.date):
@@ -179,18 +179,18 @@ def _attendees(a) -> int:
     return max(a.attendees or 1, 1)
 
 
-def _customer_name(f: _Facts) -> str:
+def _customer_name(f: Facts) -> str:
     c = f.booking.customer
     return " ".join(n for n in ((c.first_name, c.last_name) if c else ()) if n)
 
 
-def _customer_field(field: str) -> Callable[[_Facts], str]:
+def _customer_field(field: str) -> Callable[[Facts], str]:
     return lambda f: (getattr(f.booking.customer, field) if f.booking.customer else "") or ""
 
 
 # Every keyword, computed only when a template asks for it: formatting all of them (two dozen
 # dates in the customer's locale) cost more than rendering and sending a webhook.
-_APPOINTMENT: dict[str, Callable[[_Facts], Any]] = {
+_APPOINTMENT: dict[str, Callable[[Facts], Any]] = {
     "appointment_id": lambda f: f.booking.appointment.id,
     **{name: _moment(column, kind, False) for name, (column, kind) in _TIMES.items()},
     **{f"{name}_client": _moment(column, kind, True) for name, (column, kind) in _TIMES.items()},
@@ -230,7 +230,7 @@ _APPOINTMENT: dict[str, Callable[[_Facts], Any]] = {
     "location": lambda f: _plain(f.booking.location, "location"),
 }
 
-_CUSTOMER: dict[str, Callable[[_Facts], Any]] = {
+_CUSTOMER: dict[str, Callable[[Facts], Any]] = {
     "customer_full_name": _customer_name,
     "customer_first_name": _customer_field("first_name"),
     "customer_last_name": _customer_field("last_name"),
@@ -252,13 +252,19 @@ def _customer_zone(booking: Booking) -> ZoneInfo | None:
 
 
 def build_context(booking: Booking, *, company: Mapping[str, str], extra: Mapping[str, Any],
-                  names: Collection[str] | None = None) -> dict[str, Any]:
+                  names: Collection[str] | None = None, locale: Locale | None = None) -> dict[str, Any]:
     """The keywords for *booking* (only *names*, if given), plus the company's and the trigger's
-    (*extra*: old/new status, ...)."""
-    locale = locale_of(booking)
+    (*extra*: old/new status, ...); a schedule's agenda has its own (:mod:`engine.agenda`)."""
+    if booking.agenda is not None:
+        from engine.agenda import agenda_context  # it builds each listed appointment's keywords here
+
+        return agenda_context(booking, company=company, extra=extra, names=names)
+    locale = locale or locale_of(booking)
     location_zone = zone(booking.location.timezone if booking.location else None)
-    facts = _Facts(booking=booking, locale=locale, location_zone=location_zone,
-                   customer_zone=_customer_zone(booking) or location_zone)
+    facts = Facts(booking=booking, locale=locale, location_zone=location_zone,
+                   # a firing of the customer's own (birthday, recall) names the zone it was planned in
+                   customer_zone=_customer_zone(booking) or (zone(extra["zone"]) if extra.get("zone")
+                                                             else location_zone))
     producers = {**_CUSTOMER, **(_APPOINTMENT if booking.appointment is not None else {})}
     wanted = producers.keys() if names is None else [n for n in names if n in producers]
     context: dict[str, Any] = {name: producers[name](facts) for name in wanted}
@@ -266,8 +272,11 @@ def build_context(booking: Booking, *, company: Mapping[str, str], extra: Mappin
     if booking.appointment is not None:
         context["location_timezone"] = location_zone.key  # read by the format_* filters too
     context.update(extra)
-    if extra.get("fire_time"):
-        context["fire_time"] = _fire_time(extra["fire_time"], location_zone, locale)
+    if extra.get("fire_time"):  # a customer's own firings (birthday, recall) in their zone
+        context["fire_time"] = _fire_time(extra["fire_time"], location_zone if booking.appointment is not None
+                                          else facts.customer_zone, locale)
+    if extra.get("last_visit_at"):  # customer_inactive
+        context["last_visit_date"] = _date(aware(extra["last_visit_at"]), facts.customer_zone, locale)
     if extra.get("old_starts_at") and extra.get("old_ends_at"):  # appointment_rescheduled
         starts, ends = (aware(extra[key]) for key in ("old_starts_at", "old_ends_at"))
         context.update({
@@ -290,3 +299,8 @@ def aware(value: str | dt.datetime) -> dt.datetime:
 def _fire_time(value: str | dt.datetime, tz: ZoneInfo, locale: Locale) -> str:
     """The planned firing (ISO text in a delivery's context) written like the appointment's times."""
     return _date_time(aware(value), tz, locale)
+
+
+moment_text = _fire_time  # a moment of a delivery's context, as the keywords write it
+# Every keyword of one booking, by name (a schedule's agenda reads its staff and location ones).
+PRODUCERS = {**_APPOINTMENT, **_CUSTOMER}

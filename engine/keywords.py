@@ -44,16 +44,29 @@ RESCHEDULE = frozenset({
 })
 
 
+# A schedule's agenda: the staff member's or the location's keywords, and the list of appointments.
+STAFF = frozenset({"staff_name", "staff_email", "staff_phone", "staff_about", "staff_profile_image_url", "staff"})
+LOCATION = frozenset({"location_name", "location_address", "location_timezone", "location_phone_number",
+                      "location_notes", "location_image_url", "location_google_maps_url", "location"})
+AGENDA = frozenset({"appointments", "fire_time", "window_start", "window_end"})
+
+# customer_birthday and customer_inactive: when it fires; the end of the last visit.
+CUSTOMER_DATE = frozenset({"fire_time"})
+RECALL = frozenset({"fire_time", "last_visit_date"})
+
+
 def available(trigger_name: str) -> frozenset[str]:
     """Every keyword a template of a workflow with this trigger may use."""
-    from engine.triggers import trigger_type  # the triggers name their keywords from this module
+    from engine.triggers import AGENDAS, trigger_type  # the triggers name their keywords from this module
 
     kind = trigger_type(trigger_name)
-    names = CUSTOMER | COMPANY | kind.keywords
+    names = COMPANY | kind.keywords
+    if kind.subject != AGENDAS:  # an agenda has no one customer
+        names |= CUSTOMER
     return names | APPOINTMENT if kind.has_appointment else names
 
 
-EVERY = CUSTOMER | COMPANY | APPOINTMENT | STATUS_CHANGE | TIME_OFFSET | RESCHEDULE
+EVERY = CUSTOMER | COMPANY | APPOINTMENT | STATUS_CHANGE | TIME_OFFSET | RESCHEDULE | AGENDA | RECALL
 
 
 # Booknetic's keywords that apptflow does not offer, and why (docs/workflows.md has the whole list).

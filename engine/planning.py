@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from db.records import Booking
 from engine.durations import format_duration
 from engine.matching import facts_of, filters_hold
-from engine.triggers import trigger_type
+from engine.triggers import OFFSET, trigger_type
 from engine.triggers.offsets import DEFAULT_GRACE
 from engine.workflow import Workflow
 
@@ -52,7 +52,7 @@ def grace_of(workflow: Workflow) -> dt.timedelta:
 
 def is_planned(workflow: Workflow) -> bool:
     """Whether the workflow's trigger fires at a time derived from the appointment (a job per appointment)."""
-    return trigger_type(workflow.trigger.type).planned
+    return trigger_type(workflow.trigger.type).planning == OFFSET
 
 
 def anchor_column(workflow: Workflow) -> str:

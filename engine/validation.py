@@ -163,7 +163,9 @@ def _trigger(check: Checker, value: Any) -> Trigger | None:
         else:
             params[name] = _param(check, doc[name], place, spec)
     kind.check(check, params)
-    return Trigger(type=kind.name, params=params)
+    trigger = Trigger(type=kind.name, params=params)
+    check.keywords = kind.keywords_for(trigger) or check.keywords  # a schedule's depend on its for_each
+    return trigger
 
 
 def _param(check: Checker, value: Any, place: str, spec: Param) -> Any:
@@ -172,6 +174,17 @@ def _param(check: Checker, value: Any, place: str, spec: Param) -> Any:
         if spec.positive and duration is not None and duration.total_seconds() <= 0:
             check.add(place, "must be positive")
         return duration
+    if spec.form == "flag":
+        if not isinstance(value, bool):
+            check.add(place, f"expected true or false, got {_kind(value)}")
+        return value if isinstance(value, bool) else None
+    if spec.form in ("text", "choice"):
+        if not isinstance(value, str) or not value.strip():
+            check.add(place, f"expected text, got {_kind(value)}")
+            return None
+        if spec.form == "choice" and value.strip() not in spec.choices:
+            check.add(place, f"expected one of: {', '.join(spec.choices)}; got {value!r}")
+        return value.strip()
     items = check.string_list(value, place)
     if spec.form == "words":
         return tuple(items) if items else None
@@ -197,8 +210,10 @@ def _filters(check: Checker, value: Any, trigger: Trigger | None, known: KnownId
         if name not in doc:
             continue
         place = f"filters.{name}"
-        if not _has_appointment(trigger) and name != "locales":
-            check.add(place, f"{trigger.type} has no appointment: only 'locales' applies")
+        allowed = trigger_type(trigger.type).allowed_filters if trigger is not None else FILTER_NAMES
+        if name not in allowed:
+            why = "has no appointment" if not _has_appointment(trigger) and name != "locales" else "has no customer"
+            check.add(place, f"{trigger.type} {why}: only {', '.join(repr(a) for a in allowed)} applies")
             continue
         items = check.string_list(doc[name], place)
         if items is None:
@@ -279,13 +294,12 @@ def _action(check: Checker, doc: Any, place: str, trigger: Trigger | None,
             if spec.required:
                 check.add(f"{place}.{name}", f"required for {kind.name}")
             continue
-        fields[name] = _field(check, doc[name], f"{place}.{name}", spec, no_appointment and trigger)
+        fields[name] = _field(check, doc[name], f"{place}.{name}", spec, trigger)
     kind.check(check, fields, place, known)
     return Action(type=kind.name, fields=fields)
 
 
-def _field(check: Checker, value: Any, place: str, spec: FieldSpec, no_appointment: Trigger | None) -> Any:
-    """*no_appointment*: the trigger, when it has no appointment (so no staff either)."""
+def _field(check: Checker, value: Any, place: str, spec: FieldSpec, trigger: Trigger | None) -> Any:
     if spec.form == "template":
         return check.variants(value, place, check.template) if spec.variants else check.template(value, place)
     if spec.form == "variables":
@@ -297,7 +311,7 @@ def _field(check: Checker, value: Any, place: str, spec: FieldSpec, no_appointme
         duration = _duration(check, value, place)
         return format_duration(duration) if duration is not None else None
     if spec.form == "recipients":
-        return _recipients(check, value, place, spec.address, no_appointment)
+        return _recipients(check, value, place, spec.address, trigger)
     if spec.form == "template_list":
         items = check.string_list(value, place) or []
         return [check.template(item, f"{place}[{index}]") or item for index, item in enumerate(items)]
@@ -340,15 +354,16 @@ def _literal(check: Checker, value: Any, place: str, spec: FieldSpec) -> str | N
     return value.strip()
 
 
-def _recipients(check: Checker, value: Any, place: str, address: Address,
-                no_appointment: Trigger | None) -> list[str]:
+def _recipients(check: Checker, value: Any, place: str, address: Address, trigger: Trigger | None) -> list[str]:
     items = [templates.from_booknetic(item) for item in check.string_list(value, place) or []]
     expected = f"not {address.described}, 'customer', 'staff' or template"
+    parties = trigger_type(trigger.type).parties(trigger) if trigger is not None else PARTIES
     for index, item in enumerate(items):
         here = f"{place}[{index}]"
         column = f"{PARTY_TABLES.get(item)}.{address.column}"
-        if item == "staff" and no_appointment:
-            check.add(here, f"{no_appointment.type} has no staff")
+        if item in PARTIES and item not in parties:
+            check.add(here, f"{trigger.type} has no {item}" + (
+                f" (for_each: {trigger.params.get('for_each')})" if "for_each" in trigger.params else ""))
         elif item in PARTIES and column in check.absent:
             check.add(here, f"'{item}' has no {address.noun} here: {column}: {check.absent[column]}")
         elif item in PARTIES:

@@ -37,6 +37,7 @@ from scheduler import logs
 from scheduler.config import Config, ConfigError, load_config, seconds
 from scheduler.daemon import Daemon, utc_now
 from scheduler.metrics import MetricsError
+from scheduler.recurring import listed_jobs
 from scheduler.systemd import notify as notify_systemd
 
 
@@ -686,9 +687,11 @@ def jobs_command(app: App, workflow_id: int | None, appointment_id: int | None) 
     with app.ready_engine().connect() as conn:
         firings = job_queries.upcoming_firings(conn, workflow_id=workflow_id, appointment_id=appointment_id)
         failed = job_queries.failed_jobs(conn)
-    if not firings:
+        recurring = listed_jobs(conn, workflow_id) if appointment_id is None else []
+        names = {row.id: row.name for row in store.list_workflows(conn)} if recurring else {}
+    if not firings and not recurring:
         click.echo("no upcoming firings")
-    else:
+    elif firings:
         click.echo(f"{'WHEN (UTC)':<19}  {'LOCAL TIME':<25}  {'WORKFLOW':<32}  {'APPT':>5}  CUSTOMER")
     for firing in firings:
         local = firing.run_at.astimezone(zone(firing.timezone))
@@ -697,5 +700,10 @@ def jobs_command(app: App, workflow_id: int | None, appointment_id: int | None) 
         workflow_name = f"{firing.workflow_id} {name}"[:32]
         click.echo(f"{_when(firing.run_at):<19}  {_when(local) + ' ' + local.tzname():<25}  {workflow_name:<32}  "
                    f"{firing.appointment_id:>5}  {who}")
+    if recurring:  # schedules, birthdays, recalls: one job per workflow and target
+        click.echo(f"{'WHEN (UTC)':<19}  {'WORKFLOW':<32}  FOR")
+    for when, wf, whom in recurring:
+        workflow_name = f"{wf} {names.get(wf, '(deleted)')}"[:32]
+        click.echo(f"{_when(when):<19}  {workflow_name:<32}  {whom}")
     for job, _, error, failed_at in failed:
         click.echo(f"kept aside (cannot be restored): {job}, since {_when(failed_at)} UTC: {error}")

@@ -213,6 +213,16 @@ def region(value: Any) -> str:
     return value
 
 
+def time_zone(value: Any) -> str:
+    """An IANA time zone (``Europe/Paris``) or a fixed offset (``+05:45``)."""
+    from engine.templates import zone
+
+    value = text(value).strip()
+    if zone(value).key != value:
+        raise _Invalid(f"{value!r} is not a time zone such as Europe/Paris, UTC or +05:45")
+    return value
+
+
 LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
 # Booknetic's appointment statuses: what set_status may write besides those the appointments hold.
 STATUSES = ("pending", "approved", "canceled", "rejected", "no-show", "completed")
@@ -268,7 +278,9 @@ CORE: dict[str, dict[str, Setting]] = {
     },
     "company": {**{name: Setting("", text, live=True) for name in ("name", "phone", "website", "address")},
                 "country": Setting("", region, live=True),
-                "image_url": Setting("", url("http", "https"), live=True)},
+                "image_url": Setting("", url("http", "https"), live=True),
+                # the zone of recurring firings with no zone of their own (a customer without one, the company)
+                "timezone": Setting("UTC", time_zone)},
     "workflows": {"statuses": Setting(list(STATUSES), words, live=True)},
     "metrics": {"listen": Setting("", address)},
 }

@@ -108,13 +108,15 @@ class Daemon:
         self.work_ready = WorkSignal()
         self.outage = Outage()  # every thread reports to it: one line a second while the database is away
         self.metrics = Metrics()
+        self.reconcile_every = seconds(daemon["reconcile_interval"])
         self.planner = Planner(self.engine, self.catalogue, clock=clock, on_deliveries=self.work_ready.set,
                                max_depth=daemon["max_chain_depth"], threads=daemon["job_threads"],
-                               outage=self.outage, metrics=self.metrics)
+                               outage=self.outage, metrics=self.metrics,
+                               company_zone=config.get("company", "timezone"),
+                               horizon=2 * dt.timedelta(seconds=self.reconcile_every))
         self.consumer = EventConsumer(self.engine, self.catalogue, max_depth=daemon["max_chain_depth"],
                                       after_commit=self.planner.after_batch, on_deliveries=self.work_ready.set,
                                       metrics=self.metrics)
-        self.reconcile_every = seconds(daemon["reconcile_interval"])
         self.leadership = Leadership(self.engine, self.metrics)
         self.event_retention = daemon["event_retention"]
         self._capture_seen, self._capture_reported = 0, False  # the capture_errors already logged

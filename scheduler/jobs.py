@@ -8,6 +8,7 @@ registers the planner that does the work.
 from __future__ import annotations
 
 FIRE = "scheduler.jobs:fire"
+FIRE_RECURRING = "scheduler.jobs:fire_recurring"
 
 _planner = None
 
@@ -30,3 +31,10 @@ def fire(workflow_id: int, appointment_id: int, planned_at: str) -> None:
     if _planner is None:
         raise RuntimeError("no apptflow daemon is running in this process to handle the firing")
     _planner.fire(workflow_id, appointment_id, planned_at)
+
+
+def fire_recurring(prefix: str, workflow_id: int, target: str, target_id: int, planned_at: str) -> None:
+    """A recurring firing (schedule, birthday, recall) is due: the running daemon writes it."""
+    if _planner is None:
+        raise RuntimeError("no apptflow daemon is running in this process to handle the firing")
+    _planner.recurring.fire(prefix, workflow_id, target, target_id, planned_at)

@@ -49,7 +49,7 @@ class Metrics:
         options = {"registry": self.registry}
         self._events = Counter("apptflow_change_events_consumed", "Change events handled by the consumer",
                                labels, **options)
-        self._firings = Counter("apptflow_firings", "Time-offset firings by what became of them: planned (a job "
+        self._firings = Counter("apptflow_firings", "Time-offset and recurring firings by what became of them: planned (a job "
                                 "written or moved), fired, skipped (planned too late), missed (beyond grace)",
                                 labels + ["outcome"], **options)
         self._lateness = Histogram("apptflow_firing_lateness_seconds", "How long after its planned time a firing "

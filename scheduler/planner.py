@@ -52,6 +52,7 @@ from scheduler.jobstore import (
 )
 from scheduler.metrics import Metrics
 from scheduler.outage import GaveUp, Outage
+from scheduler.recurring import DEFAULT_HORIZON, RecurringPlanner
 
 logger = logging.getLogger(__name__)
 
@@ -80,7 +81,8 @@ class Planner:
 
     def __init__(self, engine: Engine, catalogue, *, clock: Callable[[], dt.datetime],
                  on_deliveries: Callable[[], None] = lambda: None, max_depth: int = MAX_CHAIN_DEPTH, threads: int = 4,
-                 outage: Outage | None = None, metrics: Metrics | None = None):
+                 outage: Outage | None = None, metrics: Metrics | None = None, company_zone: str = "UTC",
+                 horizon: dt.timedelta = DEFAULT_HORIZON):
         self.engine = engine
         self.outage = outage or Outage()
         self.metrics = metrics or Metrics()
@@ -98,6 +100,7 @@ class Planner:
         self._firing: threading.Thread | None = None
         self._stopping = threading.Event()  # the firing thread stops waiting for the database
         self._build()
+        self.recurring = RecurringPlanner(self, company_zone=company_zone, horizon=horizon)
 
     # --- lifecycle ---------------------------------------------------------
 
@@ -221,6 +224,7 @@ class Planner:
             self.reconcile(now, workflow_ids=workflow_ids)
         if appointments:
             self.replan_appointments(appointments, now)
+        self.recurring.after_batch(batch, now)
 
     def replan_appointments(self, appointment_ids: Iterable[int], now: dt.datetime) -> None:
         """Add, move or remove the jobs of these appointments; record firings planned too late as skipped."""
@@ -272,6 +276,8 @@ class Planner:
                     written, removed = written + added, removed + dropped
         if until is None:
             removed += self._remove_orphans({w.id for w in active}, wanted, now)
+        recurring = self.recurring.reconcile(now, workflow_ids=wanted, until=until)
+        written, removed = written + recurring[0], removed + recurring[1]
         if written or removed:
             logger.info("time-offset jobs reconciled: %d written, %d removed", written, removed)
         self.metrics.reconciled(time.monotonic() - started)
@@ -367,6 +373,8 @@ class Planner:
 
     def _on_outcome(self, event) -> None:
         args = self.executor.pop_args(event.job_id, event.scheduled_run_time)
+        if self.recurring.on_outcome(event, args):
+            return
         if event.code == EVENT_JOB_ERROR:
             # APScheduler has removed the job: re-plan the appointment on the next loop.
             logger.error("time-offset job %s failed, will re-plan it: %s", event.job_id, event.exception)

@@ -7,14 +7,14 @@ import logging
 import random
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy.engine import Connection, Engine
 
 from channels import PermanentSendError, TransientSendError
 from db import booking as bookings
-from db import deliveries
+from db import deliveries, recurring
 from db import workflows as store
 from db.codes import CapturedTable, DeliveryStatus
 from db.mapping import MappingRefusal
@@ -70,6 +70,14 @@ class _Loaded:
     workflows: dict[int, Any]
     bookings: dict[int, Booking]
     customers: dict[int, Booking]
+    agendas: dict[int, Booking] = field(default_factory=dict)  # a schedule's, by delivery id
+
+
+def _subject(delivery: Delivery) -> str:
+    """What a delivery is about, in a sentence: "appointment 12", "staff 3" (a schedule's agenda)."""
+    if delivery.subject_table in (CapturedTable.APPOINTMENTS, CapturedTable.CUSTOMERS):
+        return f"{CapturedTable(delivery.subject_table).singular} {delivery.subject_id}"
+    return f"the agenda of {delivery.subject_table} {delivery.subject_id}"
 
 
 class DeliveryWorker:
@@ -196,11 +204,14 @@ class DeliveryWorker:
     @staticmethod
     def _load_all(conn: Connection, claims: list[Delivery]) -> _Loaded:
         appointments = {c.subject_id for c in claims if c.subject_table == CapturedTable.APPOINTMENTS}
-        customers = {c.subject_id for c in claims if c.subject_table != CapturedTable.APPOINTMENTS}
+        customers = {c.subject_id for c in claims if c.subject_table == CapturedTable.CUSTOMERS}
         rows = store.get_workflows(conn, {c.workflow_id for c in claims})
         found = bookings.bookings_by_id(conn, appointments) if appointments else {}
         people = {i: bookings.load_customer_booking(conn, i) for i in customers}
-        return _Loaded(workflows=rows, bookings=found, customers={i: b for i, b in people.items() if b})
+        agendas = {c.id: recurring.load_agenda(conn, c.subject_table, c.subject_id, c.context.get("appointment_ids", []))
+                   for c in claims if c.subject_table in recurring.AGENDA_TABLES}
+        return _Loaded(workflows=rows, bookings=found, customers={i: b for i, b in people.items() if b},
+                       agendas={i: b for i, b in agendas.items() if b})
 
     def _attempt(self, delivery: Delivery, loaded: _Loaded, now: dt.datetime,
                  deadline: float) -> Outcome | _Unrecorded:
@@ -257,8 +268,10 @@ class DeliveryWorker:
             raise Skip("workflow deleted")
         if delivery.subject_table == CapturedTable.APPOINTMENTS:
             booking = loaded.bookings.get(delivery.subject_id)
-        else:
+        elif delivery.subject_table == CapturedTable.CUSTOMERS:
             booking = loaded.customers.get(delivery.subject_id)
+        else:
+            booking = loaded.agendas.get(delivery.id)
         if not row.enabled:
             raise Skip("workflow disabled")
         workflow = parsed(row)
@@ -266,7 +279,7 @@ class DeliveryWorker:
         if action is None:
             raise Skip("the action no longer exists in the workflow")
         if booking is None:
-            raise Skip(f"{CapturedTable(delivery.subject_table).singular} {delivery.subject_id} no longer exists")
+            raise Skip(f"{_subject(delivery)} no longer exists")
         if delivery.recipient_index is not None and delivery.recipient_index >= (recipient_count(action) or 0):
             raise Skip(f"recipient entry {delivery.recipient_index} was removed from the action")
         return action, booking

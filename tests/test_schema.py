@@ -12,7 +12,10 @@ from sqlalchemy import Column, ForeignKey, Integer, MetaData, Numeric, Table, Te
 
 from db import schema
 from db.booking import load_booking
-from db.capture import install_triggers
+from dataclasses import replace
+
+from db.capture import WATCHES
+from db.servers import server_for
 from db.connect import connect
 from db.tables import BOOKING_TABLES, metadata
 from db.types import JSONDocument, UTCDateTime
@@ -82,7 +85,9 @@ def _install_revision_0001(url: str) -> None:
     legacy = connect(url, schema="public")
     with legacy.begin() as conn:
         _V1.create_all(conn)
-        install_triggers(conn)
+        # the capture of that time: customers' birthday came with revision 0002
+        server_for(conn).install_capture(conn, [replace(w, watched=tuple(c for c in w.watched if c != "birthday"))
+                                                for w in WATCHES])
         command.stamp(schema._alembic_config(conn), "0001")
     legacy.dispose()
 

@@ -2,10 +2,13 @@
 
 Each trigger is one module of :mod:`engine.triggers` declaring its parameters
 and their checks, the keywords it adds to the booking's, whether its workflows
-have an appointment, and how it fires: on a captured change (``fired`` reads
-the event) or at a time derived from a row (``anchor_column``: planned as a
-job in the jobstore). A name that is not registered is an error wherever it is
-met, never a default.
+have an appointment, and how it fires (``planning``): on a captured change
+(``fired`` reads the event), at a time derived from an appointment
+(``OFFSET``: ``anchor_column`` plus ``offset``, one job per appointment), or
+on a calendar of its own (``RECURRING``: a cron expression, a birthday, a
+lapse since the last visit; one job per workflow and target, planned by
+:mod:`scheduler.recurring`). A name that is not registered is an error
+wherever it is met, never a default.
 """
 
 from __future__ import annotations
@@ -25,13 +28,22 @@ if TYPE_CHECKING:
     from engine.workflow import Trigger
 
 APPOINTMENTS, CUSTOMERS = CapturedTable.APPOINTMENTS, CapturedTable.CUSTOMERS
+# The subject of a schedule's workflows: a staff member's, a location's or the company's agenda.
+AGENDAS = "agendas"
+# How a trigger is planned: None (it fires on a change), per appointment, or on a calendar of its own.
+OFFSET, RECURRING = "offset", "recurring"
+# The filters that read an appointment, and the one that reads a customer.
+APPOINTMENT_FILTERS = ("locations", "services", "staff", "statuses", "started_by", "locales")
+CUSTOMER_FILTERS = ("locales",)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Param:
     """One parameter of a trigger and how it is written."""
 
-    form: str  # duration | words (a list of strings) | subset (a list from ``choices``, kept in their order)
+    # duration | words (a list of strings) | subset (a list from ``choices``, kept in their order) |
+    # choice (one of ``choices``) | text (one string, checked by the trigger's ``check``) | flag (true/false)
+    form: str
     required: bool = False
     example: str = ""  # said when a required one is missing
     positive: bool = False  # durations: above zero
@@ -45,14 +57,19 @@ class TriggerType:
     params: ClassVar[Mapping[str, Param]] = {}
     # Keywords its templates get besides the booking's and the company's.
     keywords: ClassVar[frozenset[str]] = frozenset()
-    # The table of the rows it fires for; a customer trigger's workflows have no appointment.
+    # The table of the rows it fires for; a customer trigger's workflows have no appointment, nor
+    # have a schedule's (AGENDAS: they list appointments instead).
     subject: ClassVar[str] = APPOINTMENTS
-    # Planned triggers fire at the time in this appointment column plus the ``offset`` parameter, as
-    # jobs in the jobstore; the others fire on a captured change (:meth:`fired`).
+    # How it is planned: None fires on a captured change (:meth:`fired`); OFFSET at the time in
+    # ``anchor_column`` plus the ``offset`` parameter, one job per appointment; RECURRING by
+    # scheduler/recurring.py, one job per workflow and target (staff member, location, customer).
+    planning: ClassVar[str | None] = None
     anchor_column: ClassVar[str | None] = None
     # It fires on a message from the customer, so an answer falls within WhatsApp's 24-hour window in
     # which free text is delivered; every other trigger writes first, which WhatsApp takes only as a template.
     within_conversation: ClassVar[bool] = False
+    # The filters its workflows may give (None: those of its subject).
+    filters: ClassVar[tuple[str, ...] | None] = None
 
     @property
     def has_appointment(self) -> bool:
@@ -60,7 +77,21 @@ class TriggerType:
 
     @property
     def planned(self) -> bool:
-        return self.anchor_column is not None
+        return self.planning is not None
+
+    @property
+    def allowed_filters(self) -> tuple[str, ...]:
+        if self.filters is not None:
+            return self.filters
+        return APPOINTMENT_FILTERS if self.has_appointment else CUSTOMER_FILTERS
+
+    def parties(self, trigger: Trigger) -> tuple[str, ...]:
+        """Which of ``customer`` and ``staff`` a workflow's messages can go to."""
+        return ("customer", "staff") if self.has_appointment else ("customer",)
+
+    def keywords_for(self, trigger: Trigger) -> frozenset[str] | None:
+        """The keywords a workflow with these parameters offers, where they narrow the trigger's; None: all."""
+        return None
 
     def check(self, check: Checker, params: dict[str, Any]) -> None:
         """Checks across parameters (*check.add* each problem)."""
@@ -100,6 +131,8 @@ def register(kind: type[TriggerType]) -> type[TriggerType]:
     """Make a trigger known by its name (a class decorator); a name taken twice is an error."""
     if kind.name in _TYPES:
         raise ValueError(f"trigger {kind.name!r} is registered twice")
+    if kind.anchor_column is not None and kind.planning is None:
+        kind.planning = OFFSET  # an anchor column alone says how it is planned
     _TYPES[kind.name] = kind()
     return kind
 

@@ -11,7 +11,7 @@ import datetime as dt
 
 from engine import keywords
 from engine.durations import format_duration
-from engine.triggers.base import Param, TriggerType, register
+from engine.triggers.base import OFFSET, Param, TriggerType, register
 
 DEFAULT_GRACE = dt.timedelta(hours=1)
 
@@ -20,6 +20,7 @@ class _Offset(TriggerType):
     params = {"offset": Param(form="duration", required=True, example="-30m, 0, 2h"),
               "grace": Param(form="duration", positive=True)}
     keywords = keywords.TIME_OFFSET
+    planning = OFFSET
     what: str  # the anchor, in words
 
     def sample(self, trigger, booking):
