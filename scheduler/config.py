@@ -40,6 +40,7 @@ from db.connect import connect
 from db.servers import UnknownServer, server_of
 from engine.durations import format_duration, parse_duration
 from engine.outbox import MAX_CHAIN_DEPTH
+from engine.windows import Window, WindowError, parse_window
 
 SYSTEM_CONFIG = Path("/etc/apptflow/apptflow.toml")
 DEFAULT_ORIGIN = "default"
@@ -205,6 +206,14 @@ def words(value: Any) -> tuple[str, ...]:
     return tuple(item.strip() for item in items)
 
 
+def send_window(value: Any) -> Window | None:
+    """A default send window, ``"09:00-21:00"`` on the recipient's clock; empty or ``none``: none."""
+    try:
+        return parse_window(text(value))
+    except WindowError as error:
+        raise _Invalid(str(error)) from None
+
+
 def region(value: Any) -> str:
     """A country as ISO 3166 alpha-2 (``FR``), for phone numbers written nationally; or empty."""
     value = text(value).strip().upper()
@@ -264,7 +273,9 @@ CORE: dict[str, dict[str, Setting]] = {
     "company": {**{name: Setting("", text, live=True) for name in ("name", "phone", "website", "address")},
                 "country": Setting("", region, live=True),
                 "image_url": Setting("", url("http", "https"), live=True)},
-    "workflows": {"statuses": Setting(list(STATUSES), words, live=True)},
+    "workflows": {"statuses": Setting(list(STATUSES), words, live=True),
+                  # quiet hours for every action that writes to people, unless it has its own send_window
+                  "send_window": Setting("", send_window, live=True)},
     "metrics": {"listen": Setting("", address)},
 }
 
@@ -340,6 +351,8 @@ class Config:
             return _mask_url(value) if key.endswith("url") else "********"
         if isinstance(value, dt.timedelta):
             return format_duration(value)
+        if isinstance(value, Window):
+            return f"{value.opens:%H:%M}-{value.closes:%H:%M}"
         return value
 
     def describe(self) -> dict[str, dict[str, Any]]:
