@@ -11,7 +11,8 @@ from sqlalchemy import delete, insert, select
 from sqlalchemy.engine import Connection
 
 from db.codes import CapturedTable, DeliveryStatus
-from db.tables import apscheduler_failed_jobs, apscheduler_jobs, appointments, customers, deliveries, locations, workflows
+from db.tables import (apscheduler_failed_jobs, apscheduler_jobs, appointments, customers, deliveries, locations,
+                       workflows)
 
 
 def job_id(workflow_id: int, appointment_id: int) -> str:
@@ -115,17 +116,20 @@ def waiting_deliveries(conn: Connection, now: dt.datetime, *, workflow_id: int |
     if workflow_id is not None:
         query = query.where(deliveries.c.workflow_id == workflow_id)
     if appointment_id is not None:
-        query = query.where(deliveries.c.subject_table == CapturedTable.APPOINTMENTS, deliveries.c.subject_id == appointment_id)
+        query = query.where(deliveries.c.subject_table == CapturedTable.APPOINTMENTS,
+                            deliveries.c.subject_id == appointment_id)
     rows = conn.execute(query).all()
     names = _workflow_names(conn, {row.workflow_id for row in rows})
-    people = _people(conn, sorted({row.subject_id for row in rows if row.subject_table == CapturedTable.APPOINTMENTS}))
+    people = _people(conn, sorted({_appointment(row) for row in rows} - {None}))
     return [WaitingDelivery(id=row.id, next_attempt_at=row.next_attempt_at, workflow_id=row.workflow_id,
                             workflow_name=names.get(row.workflow_id), action_type=row.action_type,
-                            appointment_id=row.subject_id if row.subject_table == CapturedTable.APPOINTMENTS else None,
-                            customer=people.get(row.subject_id, (None, None))[1]
-                            if row.subject_table == CapturedTable.APPOINTMENTS else None,
+                            appointment_id=_appointment(row), customer=people.get(_appointment(row), (None, None))[1],
                             context=row.context or {})
             for row in rows]
+
+
+def _appointment(row) -> int | None:
+    return row.subject_id if row.subject_table == CapturedTable.APPOINTMENTS else None
 
 
 def _workflow_names(conn: Connection, ids: set[int]) -> dict[int, str]:

@@ -10,7 +10,9 @@ from click.testing import CliRunner
 
 from db import deliveries as outbox
 from db import jobs as job_queries
+from engine.windows import Window
 from scheduler.cli import main
+from scheduler.daemon import Daemon
 from scheduler.planner import Planner, _Due
 from tests.booking import book, seed
 from tests.conftest import sql, utc
@@ -211,3 +213,27 @@ def test_jobs_shows_the_deferred_time_beside_the_due_time(engine, quiet, db_url)
     assert lines[2] == "deliveries waiting for their send window:"
     assert lines[3].split() == [*when(local(9)).split(), str(workflow + 1), "Confirmation", str(appointment), "Ada",
                                 "Lovelace", *due(local(3), ";"), "delivery", "1,", "email]"]
+
+
+def test_the_polling_worker_wakes_when_a_waiting_delivery_comes_due(engine, db_url):
+    clock = {"now": paris(24, 8, 59)}
+    daemon = Daemon(make_config(db_url, APPTFLOW_DAEMON_POLL_INTERVAL="30s"), engine=engine,
+                    clock=lambda: clock["now"])
+    try:
+        said = daemon.reload(make_config(db_url, APPTFLOW_DAEMON_POLL_INTERVAL="30s",
+                                         APPTFLOW_WORKFLOWS_SEND_WINDOW="09:00-21:00"))
+        assert said == ["[workflows] send_window: None → 09:00-21:00"]
+        assert daemon.consumer.send_window == daemon.planner.send_window == daemon.worker.send_window \
+            == Window(opens=dt.time(9), closes=dt.time(21))
+        assert daemon._until_due(30.0) == 30.0  # nothing pending: a whole poll
+        add_workflow(engine, {"name": "Confirmation", "trigger": {"type": "appointment_created"}, "actions": [
+            {"type": "email", "to": ["customer"], "subject": "Booked", "body": "b"}]})
+        booked(engine, paris(30, 10))
+        daemon.consumer.drain(clock["now"])  # at 08:59: it waits for 09:00
+        clock["now"] += dt.timedelta(seconds=40)
+        assert daemon._until_due(30.0) == 20.0  # not a poll (30 s) but the 20 s left until 09:00
+        clock["now"] += dt.timedelta(seconds=20)
+        assert daemon._until_due(30.0) == 30.0  # due: a worker claims it now, the poll waits as ever
+    finally:
+        daemon.transports.close()
+        daemon.metrics.close()

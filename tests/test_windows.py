@@ -7,6 +7,9 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
+from engine.document import to_document
+from engine.errors import InvalidWorkflow
+from engine.validation import parse_workflow
 from engine.windows import (
     ALLOWANCE,
     DEFERRED,
@@ -19,6 +22,7 @@ from engine.windows import (
     decide,
     parse_window,
 )
+from scheduler.config import ConfigError, load_config
 
 PARIS = ZoneInfo("Europe/Paris")
 DAY = Window(opens=dt.time(9), closes=dt.time(21))
@@ -113,3 +117,37 @@ def test_windows_are_written_as_a_mapping_or_text(value, expected):
 def test_a_wrong_window_says_what_is_expected(value, message):
     with pytest.raises(WindowError, match=message):
         parse_window(value)
+
+
+def email_with(**fields) -> dict:
+    return {"name": "w", "trigger": {"type": "appointment_created"},
+            "actions": [{"type": "email", "to": ["customer"], "subject": "Hi", "body": "Hello", **fields}]}
+
+
+@pytest.mark.parametrize("written, stored", [
+    ({"from": "9:00", "to": "21:00"}, {"from": "09:00", "to": "21:00"}),
+    ("22:00-06:00", {"from": "22:00", "to": "06:00"}),
+    (False, False), ("none", False),
+])
+def test_any_action_takes_a_send_window_and_export_writes_it_back(written, stored):
+    parsed = parse_workflow(email_with(send_window=written))
+    assert parsed.actions[0].fields["send_window"] == stored
+    assert to_document(parsed)["actions"][0]["send_window"] == stored
+    assert parse_workflow(to_document(parsed)) == parsed
+
+
+def test_a_wrong_send_window_is_refused_with_its_place():
+    with pytest.raises(InvalidWorkflow) as caught:
+        parse_workflow(email_with(send_window={"from": "9h", "to": "21:00"}))
+    assert [str(p) for p in caught.value.problems] == [
+        "actions[0].send_window: expected a time of day as HH:MM (24-hour, e.g. \"09:00\"), got '9h'"]
+
+
+def test_the_default_send_window_is_configured_as_text():
+    assert load_config(None, environ={}).get("workflows", "send_window") is None
+    config = load_config(None, environ={"APPTFLOW_WORKFLOWS_SEND_WINDOW": "09:00-21:00"})
+    assert config.get("workflows", "send_window") == DAY
+    assert config.shown("workflows", "send_window") == "09:00-21:00"
+    with pytest.raises(ConfigError, match=r"APPTFLOW_WORKFLOWS_SEND_WINDOW: \[workflows\] send_window: expected a "
+                                          r"window such as \"09:00-21:00\", or none"):
+        load_config(None, environ={"APPTFLOW_WORKFLOWS_SEND_WINDOW": "9 to 5"})
