@@ -694,7 +694,7 @@ def _job_line(run_at: dt.datetime, timezone: str | None, workflow_id: int, workf
 @pass_app
 def jobs_command(app: App, workflow_id: int | None, appointment_id: int | None) -> None:
     """Upcoming time-offset firings: when (UTC and the location's time), workflow, appointment, customer, and the
-    due time of one its send window moves; then the deliveries waiting for their send window."""
+    due time of one its send window moved; then the deliveries waiting for their send window."""
     with app.ready_engine().connect() as conn:
         firings = job_queries.upcoming_firings(conn, workflow_id=workflow_id, appointment_id=appointment_id)
         waiting = [(d, record) for d in job_queries.waiting_deliveries(conn, utc_now(), workflow_id=workflow_id,
