@@ -70,6 +70,20 @@ def release(conn: Connection, claim: Delivery, now: dt.datetime) -> bool:
     return _finish(conn, claim, now, status=DeliveryStatus.PENDING, attempts=claim.attempts - 1)
 
 
+def defer(conn: Connection, claim: Delivery, now: dt.datetime, *, at: dt.datetime, note: str,
+          context: dict[str, Any]) -> bool:
+    """Give back a claimed delivery due outside its send window: pending until *at*, the attempt uncounted,
+    *note* saying why and *context* keeping it."""
+    return _finish(conn, claim, now, status=DeliveryStatus.PENDING, attempts=claim.attempts - 1, next_attempt_at=at,
+                   error=note, context=context)
+
+
+def next_due_at(conn: Connection) -> dt.datetime | None:
+    """When the soonest pending delivery is due (a retry, one waiting for its send window), if any."""
+    return conn.execute(select(func.min(deliveries.c.next_attempt_at))
+                        .where(deliveries.c.status == DeliveryStatus.PENDING)).scalar()
+
+
 def _finish(conn: Connection, claim: Delivery, now: dt.datetime, **values: Any) -> bool:
     """Record an attempt's outcome, if the attempt still owns the row; False if its lease was lost.
 

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import datetime as dt
+import pickle
 from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import delete, insert, select
 from sqlalchemy.engine import Connection
 
-from db.tables import apscheduler_failed_jobs, apscheduler_jobs, appointments, customers, locations, workflows
+from db.codes import CapturedTable, DeliveryStatus
+from db.tables import (apscheduler_failed_jobs, apscheduler_jobs, appointments, customers, deliveries, locations,
+                       workflows)
 
 
 def job_id(workflow_id: int, appointment_id: int) -> str:
@@ -35,13 +38,24 @@ class UpcomingFiring:
     appointment_id: int
     timezone: str | None  # the appointment's location's; None when it has none, or the appointment is gone
     customer: str | None  # the customer's full name; None when there is none, or the appointment is gone
+    # The firing's planned time, when the job runs at another (its send window moves it, or it runs late)
+    planned_at: dt.datetime | None = None
 
 
-def _firings(conn: Connection) -> list[tuple[str, float | None]]:
-    """Every job (id, next run time), soonest first: ids are parsed here, never matched with LIKE."""
-    query = (select(apscheduler_jobs.c.id, apscheduler_jobs.c.next_run_time)
+def _firings(conn: Connection, *columns) -> list:
+    """Every job (id, next run time, *columns*), soonest first: ids are parsed here, never matched with LIKE."""
+    query = (select(apscheduler_jobs.c.id, apscheduler_jobs.c.next_run_time, *columns)
              .order_by(apscheduler_jobs.c.next_run_time, apscheduler_jobs.c.id))
-    return [(row.id, row.next_run_time) for row in conn.execute(query) if parse_job_id(row.id) is not None]
+    return [row for row in conn.execute(query) if parse_job_id(row.id) is not None]
+
+
+def _planned_at(state: bytes) -> dt.datetime | None:
+    """The planned time a firing job carries (its last argument, ISO 8601); None if it cannot be read (a job
+    that cannot be restored is reported on its own)."""
+    try:
+        return dt.datetime.fromisoformat(pickle.loads(state)["args"][2])
+    except Exception:  # noqa: BLE001 - any unreadable state is just not shown
+        return None
 
 
 def count_firings(conn: Connection) -> int:
@@ -57,19 +71,65 @@ def upcoming_firings(conn: Connection, *, workflow_id: int | None = None,
     appointments (500 to a query) and the workflows they name.
     """
     planned = []
-    for job, timestamp in _firings(conn):
+    for job, timestamp, state in _firings(conn, apscheduler_jobs.c.job_state):
         ids = parse_job_id(job)
         if timestamp is None or workflow_id not in (None, ids[0]) or appointment_id not in (None, ids[1]):
             continue
-        planned.append((dt.datetime.fromtimestamp(timestamp, dt.timezone.utc), *ids))
-    names = _workflow_names(conn, {wf for _, wf, _ in planned})
-    people = _people(conn, sorted({appt for _, _, appt in planned}))
+        planned.append((dt.datetime.fromtimestamp(timestamp, dt.timezone.utc), *ids, _planned_at(state)))
+    names = _workflow_names(conn, {wf for _, wf, _, _ in planned})
+    people = _people(conn, sorted({appt for _, _, appt, _ in planned}))
     firings = []
-    for at, wf, appt in planned:
+    for at, wf, appt, due in planned:
         timezone, customer = people.get(appt, (None, None))
         firings.append(UpcomingFiring(run_at=at, workflow_id=wf, workflow_name=names.get(wf), appointment_id=appt,
-                                      timezone=timezone, customer=customer))
+                                      timezone=timezone, customer=customer, planned_at=_moved(due, at)))
     return firings
+
+
+def _moved(planned: dt.datetime | None, run_at: dt.datetime) -> dt.datetime | None:
+    """*planned*, when the job runs at another time (beyond the float timestamp's rounding)."""
+    return planned if planned is not None and abs((planned - run_at).total_seconds()) >= 0.001 else None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class WaitingDelivery:
+    """A pending delivery due later (a retry, or one waiting for its send window), for ``apptflow jobs``."""
+
+    id: int
+    next_attempt_at: dt.datetime
+    workflow_id: int
+    workflow_name: str | None  # None: the workflow is gone
+    action_type: str
+    appointment_id: int | None  # None: its subject is a customer
+    customer: str | None
+    context: dict[str, Any]
+
+
+def waiting_deliveries(conn: Connection, now: dt.datetime, *, workflow_id: int | None = None,
+                       appointment_id: int | None = None) -> list[WaitingDelivery]:
+    """The pending deliveries due after *now*, soonest first, optionally of one workflow or appointment."""
+    query = (select(deliveries.c.id, deliveries.c.next_attempt_at, deliveries.c.workflow_id,
+                    deliveries.c.action_type, deliveries.c.subject_table, deliveries.c.subject_id,
+                    deliveries.c.context)
+             .where(deliveries.c.status == DeliveryStatus.PENDING, deliveries.c.next_attempt_at > now)
+             .order_by(deliveries.c.next_attempt_at, deliveries.c.id))
+    if workflow_id is not None:
+        query = query.where(deliveries.c.workflow_id == workflow_id)
+    if appointment_id is not None:
+        query = query.where(deliveries.c.subject_table == CapturedTable.APPOINTMENTS,
+                            deliveries.c.subject_id == appointment_id)
+    rows = conn.execute(query).all()
+    names = _workflow_names(conn, {row.workflow_id for row in rows})
+    people = _people(conn, sorted({_appointment(row) for row in rows} - {None}))
+    return [WaitingDelivery(id=row.id, next_attempt_at=row.next_attempt_at, workflow_id=row.workflow_id,
+                            workflow_name=names.get(row.workflow_id), action_type=row.action_type,
+                            appointment_id=_appointment(row), customer=people.get(_appointment(row), (None, None))[1],
+                            context=row.context or {})
+            for row in rows]
+
+
+def _appointment(row) -> int | None:
+    return row.subject_id if row.subject_table == CapturedTable.APPOINTMENTS else None
 
 
 def _workflow_names(conn: Connection, ids: set[int]) -> dict[int, str]:

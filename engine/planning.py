@@ -18,10 +18,12 @@ import datetime as dt
 from dataclasses import dataclass
 
 from db.records import Booking
+from engine import quiet_hours
 from engine.durations import format_duration
 from engine.matching import facts_of, filters_hold
 from engine.triggers import OFFSET, trigger_type
 from engine.triggers.offsets import DEFAULT_GRACE
+from engine.windows import Skip, Window
 from engine.workflow import Workflow
 
 
@@ -69,8 +71,13 @@ def planned_time(workflow: Workflow, booking: Booking) -> dt.datetime:
     return anchor_of(workflow, booking) + workflow.trigger.offset
 
 
-def plan(workflow: Workflow, booking: Booking | None, now: dt.datetime) -> Firing | TooLate | None:
-    """The firing *workflow* should have for *booking* as things are at *now*, if any."""
+def plan(workflow: Workflow, booking: Booking | None, now: dt.datetime, *,
+         send_window: Window | None = None) -> Firing | TooLate | None:
+    """The firing *workflow* should have for *booking* as things are at *now*, if any.
+
+    Its job runs when the first of its deliveries is meant to go out: at the planned time, or as the
+    send windows (the actions' own, else *send_window*) move it, later or, for a reminder, earlier.
+    """
     if booking is None or booking.appointment is None or not workflow.enabled:
         return None
     if not is_planned(workflow) or not filters_hold(workflow.filters, facts_of(booking)):
@@ -78,14 +85,29 @@ def plan(workflow: Workflow, booking: Booking | None, now: dt.datetime) -> Firin
     planned = planned_time(workflow, booking)
     ids = {"workflow_id": workflow.id, "appointment_id": booking.appointment.id, "planned_at": planned}
     grace = grace_of(workflow)
-    if planned >= now:
-        return Firing(run_at=planned, grace=grace, **ids)
-    if now < anchor_of(workflow, booking) or now - planned <= grace:
-        return Firing(run_at=now, grace=grace, **ids)
+    meant = quiet_hours.first_send(workflow, booking, planned, send_window)
+    if meant >= now:
+        return Firing(run_at=meant, grace=grace, **ids)
+    if now < anchor_of(workflow, booking) or now - meant <= grace:
+        return Firing(run_at=_late_run(workflow, booking, planned, now, send_window), grace=grace, **ids)
     late = format_duration(dt.timedelta(seconds=round((now - planned).total_seconds())))
     return TooLate(reason=f"planned {late} after its time ({planned.isoformat()}), past the "
                           f"{format_duration(grace)} grace and the appointment's "
                           f"{trigger_type(workflow.trigger.type).what}", **ids)
+
+
+def _late_run(workflow: Workflow, booking: Booking, planned: dt.datetime, now: dt.datetime,
+              send_window: Window | None) -> dt.datetime:
+    """When a firing planned after its time runs: now, or when its windows next open (the firing then
+    re-checks the appointment at that moment); now if every delivery is to be skipped (it records why)."""
+    context = {quiet_hours.FIRE_TIME: planned.isoformat()}
+    times = []
+    for action, recipient in quiet_hours.deliveries_of(workflow):
+        when = quiet_hours.schedule(action, booking, recipient, due=planned, now=now, default=send_window,
+                                    context=context)
+        if not isinstance(when, Skip):
+            times.append(now if when is None else when.at)
+    return max(now, min(times, default=now))
 
 
 def occurrence(planned_at: dt.datetime) -> str:

@@ -22,6 +22,7 @@ from engine.recipients import PARTIES, PARTY_TABLES, Address
 from engine.triggers import Param, param_names, trigger_type
 from engine.triggers import names as trigger_names
 from engine.variants import DEFAULT, normal
+from engine.windows import WindowError, parse_window
 from engine.workflow import FILTER_IDS, FILTER_NAMES, STARTED_BY, Action, Filters, Trigger, Workflow
 
 _LOCALE = re.compile(r"^[a-z]{2,3}([_-][A-Za-z0-9]{2,8})*$")
@@ -327,9 +328,21 @@ def _field(check: Checker, value: Any, place: str, spec: FieldSpec, trigger: Tri
         return format_duration(duration) if duration is not None else None
     if spec.form == "url":
         return _url(check, value, place)
+    if spec.form == "window":
+        return _window(check, value, place)
     if spec.form == "headers":
         return _headers(check, value, place)
     return _json_templates(check, value, place)
+
+
+def _window(check: Checker, value: Any, place: str) -> dict[str, str] | bool | None:
+    """A send window, stored as ``{from, to}``; ``false`` (or ``none``) for none, even where a default is set."""
+    try:
+        window = parse_window(value)
+    except WindowError as error:
+        check.add(place, str(error))
+        return None
+    return window.as_document() if window is not None else False
 
 
 def _variables(check: Checker, value: Any, place: str) -> dict[str, Any]:

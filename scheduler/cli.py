@@ -25,7 +25,7 @@ from db import workflows as store
 from db.codes import STORED_STATUSES, CapturedTable
 from db.errors import describe, unavailable
 from db.servers import UnsupportedServer
-from engine import admission, preview
+from engine import admission, preview, quiet_hours
 from engine.booknetic import merge_locales as merge_booknetic_locales
 from engine.booknetic import translate as translate_booknetic
 from engine.context import zone
@@ -678,32 +678,53 @@ def demo(database: str | None) -> None:
                f"(try: APPTFLOW_DATABASE_URL=sqlite:///{database} apptflow log)")
 
 
+def _local(moment: dt.datetime, timezone: str | None) -> str:
+    local = moment.astimezone(zone(timezone))
+    return f"{_when(local)} {local.tzname()}"
+
+
+def _job_line(run_at: dt.datetime, timezone: str | None, workflow_id: int, workflow_name: str | None,
+              appointment_id: int | None, customer: str | None) -> str:
+    name = workflow_name if workflow_name is not None else "(deleted)"
+    appointment = appointment_id if appointment_id is not None else "-"
+    return (f"{_when(run_at):<19}  {_local(run_at, timezone):<25}  {f'{workflow_id} {name}'[:32]:<32}  "
+            f"{appointment:>5}  {customer if customer is not None else '-'}")
+
+
 @main.command("jobs")
 @click.option("--workflow", "workflow_id", type=int, help="Only this workflow's firings.")
 @click.option("--appointment", "appointment_id", type=int, help="Only this appointment's firings.")
 @pass_app
 def jobs_command(app: App, workflow_id: int | None, appointment_id: int | None) -> None:
-    """Upcoming time-offset firings: when (UTC and the location's time), workflow, appointment, customer."""
+    """Upcoming time-offset firings: when (UTC and the location's time), workflow, appointment, customer, and the
+    due time of one its send window moved; then the deliveries waiting for their send window."""
     with app.ready_engine().connect() as conn:
         firings = job_queries.upcoming_firings(conn, workflow_id=workflow_id, appointment_id=appointment_id)
+        waiting = [(d, record) for d in job_queries.waiting_deliveries(conn, utc_now(), workflow_id=workflow_id,
+                                                                      appointment_id=appointment_id)
+                   if (record := quiet_hours.waiting(d.context, d.next_attempt_at)) is not None]
         failed = job_queries.failed_jobs(conn)
         recurring = listed_jobs(conn, workflow_id) if appointment_id is None else []
         names = {row.id: row.name for row in store.list_workflows(conn)} if recurring else {}
-    if not firings and not recurring:
+    if not firings and not recurring and not waiting:
         click.echo("no upcoming firings")
     elif firings:
         click.echo(f"{'WHEN (UTC)':<19}  {'LOCAL TIME':<25}  {'WORKFLOW':<32}  {'APPT':>5}  CUSTOMER")
     for firing in firings:
-        local = firing.run_at.astimezone(zone(firing.timezone))
-        who = firing.customer if firing.customer is not None else "-"
-        name = firing.workflow_name if firing.workflow_name is not None else "(deleted)"
-        workflow_name = f"{firing.workflow_id} {name}"[:32]
-        click.echo(f"{_when(firing.run_at):<19}  {_when(local) + ' ' + local.tzname():<25}  {workflow_name:<32}  "
-                   f"{firing.appointment_id:>5}  {who}")
+        due = f"  [due {_local(firing.planned_at, firing.timezone)}]" if firing.planned_at is not None else ""
+        click.echo(_job_line(firing.run_at, firing.timezone, firing.workflow_id, firing.workflow_name,
+                             firing.appointment_id, firing.customer) + due)
     if recurring:  # schedules, birthdays, recalls: one job per workflow and target
         click.echo(f"{'WHEN (UTC)':<19}  {'WORKFLOW':<32}  FOR")
     for when, wf, whom in recurring:
         workflow_name = f"{wf} {names.get(wf, '(deleted)')}"[:32]
         click.echo(f"{_when(when):<19}  {workflow_name:<32}  {whom}")
+    if waiting:
+        click.echo("deliveries waiting for their send window:")
+    for delivery, record in waiting:
+        click.echo(_job_line(delivery.next_attempt_at, record["zone"], delivery.workflow_id, delivery.workflow_name,
+                             delivery.appointment_id, delivery.customer)
+                   + f"  [due {_local(dt.datetime.fromisoformat(record['due']), record['zone'])}; delivery "
+                     f"{delivery.id}, {delivery.action_type}]")
     for job, _, error, failed_at in failed:
         click.echo(f"kept aside (cannot be restored): {job}, since {_when(failed_at)} UTC: {error}")

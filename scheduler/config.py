@@ -40,6 +40,7 @@ from db.connect import Timeouts, connect
 from db.servers import UnknownServer, server_of
 from engine.durations import format_duration, parse_duration
 from engine.outbox import MAX_CHAIN_DEPTH
+from engine.windows import Window, WindowError, parse_window
 
 SYSTEM_CONFIG = Path("/etc/apptflow/apptflow.toml")
 DEFAULT_ORIGIN = "default"
@@ -205,6 +206,14 @@ def words(value: Any) -> tuple[str, ...]:
     return tuple(item.strip() for item in items)
 
 
+def send_window(value: Any) -> Window | None:
+    """A default send window, ``"09:00-21:00"`` on the recipient's clock; empty or ``none``: none."""
+    try:
+        return parse_window(text(value))
+    except WindowError as error:
+        raise _Invalid(str(error)) from None
+
+
 def region(value: Any) -> str:
     """A country as ISO 3166 alpha-2 (``FR``), for phone numbers written nationally; or empty."""
     value = text(value).strip().upper()
@@ -281,7 +290,9 @@ CORE: dict[str, dict[str, Setting]] = {
                 "image_url": Setting("", url("http", "https"), live=True),
                 # the zone of recurring firings with no zone of their own (a customer without one, the company)
                 "timezone": Setting("UTC", time_zone)},
-    "workflows": {"statuses": Setting(list(STATUSES), words, live=True)},
+    "workflows": {"statuses": Setting(list(STATUSES), words, live=True),
+                  # quiet hours for every action that writes to people, unless it has its own send_window
+                  "send_window": Setting("", send_window, live=True)},
     "metrics": {"listen": Setting("", address)},
 }
 
@@ -361,6 +372,8 @@ class Config:
             return _mask_url(value) if key.endswith("url") else "********"
         if isinstance(value, dt.timedelta):
             return format_duration(value)
+        if isinstance(value, Window):
+            return f"{value.opens:%H:%M}-{value.closes:%H:%M}"
         return value
 
     def describe(self) -> dict[str, dict[str, Any]]:

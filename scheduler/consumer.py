@@ -20,6 +20,7 @@ from db.records import ChangeEvent
 from db.servers import server_for
 from engine.matching import match_event
 from engine.outbox import MAX_CHAIN_DEPTH, plan_deliveries
+from engine.windows import Window
 from scheduler.metrics import Metrics
 
 logger = logging.getLogger(__name__)
@@ -38,8 +39,10 @@ class EventConsumer:
 
     def __init__(self, engine: Engine, catalogue, *, batch_size: int = 100, max_depth: int = MAX_CHAIN_DEPTH,
                  after_commit: Callable[[list[ChangeEvent], dt.datetime], None] | None = None,
-                 on_deliveries: Callable[[], None] = lambda: None, metrics: Metrics | None = None):
+                 on_deliveries: Callable[[], None] = lambda: None, metrics: Metrics | None = None,
+                 send_window: Window | None = None):
         self.engine = engine
+        self.send_window = send_window  # [workflows] send_window: quiet hours where an action has none
         self.metrics = metrics or Metrics()
         self.catalogue = catalogue
         self.batch_size = batch_size
@@ -141,7 +144,9 @@ class EventConsumer:
             logger.info("event %s: workflow %s (%s) matched %s %s", event.id, match.workflow.id,
                         match.workflow.name, event.table_name, event.row_id,
                         extra={"workflow": match.workflow.id, "event": event.id})
-        return [row for m in matches for row in plan_deliveries(m, now, max_depth=self.max_depth)]
+        return [row for m in matches
+                for row in plan_deliveries(m, now, max_depth=self.max_depth, booking=booking,
+                                           send_window=self.send_window)]
 
     @staticmethod
     def _write(conn: Connection, rows: list[dict], event_id: int | None) -> int:

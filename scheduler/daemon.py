@@ -113,16 +113,18 @@ class Daemon:
                                max_depth=daemon["max_chain_depth"], threads=daemon["job_threads"],
                                outage=self.outage, metrics=self.metrics,
                                company_zone=config.get("company", "timezone"),
-                               horizon=2 * dt.timedelta(seconds=self.reconcile_every))
+                               horizon=2 * dt.timedelta(seconds=self.reconcile_every),
+                               send_window=config.get("workflows", "send_window"))
         self.consumer = EventConsumer(self.engine, self.catalogue, max_depth=daemon["max_chain_depth"],
                                       after_commit=self.planner.after_batch, on_deliveries=self.work_ready.set,
-                                      metrics=self.metrics)
+                                      metrics=self.metrics, send_window=config.get("workflows", "send_window"))
         self.leadership = Leadership(self.engine, self.metrics)
         self.event_retention = daemon["event_retention"]
         self._capture_seen, self._capture_reported = 0, False  # the capture_errors already logged
         self.worker = DeliveryWorker(self.engine, self.transports, company=dict(config.section("company")),
                                      policy=retry_policy(config), lease=daemon["lease"],
-                                     batch=WORKER_BATCH, clock=clock, outage=self.outage, metrics=self.metrics)
+                                     batch=WORKER_BATCH, clock=clock, outage=self.outage, metrics=self.metrics,
+                                     send_window=config.get("workflows", "send_window"))
         self.poll = seconds(daemon["poll_interval"])
         self.heartbeat = seconds(daemon["heartbeat"])
         self.worker_count = max(1, daemon["workers"])
@@ -285,9 +287,17 @@ class Daemon:
             if len(done) >= self.worker.batch:
                 self.work_ready.set()  # there may be more: draw in another worker
             elif not done:
-                wait = self.poll if n == 0 else max(self.poll, IDLE_WORKER_WAIT)
+                wait = self._until_due(self.poll) if n == 0 else max(self.poll, IDLE_WORKER_WAIT)
                 self.liveness.beat(name, wait)
                 self.work_ready.wait(wait, since=round_)
+
+    def _until_due(self, poll: float) -> float:
+        """How long the polling worker waits: a poll, or less when a pending delivery comes due sooner (one
+        waiting for its send window, a retry), so that it goes at its second, not up to a poll late."""
+        with self.engine.connect() as conn:
+            due = deliveries.next_due_at(conn)
+        left = (due - self.clock()).total_seconds() if due is not None else poll
+        return min(poll, left) if left > 0 else poll  # due already: claimed by someone else, or locked
 
     def _housekeep(self) -> None:
         self.liveness.beat("housekeeping", self.heartbeat)
@@ -361,6 +371,9 @@ class Daemon:
             self.transports = self.worker.transports = Transports(config)
         if "company" in sections:
             self.worker.company = dict(config.section("company"))
+        if "workflows" in sections:
+            self.consumer.send_window = self.planner.send_window = self.worker.send_window = \
+                config.get("workflows", "send_window")
         if "workers" in daemon_keys:
             self.worker_count = daemon["workers"]
             self._spawn_workers()  # more: started now; fewer: the extra ones end after their batch

@@ -23,7 +23,7 @@ from db import workflows as store
 from db.codes import CapturedTable, DeliveryStatus, Operation
 from db.connect import read_only
 from db.errors import describe, unavailable
-from db.records import ChangeEvent
+from db.records import Booking, ChangeEvent
 from engine.durations import format_duration
 from engine.errors import InvalidWorkflow
 from engine.matching import Match
@@ -39,6 +39,7 @@ from engine.planning import (
     plan,
     still_planned,
 )
+from engine.windows import Window
 from engine.workflow import Workflow
 from scheduler import jobs
 from scheduler.catalogue import parsed
@@ -82,9 +83,10 @@ class Planner:
     def __init__(self, engine: Engine, catalogue, *, clock: Callable[[], dt.datetime],
                  on_deliveries: Callable[[], None] = lambda: None, max_depth: int = MAX_CHAIN_DEPTH, threads: int = 4,
                  outage: Outage | None = None, metrics: Metrics | None = None, company_zone: str = "UTC",
-                 horizon: dt.timedelta = DEFAULT_HORIZON):
+                 horizon: dt.timedelta = DEFAULT_HORIZON, send_window: Window | None = None):
         self.engine = engine
         self.outage = outage or Outage()
+        self.send_window = send_window  # [workflows] send_window: quiet hours where an action has none
         self.metrics = metrics or Metrics()
         self.catalogue = catalogue
         self.clock = clock
@@ -238,7 +240,7 @@ class Planner:
             found = bookings.bookings_by_id(conn, appointment_ids)
             for appointment_id in appointment_ids:
                 for workflow in workflows:
-                    result = plan(workflow, found.get(appointment_id), now)
+                    result = plan(workflow, found.get(appointment_id), now, send_window=self.send_window)
                     if isinstance(result, Firing) and not self._done(conn, result, now):
                         desired[job_id(workflow.id, appointment_id)] = result
                     elif isinstance(result, TooLate):
@@ -268,7 +270,7 @@ class Planner:
                 for page in bookings.booking_pages(conn, anchor, earliest_anchor(workflow, now), PAGE, latest):
                     desired = {}
                     for booking in page:
-                        result = plan(workflow, booking, now)
+                        result = plan(workflow, booking, now, send_window=self.send_window)
                         if isinstance(result, Firing) and not self._done(conn, result, now):
                             desired[job_id(workflow.id, booking.appointment.id)] = result
                     scope = {job_id(workflow.id, b.appointment.id) for b in page}
@@ -302,8 +304,9 @@ class Planner:
 
     @staticmethod
     def _done(conn: Connection, firing: Firing, now: dt.datetime) -> bool:
-        """A firing whose time has passed and that has already fired (or been recorded missed)."""
-        return firing.planned_at < now and deliveries.occurrence_recorded(
+        """A firing whose time has passed (or that ran early, for its send window) and that has already fired
+        (or been recorded missed)."""
+        return (firing.planned_at < now or firing.run_at <= now) and deliveries.occurrence_recorded(
             conn, firing.workflow_id, firing.appointment_id, occurrence(firing.planned_at))
 
     def _apply(self, desired: dict[str, Firing], scope: set[str], now: dt.datetime, *,
@@ -456,7 +459,7 @@ class Planner:
                                 "or workflow changed since it was planned)", item.workflow_id,
                                 item.appointment_id, item.planned_at.isoformat(), extra=item.extra)
                     continue
-                rows += self._firing_rows(workflow, item, now)
+                rows += self._firing_rows(workflow, item, found.get(item.appointment_id), now)
                 ran.append(item)
             written = deliveries.insert_deliveries(conn, rows)
         for item in ran:
@@ -467,9 +470,9 @@ class Planner:
             self.on_deliveries()
         return written
 
-    def _firing_rows(self, workflow: Workflow, item: _Due, now: dt.datetime) -> list[dict]:
+    def _firing_rows(self, workflow: Workflow, item: _Due, booking: Booking, now: dt.datetime) -> list[dict]:
         planned = plan_deliveries(self._match(workflow, item.appointment_id, item.planned_at), now,
-                                  max_depth=self.max_depth)
+                                  max_depth=self.max_depth, booking=booking, send_window=self.send_window)
         if not item.missed:
             logger.info("workflow %s fired for appointment %s (planned %s, %.3fs late)", item.workflow_id,
                         item.appointment_id, item.planned_at.isoformat(), (now - item.planned_at).total_seconds(),

@@ -19,6 +19,7 @@ from db import workflows as store
 from db.codes import CapturedTable, DeliveryStatus
 from db.mapping import MappingRefusal
 from db.records import Booking, Delivery
+from engine import quiet_hours, windows
 from engine.context import build_context
 from engine.errors import InvalidWorkflow, RenderError
 from engine.actions import action_type
@@ -101,8 +102,9 @@ class DeliveryWorker:
                  policy: RetryPolicy = DEFAULT_POLICY, lease: dt.timedelta = dt.timedelta(minutes=2),
                  rng: random.Random | None = None, batch: int = 1,
                  clock: Callable[[], dt.datetime] | None = None, outage: Outage | None = None,
-                 metrics: Metrics | None = None):
+                 metrics: Metrics | None = None, send_window: windows.Window | None = None):
         self.engine = engine
+        self.send_window = send_window  # [workflows] send_window: quiet hours where an action has none
         self.transports = transports
         self.company = company
         self.policy = policy
@@ -219,6 +221,12 @@ class DeliveryWorker:
         rendered = recipients = None
         try:
             action, booking = self._resolve(delivery, loaded)
+            when = quiet_hours.schedule(action, booking, delivery.recipient_index, due=delivery.next_attempt_at,
+                                        now=now, default=self.send_window, context=delivery.context)
+            if isinstance(when, windows.Skip):
+                raise Skip(when.reason)
+            if when is not None and when.at > now:  # due outside its window (a retry, a resend at night)
+                return self._defer(delivery, action, booking, when, now, deadline)
             context = build_context(booking, company=self.company, extra=delivery.context,
                                     names=keywords_used(action))
             if delivery.recipient_index is not None:
@@ -255,6 +263,29 @@ class DeliveryWorker:
                                      recipients=recipients),
             announce=lambda: logger.info("delivery %s sent (%s to %s)", delivery.id, delivery.action_type,
                                          recipients, extra=extra))
+
+    def _defer(self, delivery: Delivery, action: Action, booking: Booking, when: windows.Send, now: dt.datetime,
+               deadline: float) -> Outcome:
+        """Give a delivery due outside its send window back, pending until the window opens; the attempt
+        is not counted (nothing was tried)."""
+        record = quiet_hours.deferral(delivery.next_attempt_at, when, action, booking, delivery.recipient_index,
+                                      self.send_window)
+        note = quiet_hours.waiting_note(record)
+
+        def write() -> bool:
+            with self.engine.begin() as conn:
+                return deliveries.defer(conn, delivery, now, at=when.at, note=note,
+                                        context={**delivery.context, quiet_hours.DEFERRAL: record})
+
+        try:
+            owned = self.outage.persist(f"deferring delivery {delivery.id} to its send window", write,
+                                        deadline=deadline)
+        except GaveUp:
+            return Outcome(status=DeliveryStatus.LOST, error="the database was away until the lease ended")
+        if not owned:
+            return self._lost(delivery, "deferred")
+        logger.info("delivery %s %s", delivery.id, note, extra={"delivery": delivery.id})
+        return Outcome(status=DeliveryStatus.PENDING, error=note)
 
     def _lost(self, delivery: Delivery, outcome: str) -> Outcome:
         logger.warning("delivery %s: attempt %d ended (%s) after its lease expired and the delivery was "

@@ -50,9 +50,11 @@ class Pipeline:
         self.transports = transports or Transports(config)
         self.catalogue = Catalogue()
         self.consumer = EventConsumer(engine, self.catalogue,
-                                      max_depth=config.get("daemon", "max_chain_depth"))
+                                      max_depth=config.get("daemon", "max_chain_depth"),
+                                      send_window=config.get("workflows", "send_window"))
         self.worker = DeliveryWorker(engine, self.transports, company=dict(config.section("company")),
-                                     policy=retry_policy(config), rng=random.Random(7))
+                                     policy=retry_policy(config), rng=random.Random(7),
+                                     send_window=config.get("workflows", "send_window"))
 
     def run(self, now: dt.datetime = NOW) -> list:
         """Handle every waiting event, then attempt every due delivery; return the outcomes."""

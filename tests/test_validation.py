@@ -220,7 +220,8 @@ def test_templates_the_sandbox_can_render_are_accepted(body):
 
 def test_missing_and_unknown_action_fields():
     assert problems(workflow(actions=[{"type": "telegram", "txt": "x"}])) == [
-        "actions[0].txt: unknown field (expected one of: type, chat_id, text, attachments, after_crash)",
+        "actions[0].txt: unknown field (expected one of: type, chat_id, text, attachments, after_crash, "
+        "send_window)",
         "actions[0].chat_id: required for telegram",
         "actions[0].text: required for telegram",
     ]

@@ -31,7 +31,8 @@ class FieldSpec:
     """How one field of an action is written and checked."""
 
     # template | recipients | template_list | choice | duration | offset (a signed duration) | headers | json |
-    # url | variables (a mapping of names to templates) | literal (text matching ``pattern``, no template)
+    # url | variables (a mapping of names to templates) | literal (text matching ``pattern``, no template) |
+    # window (a send window: from/to times of day, or false)
     form: str
     required: bool = False
     address: Address | None = None  # for recipients: what kind of address each entry gives
@@ -52,6 +53,9 @@ TEMPLATE_LIST = FieldSpec(form="template_list")
 # Every action may say what happens to a send interrupted by a crash: `resend` it, or `hold` it as
 # `unknown` for an admin. Each type has its default (ActionType.after_crash).
 AFTER_CRASH = FieldSpec(form="choice", choices=(RESEND, HOLD))
+# Every action may have quiet hours: `{from: "09:00", to: "21:00"}` on the recipient's clock, or `false` for
+# none where `[workflows] send_window` gives a default (engine/quiet_hours.py).
+SEND_WINDOW = FieldSpec(form="window")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -80,7 +84,7 @@ class ActionType(ABC):
 
     def field_specs(self) -> dict[str, FieldSpec]:
         """Every field the type takes, in the order a document writes them."""
-        return {**self.fields, "after_crash": AFTER_CRASH}
+        return {**self.fields, "after_crash": AFTER_CRASH, "send_window": SEND_WINDOW}
 
     def check(self, check: Checker, fields: dict[str, Any], place: str, known: KnownIds | None) -> None:
         """Checks across fields, or against the database's known ids and statuses (*check.add* each problem)."""
