@@ -36,6 +36,7 @@ from engine.variants import with_locale
 from scheduler import logs
 from scheduler.config import Config, ConfigError, load_config, seconds
 from scheduler.daemon import Daemon, utc_now
+from scheduler.inbound import InboundError
 from scheduler.metrics import MetricsError
 from scheduler.systemd import notify as notify_systemd
 
@@ -522,7 +523,8 @@ def run(app: App) -> None:
     signal.signal(signal.SIGHUP, lambda *_: hangup.set())
     try:
         daemon.start()
-    except MetricsError as error:
+    except (MetricsError, InboundError) as error:
+        daemon.metrics.close()
         raise click.ClickException(str(error)) from None
     while not stop.is_set():
         if hangup.wait(0.2):

@@ -108,6 +108,10 @@ class Server:
         """A connection of the driver's own that receives the capture triggers' notifications."""
         raise self._lacks("notifications")
 
+    def notify_consumer(self, conn: Connection, table_name: str) -> None:
+        """Wake a listening consumer for an event this transaction queued itself (on commit)."""
+        raise self._lacks("notifications")
+
     def drop_installed(self, conn: Connection) -> list[str]:
         """Remove the triggers, routines and views apptflow added (on a server with schemas: the schema
         too, with apptflow's tables); return what went."""
