@@ -11,10 +11,11 @@ from channels.base import (
     ChannelUnavailable,
     PermanentSendError,
     Receipt,
+    RecipientOptedOut,
     TransientSendError,
 )
 
 __all__ = [
-    "Channel", "ChannelError", "ChannelUnavailable", "PermanentSendError", "Receipt",
+    "Channel", "ChannelError", "ChannelUnavailable", "PermanentSendError", "Receipt", "RecipientOptedOut",
     "TransientSendError",
 ]

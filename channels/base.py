@@ -11,8 +11,9 @@ from typing import Any, ClassVar
 class ChannelError(Exception):
     """A message could not be sent."""
 
-    def __init__(self, message: str | None = None):
+    def __init__(self, message: str | None = None, *, code: str | None = None):
         super().__init__(message or self.__doc__)
+        self.code = code  # the provider's code for the failure, when it gives one (Twilio's 21610)
 
 
 class TransientSendError(ChannelError):
@@ -25,6 +26,10 @@ class PermanentSendError(ChannelError):
 
 class ChannelUnavailable(PermanentSendError):
     """The channel is not configured or its library is missing."""
+
+
+class RecipientOptedOut(PermanentSendError):
+    """The recipient has unsubscribed from messages of this sender."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -62,10 +67,13 @@ class Section:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Common:
-    """What every channel that fetches attachments is told, from ``[daemon]``."""
+    """What every channel is told from outside its own section: where attachments may come from
+    (``[daemon]``), and where a provider sends its delivery receipts (``[inbound]``)."""
 
     attachment_dir: str | None = None
     attachments_allow_private_addresses: bool = False
+    # The public URL of the daemon's status callback endpoint; None: no receipts are asked for.
+    status_callback_url: str | None = None
 
 
 class Channel(ABC):

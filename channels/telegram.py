@@ -14,6 +14,7 @@ at-least-once guarantee).
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 
 import requests
 
@@ -40,6 +41,8 @@ class TelegramChannel(Channel):
     section = Section(name="telegram", keys={
         "bot_token": Key(default="", secret=True),
         "api_url": Key(default=DEFAULT_API_URL, kind="url"),
+        # read the chats' messages with getUpdates (long polling), as replies (docs/replies.md)
+        "receive_replies": Key(default=False, kind="flag", live=False),
     })
 
     @classmethod
@@ -107,6 +110,23 @@ class TelegramChannel(Channel):
         logger.info("telegram: sent %d message(s) to chat %s", len(ids), message.chat_id)
         return Receipt(provider_id=ids[0], detail=" ".join(ids[1:]))
 
+    def updates(self, offset: int, wait: float) -> list[Update]:
+        """The text messages sent to the bot from *offset* on (``getUpdates``, waiting up to *wait* seconds for
+        one): asking from an offset confirms every update before it, which Telegram then forgets."""
+        if not self._token:
+            raise ChannelUnavailable("telegram: no bot token configured")
+        url = f"{self.api_url}/bot{self._token}/getUpdates"
+        payload = {"offset": offset, "timeout": int(wait), "allowed_updates": ["message"]}
+        try:
+            with self._http.post(url, json=payload, timeout=self.timeout + wait) as response:
+                answer = _answer(response)
+                if response.status_code != 200 or not answer.get("ok"):
+                    raise _api_error("getUpdates", response.status_code, answer)
+        except requests.RequestException as error:
+            reason = failure_reason(error).replace(self._token, "***")
+            raise TransientSendError(f"telegram getUpdates: {reason}") from None
+        return [_update(item) for item in answer.get("result") or () if isinstance(item, dict)]
+
     def _call(self, method: str, **payload) -> str:
         """POST one Bot API method and return the message id it created."""
         url = f"{self.api_url}/bot{self._token}/{method}"
@@ -118,13 +138,34 @@ class TelegramChannel(Channel):
             raise TransientSendError(f"telegram {method}: {reason}") from None
 
 
-def _message_id(method: str, response: requests.Response) -> str:
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Update:
+    """One update read with getUpdates: a text message from a chat, or something else (``text`` None)."""
+
+    update_id: int
+    chat_id: str | None = None
+    text: str | None = None
+
+
+def _update(item: dict) -> Update:
+    message = item.get("message") if isinstance(item.get("message"), dict) else {}
+    chat = message.get("chat") if isinstance(message.get("chat"), dict) else {}
+    text = message.get("text")
+    return Update(update_id=int(item.get("update_id", 0)),
+                  chat_id=str(chat["id"]) if "id" in chat else None,
+                  text=text if isinstance(text, str) else None)
+
+
+def _answer(response: requests.Response) -> dict:
     try:
         answer = response.json()
     except ValueError:
         answer = None
-    if not isinstance(answer, dict):
-        answer = {}
+    return answer if isinstance(answer, dict) else {}
+
+
+def _message_id(method: str, response: requests.Response) -> str:
+    answer = _answer(response)
     if response.status_code == 200 and answer.get("ok"):
         try:
             return str(answer["result"]["message_id"])

@@ -15,7 +15,9 @@ from urllib.parse import urlsplit
 
 import requests
 
-from channels.base import Channel, ChannelUnavailable, Key, PermanentSendError, Receipt, Section, TransientSendError
+from channels.base import (
+    Channel, ChannelUnavailable, Key, PermanentSendError, Receipt, RecipientOptedOut, Section, TransientSendError,
+)
 from channels.httputil import failure_reason, is_transient_status
 from channels.messages import Sms, WhatsApp
 from channels.phone import check_e164
@@ -43,6 +45,23 @@ EXPLAINED = {
     63016: "WhatsApp refused free text outside the 24-hour window after the customer's last message; "
            "send an approved template (content_sid with content_variables) instead",
 }
+# Twilio's answer to a send to a number that replied STOP to this sender.
+OPTED_OUT = 21610
+# What the error codes of delivery receipts mean (a status callback gives the code alone).
+RECEIPT_ERRORS = {
+    "30001": "queue overflow", "30002": "account suspended", "30003": "unreachable handset",
+    "30004": "message blocked", "30005": "unknown destination handset", "30006": "landline or unreachable carrier",
+    "30007": "filtered by the carrier", "30008": "unknown error", "30034": "unregistered 10DLC number",
+    "21610": "the recipient unsubscribed (STOP)", "63016": "outside WhatsApp's 24-hour window",
+    "63024": "invalid WhatsApp recipient", "63032": "the user's WhatsApp cannot receive this message",
+}
+
+
+def receipt_error(code: str | None) -> str | None:
+    """A receipt's error as the history shows it: ``30003: unreachable handset`` (None without a code)."""
+    if not code:
+        return None
+    return f"{code}: {RECEIPT_ERRORS.get(code, 'see https://www.twilio.com/docs/api/errors/' + code)}"
 
 
 class _RebasedHttpClient(TwilioHttpClient):
@@ -73,8 +92,10 @@ class _TwilioChannel(Channel):
     max_body = 1600
     section = SECTION
 
-    def __init__(self, *, account_sid: str, auth_token: str, sender: str, api_base_url: str, timeout: float):
+    def __init__(self, *, account_sid: str, auth_token: str, sender: str, api_base_url: str, timeout: float,
+                 status_callback: str | None):
         self.account_sid, self.sender, self.api_base_url = account_sid, sender, api_base_url
+        self.status_callback = status_callback
         self.unavailable_reason = _unavailable_reason(account_sid, auth_token, sender)
         self._client = None
         if not self.unavailable_reason:
@@ -91,6 +112,8 @@ class _TwilioChannel(Channel):
     def _create(self, **fields) -> Receipt:
         if self._client is None:
             raise ChannelUnavailable(f"{self.name}: {self.unavailable_reason}")
+        if self.status_callback:
+            fields["status_callback"] = self.status_callback
         try:
             created = self._client.messages.create(**fields)
         except TwilioRestException as error:
@@ -114,16 +137,18 @@ class TwilioSmsChannel(_TwilioChannel):
     @classmethod
     def configured(cls, settings, common):
         return cls(account_sid=settings["account_sid"], auth_token=settings["auth_token"],
-                   from_number=settings["from_number"], api_base_url=settings["api_base_url"])
+                   from_number=settings["from_number"], api_base_url=settings["api_base_url"],
+                   status_callback=common.status_callback_url)
 
     def __init__(
         self, *, account_sid: str = "", auth_token: str = "", from_number: str = "",
-        api_base_url: str = "", timeout: float = 30.0,
+        api_base_url: str = "", timeout: float = 30.0, status_callback: str | None = None,
     ):
-        """``api_base_url``: empty for Twilio's own API, else e.g. ``http://127.0.0.1:8080`` (tests)."""
+        """``api_base_url``: empty for Twilio's own API, else e.g. ``http://127.0.0.1:8080`` (tests);
+        ``status_callback``: where Twilio reports the message's delivery (None: nowhere)."""
         super().__init__(
             account_sid=account_sid, auth_token=auth_token, sender=from_number,
-            api_base_url=api_base_url, timeout=timeout,
+            api_base_url=api_base_url, timeout=timeout, status_callback=status_callback,
         )
 
     def check(self, message: Sms) -> None:
@@ -146,16 +171,18 @@ class TwilioWhatsAppChannel(_TwilioChannel):
     @classmethod
     def configured(cls, settings, common):
         return cls(account_sid=settings["account_sid"], auth_token=settings["auth_token"],
-                   whatsapp_from=settings["whatsapp_from"], api_base_url=settings["api_base_url"])
+                   whatsapp_from=settings["whatsapp_from"], api_base_url=settings["api_base_url"],
+                   status_callback=common.status_callback_url)
 
     def __init__(
         self, *, account_sid: str = "", auth_token: str = "", whatsapp_from: str = "",
-        api_base_url: str = "", timeout: float = 30.0,
+        api_base_url: str = "", timeout: float = 30.0, status_callback: str | None = None,
     ):
-        """``api_base_url``: empty for Twilio's own API, else e.g. ``http://127.0.0.1:8080`` (tests)."""
+        """``api_base_url``: empty for Twilio's own API, else e.g. ``http://127.0.0.1:8080`` (tests);
+        ``status_callback``: where Twilio reports the message's delivery (None: nowhere)."""
         super().__init__(
             account_sid=account_sid, auth_token=auth_token, sender=whatsapp_from,
-            api_base_url=api_base_url, timeout=timeout,
+            api_base_url=api_base_url, timeout=timeout, status_callback=status_callback,
         )
 
     def check(self, message: WhatsApp) -> None:
@@ -177,6 +204,14 @@ class TwilioWhatsAppChannel(_TwilioChannel):
                                 content_variables=json.dumps(message.content_variables, ensure_ascii=False))
         media = [_media_url(url) for url in message.media]
         return self._create(to=to, from_=sender, body=message.body, media_url=media or None)
+
+
+def sender_of(from_: str) -> tuple[str, str]:
+    """The opt-out list an incoming message's sender is on (``sms``, or ``whatsapp`` for a
+    ``whatsapp:+E164`` sender) and its number."""
+    if from_.startswith(_WHATSAPP):
+        return "whatsapp", from_[len(_WHATSAPP):]
+    return "sms", from_
 
 
 def _unavailable_reason(account_sid: str, auth_token: str, sender: str) -> str:
@@ -223,7 +258,11 @@ def _rest_error(channel: str, status: int, code, text: str) -> Exception:
     """429 and 5xx (or no status at all): try later; other 4xx, and the errors explained, which no
     retry changes: Twilio will refuse it again."""
     explained = EXPLAINED.get(code)
+    number = str(code) if code is not None else None
+    if code == OPTED_OUT:
+        return RecipientOptedOut(f"{channel}: twilio error {code}: the recipient unsubscribed from this sender "
+                                 f"(replied STOP) ({text})", code=number)
     if explained:
-        return PermanentSendError(f"{channel}: twilio error {code}: {explained} ({text})")
+        return PermanentSendError(f"{channel}: twilio error {code}: {explained} ({text})", code=number)
     error = TransientSendError if not status or is_transient_status(status) else PermanentSendError
-    return error(f"{channel}: twilio answered HTTP {status}, error {code}: {text}")
+    return error(f"{channel}: twilio answered HTTP {status}, error {code}: {text}", code=number)

@@ -60,3 +60,24 @@ _SINGULAR = {CapturedTable.APPOINTMENTS: "appointment", CapturedTable.CUSTOMERS:
              CapturedTable.WORKFLOWS: "workflow", CapturedTable.WORKFLOW_ACTIONS: "workflow action"}
 
 WORKFLOW_TABLES = (CapturedTable.WORKFLOWS, CapturedTable.WORKFLOW_ACTIONS)
+
+
+class Received(StrEnum):
+    """What the daemon received and queues in ``change_events`` itself, under the name of the table of the
+    row it concerns (``table_name``; ``row_id`` is that row's id). Its ``new`` values hold the appointment
+    concerned (``appointment_id``) and what the trigger adds; the consumer handles it like a captured change."""
+
+    REPLY = "inbound_messages"  # INSERT: a customer's reply, matched to an appointment
+    UNDELIVERED = "deliveries"  # UPDATE: a message not delivered (a receipt) or refused for good
+
+
+RECEIVED_TABLES = frozenset(Received)
+
+
+class InboundOutcome(StrEnum):
+    """What a received message was taken as (``inbound_messages.outcome``)."""
+
+    REPLY = "reply"  # matched to the appointment of the last message sent to its sender
+    UNMATCHED = "unmatched"  # nothing was sent to its sender within the reply window
+    OPT_OUT = "opt_out"  # STOP and its synonyms
+    OPT_IN = "opt_in"  # START and its synonyms

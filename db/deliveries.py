@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -105,14 +106,17 @@ class Finished:
     claim: Delivery
     at: dt.datetime
     values: dict[str, Any]
+    # Writes that belong with the outcome, made in its transaction only if the attempt still owns the row
+    # (a refused number put on the opt-out list, a message_undelivered event queued).
+    followups: tuple[Callable[[Connection], None], ...] = ()
 
 
 def sent(claim: Delivery, now: dt.datetime, *, provider_id: str | None, rendered: Any,
-         recipients: str | None) -> Finished:
-    """A successful send."""
+         recipients: str | None, address: str | None = None) -> Finished:
+    """A successful send (*address*: the number or chat id a reply to it would come from)."""
     return Finished(claim=claim, at=now, values={"status": DeliveryStatus.SENT, "provider_id": provider_id,
                                                  "rendered": rendered, "recipients": recipients, "sent_at": now,
-                                                 "error": None})
+                                                 "error": None, "address": address})
 
 
 def retry(claim: Delivery, now: dt.datetime, *, at: dt.datetime, error: str, rendered: Any = None,
@@ -123,10 +127,10 @@ def retry(claim: Delivery, now: dt.datetime, *, at: dt.datetime, error: str, ren
 
 
 def final(claim: Delivery, now: dt.datetime, *, status: DeliveryStatus, error: str, rendered: Any = None,
-          recipients: str | None = None) -> Finished:
+          recipients: str | None = None, followups: tuple[Callable[[Connection], None], ...] = ()) -> Finished:
     """A delivery dead or skipped, with the reason."""
     return Finished(claim=claim, at=now, values={"status": status, "error": error, "rendered": rendered,
-                                                 "recipients": recipients})
+                                                 "recipients": recipients}, followups=followups)
 
 
 def mark_sent(conn: Connection, claim: Delivery, now: dt.datetime, **outcome: Any) -> bool:
@@ -145,7 +149,11 @@ def mark_final(conn: Connection, claim: Delivery, now: dt.datetime, **outcome: A
 
 
 def _record(conn: Connection, finished: Finished) -> bool:
-    return _finish(conn, finished.claim, finished.at, **finished.values)
+    owned = _finish(conn, finished.claim, finished.at, **finished.values)
+    if owned:
+        for followup in finished.followups:
+            followup(conn)
+    return owned
 
 
 def record_outcome(conn: Connection, finished: Finished, *, again: bool = False) -> bool:
@@ -166,7 +174,8 @@ def _landed(conn: Connection, finished: Finished) -> bool:
 
 # Every column an outcome may set; finish_many writes them all, the claim's own value where an
 # outcome leaves one alone (the attempt owns the row, so that value is the row's).
-_OUTCOME_COLUMNS = ("status", "provider_id", "rendered", "recipients", "sent_at", "next_attempt_at", "error")
+_OUTCOME_COLUMNS = ("status", "provider_id", "rendered", "recipients", "sent_at", "next_attempt_at", "error",
+                    "address")
 _WRITE_OUTCOME = (
     update(deliveries).where(deliveries.c.id == bindparam("b_id"))
     .values(lease_until=None, updated_at=bindparam("b_updated_at"),
@@ -203,7 +212,16 @@ def finish_many(conn: Connection, finished: list[Finished], *, again: bool = Fal
             {"b_id": i, "b_updated_at": by_id[i].at,
              **{f"b_{c}": by_id[i].values.get(c, getattr(by_id[i].claim, c)) for c in _OUTCOME_COLUMNS}}
             for i in sorted(owned)])
+        for i in sorted(owned):
+            for followup in by_id[i].followups:
+                followup(conn)
     return owned | landed
+
+
+def mark_refused(conn: Connection, delivery_id: int, error: str, now: dt.datetime) -> None:
+    """Record that the provider refused a delivery for good, as its provider status ``failed``."""
+    conn.execute(update(deliveries).where(deliveries.c.id == delivery_id)
+                 .values(provider_status="failed", provider_error=error, provider_updated_at=now))
 
 
 def count_due(conn: Connection, now: dt.datetime) -> int:
@@ -267,9 +285,12 @@ def get_delivery(conn: Connection, delivery_id: int) -> Delivery:
 
 
 def history(conn: Connection, *, workflow_id: int | None = None, appointment_id: int | None = None,
-            status: DeliveryStatus | None = None, limit: int = 50) -> list[Delivery]:
-    """The newest deliveries first, optionally for one workflow, appointment or status."""
+            status: DeliveryStatus | None = None, provider_statuses: tuple[str, ...] | None = None,
+            limit: int = 50) -> list[Delivery]:
+    """The newest deliveries first, optionally for one workflow, appointment, status or provider statuses."""
     query = select(deliveries).order_by(deliveries.c.id.desc()).limit(limit)
+    if provider_statuses is not None:
+        query = query.where(deliveries.c.provider_status.in_(provider_statuses))
     if workflow_id is not None:
         query = query.where(deliveries.c.workflow_id == workflow_id)
     if appointment_id is not None:

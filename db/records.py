@@ -6,6 +6,8 @@ import datetime as dt
 from dataclasses import dataclass, field
 from typing import Any
 
+from db.codes import RECEIVED_TABLES, CapturedTable
+
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class ActionRow:
@@ -63,6 +65,20 @@ class ChangeEvent:
     new: dict[str, Any] | None
     depth: int
     created_at: dt.datetime
+
+    @property
+    def received(self) -> bool:
+        """Whether the daemon wrote it for something it received (a reply, a receipt), not a capture trigger."""
+        return self.table_name in RECEIVED_TABLES
+
+    @property
+    def subject_table(self) -> str:
+        """The table of the row the event is about: its own, or for something received the appointment's."""
+        return CapturedTable.APPOINTMENTS if self.received else self.table_name
+
+    @property
+    def subject_id(self) -> int:
+        return int(self.new["appointment_id"]) if self.received else self.row_id
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -187,6 +203,35 @@ class Delivery:
     created_at: dt.datetime
     updated_at: dt.datetime
     sent_at: dt.datetime | None
+    provider_status: str | None = None  # what the provider's receipts said last (docs/replies.md)
+    provider_error: str | None = None
+    provider_updated_at: dt.datetime | None = None
+    address: str | None = None  # the number or chat id a conversation channel sent to
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class InboundMessage:
+    """A message received from a customer (an ``inbound_messages`` row)."""
+
+    id: int
+    channel: str
+    sender: str
+    body: str
+    provider_id: str
+    outcome: str
+    delivery_id: int | None
+    appointment_id: int | None
+    received_at: dt.datetime
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class OptOut:
+    """A number that asked for no more messages on a channel."""
+
+    channel: str
+    address: str
+    since: dt.datetime
+    reason: str
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -285,10 +285,20 @@ deliveries = Table(
     _created_at(),
     _updated_at(),
     Column("sent_at", UTCDateTime()),
+    # what the provider said of the message after it was sent (Twilio's status callbacks, docs/replies.md):
+    # queued | sent | delivered | undelivered | failed | read, its error ("30003: ...") and when
+    Column("provider_status", ShortText),
+    Column("provider_error", Text),
+    Column("provider_updated_at", UTCDateTime()),
+    # the phone number or chat id a conversation channel sent to: a reply from it is matched here
+    Column("address", ShortText),
     sqlite_autoincrement=True,
 )
 Index("deliveries_due", deliveries.c.status, deliveries.c.next_attempt_at)
 Index("deliveries_by_workflow", deliveries.c.workflow_id, deliveries.c.id)
+Index("deliveries_by_address", deliveries.c.address, deliveries.c.sent_at)
+# A status callback names the message by its SID (34 characters); MySQL indexes a TEXT column by a prefix.
+Index("deliveries_by_provider_id", deliveries.c.provider_id, mysql_length=64)
 
 instances = Table(
     "instances",
@@ -299,6 +309,45 @@ instances = Table(
     Column("started_at", UTCDateTime(), nullable=False),
     Column("heartbeat_at", UTCDateTime(), nullable=False),
     Column("stopped_at", UTCDateTime()),
+)
+
+# --- the conversation: what comes back (docs/replies.md) ----------------------
+
+# Every message received from a customer: a reply, an opt-out or opt-in word, or one that matched nothing.
+inbound_messages = Table(
+    "inbound_messages",
+    metadata,
+    Column("id", BigId, primary_key=True),
+    Column("channel", ShortText, nullable=False),  # sms | whatsapp | telegram
+    Column("sender", ShortText, nullable=False),  # an E.164 number, or a Telegram chat id
+    Column("body", Text, nullable=False),
+    # Twilio's MessageSid, or telegram:<update id>: a request Twilio sends again is recorded once
+    Column("provider_id", ShortText, nullable=False, unique=True),
+    Column("outcome", ShortText, nullable=False),  # reply | unmatched | opt_out | opt_in
+    Column("delivery_id", BigInteger),  # the message it answers
+    Column("appointment_id", BigInteger),
+    Column("received_at", UTCDateTime(), nullable=False),
+    sqlite_autoincrement=True,
+)
+Index("inbound_messages_by_time", inbound_messages.c.received_at)
+
+# Numbers that asked for no more messages on a channel (STOP, or Twilio's error 21610).
+optouts = Table(
+    "optouts",
+    metadata,
+    Column("channel", ShortText, primary_key=True),  # sms | whatsapp
+    Column("address", ShortText, primary_key=True),  # E.164
+    Column("since", UTCDateTime(), nullable=False),
+    Column("reason", Text, nullable=False),
+)
+
+# Where a polled source of messages stands (Telegram's getUpdates offset), so a restart reads on from there.
+inbound_offsets = Table(
+    "inbound_offsets",
+    metadata,
+    Column("source", ShortText, primary_key=True),
+    Column("next_offset", BigInteger, nullable=False),
+    Column("updated_at", UTCDateTime(), nullable=False),
 )
 
 # --- time-offset jobs -------------------------------------------------------

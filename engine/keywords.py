@@ -37,6 +37,12 @@ STATUS_CHANGE = frozenset({"old_status", "new_status"})
 
 TIME_OFFSET = frozenset({"fire_time", "offset"})
 
+# customer_replied: what the customer wrote, and by which channel (sms, whatsapp, telegram).
+REPLY = frozenset({"reply_text", "reply_channel"})
+
+# message_undelivered: the message that did not arrive.
+UNDELIVERED = frozenset({"failed_channel", "failure_code", "failure_reason"})
+
 # appointment_rescheduled: the appointment as it was before the change.
 RESCHEDULE = frozenset({
     "old_appointment_date", "old_appointment_date_time", "old_appointment_start_time", "old_appointment_end_time",
@@ -66,7 +72,8 @@ def available(trigger_name: str) -> frozenset[str]:
     return names | APPOINTMENT if kind.has_appointment else names
 
 
-EVERY = CUSTOMER | COMPANY | APPOINTMENT | STATUS_CHANGE | TIME_OFFSET | RESCHEDULE | AGENDA | RECALL
+EVERY = (CUSTOMER | COMPANY | APPOINTMENT | STATUS_CHANGE | TIME_OFFSET | RESCHEDULE | AGENDA | RECALL | REPLY
+         | UNDELIVERED)
 
 
 # Booknetic's keywords that apptflow does not offer, and why (docs/workflows.md has the whole list).

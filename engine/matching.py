@@ -127,7 +127,8 @@ def match_event(event: ChangeEvent, workflows: list[Workflow], booking: Booking 
     """
     if booking is None:
         return []
-    facts = facts_for(event.new or {}, booking)
+    # A received reply or receipt is about the appointment as it is now; a change, as the event recorded it.
+    facts = facts_of(booking) if event.received else facts_for(event.new or {}, booking)
     matches = []
     for kind, context in triggers_fired(event):
         for workflow in workflows:
@@ -135,7 +136,7 @@ def match_event(event: ChangeEvent, workflows: list[Workflow], booking: Booking 
                 continue
             if kind.admits(workflow.trigger, context) and filters_hold(workflow.filters, facts):
                 matches.append(Match(
-                    workflow=workflow, subject_table=event.table_name, subject_id=event.row_id,
+                    workflow=workflow, subject_table=event.subject_table, subject_id=event.subject_id,
                     occurrence=f"event:{event.id}:{kind.name}", context=context,
                     event_id=event.id, depth=event.depth,
                 ))

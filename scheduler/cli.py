@@ -16,7 +16,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import DBAPIError, OperationalError
 
 from channels.netguard import literal_refusal
-from db import NotFound, deliveries, events, instances, schema
+from db import NotFound, deliveries, events, inbound, instances, schema
 from db import booknetic as booknetic_tables
 from db import booking as bookings
 from db import jobs as job_queries
@@ -31,11 +31,13 @@ from engine.booknetic import translate as translate_booknetic
 from engine.context import zone
 from engine.document import dump_yaml, split_document, to_document, workflow_from_row
 from engine.errors import InvalidWorkflow, Problem
+from engine.replies import FAILED
 from engine.validation import warnings as workflow_warnings
 from engine.variants import with_locale
 from scheduler import logs
 from scheduler.config import Config, ConfigError, load_config, seconds
 from scheduler.daemon import Daemon, utc_now
+from scheduler.inbound import InboundError
 from scheduler.metrics import MetricsError
 from scheduler.recurring import listed_jobs
 from scheduler.systemd import notify as notify_systemd
@@ -525,7 +527,8 @@ def run(app: App) -> None:
     signal.signal(signal.SIGHUP, lambda *_: hangup.set())
     try:
         daemon.start()
-    except MetricsError as error:
+    except (MetricsError, InboundError) as error:
+        daemon.metrics.close()
         raise click.ClickException(str(error)) from None
     while not stop.is_set():
         if hangup.wait(0.2):
@@ -554,24 +557,108 @@ def _when(moment) -> str:
 @click.option("--workflow", "workflow_id", type=int, help="Only this workflow's deliveries.")
 @click.option("--appointment", "appointment_id", type=int, help="Only this appointment's deliveries.")
 @click.option("--status", type=click.Choice([status.value for status in STORED_STATUSES]))
+@click.option("--undelivered", is_flag=True, help="Only messages the provider did not deliver or refused.")
 @click.option("--limit", type=int, default=50, show_default=True)
 @pass_app
-def log(app: App, workflow_id, appointment_id, status, limit) -> None:
-    """Delivery history, newest first: what was sent to whom, when, and every error (times in UTC)."""
+def log(app: App, workflow_id, appointment_id, status, undelivered, limit) -> None:
+    """Delivery history, newest first: what was sent to whom, when, every error, and what the provider said
+    of it since (``sent → delivered``); then the messages received (times in UTC)."""
     with app.ready_engine().connect() as conn:
         rows = deliveries.history(conn, workflow_id=workflow_id, appointment_id=appointment_id,
-                                  status=status, limit=limit)
+                                  status=status, provider_statuses=FAILED if undelivered else None, limit=limit)
+        heard = [] if undelivered or workflow_id or status else [
+            m for m in inbound.received(conn, limit=limit)
+            if appointment_id is None or m.appointment_id == appointment_id]
     if not rows:
         click.echo("no deliveries")
-        return
-    click.echo(f"{'ID':>5}  {'UPDATED (UTC)':<19}  {'WF':>3}  {'ACTION':<10}  {'SUBJECT':<16}  "
-               f"{'STATUS':<8}  {'TRIES':>5}  RECIPIENTS")
+    else:
+        click.echo(f"{'ID':>5}  {'UPDATED (UTC)':<19}  {'WF':>3}  {'ACTION':<10}  {'SUBJECT':<16}  "
+                   f"{'STATUS':<8}  {'TRIES':>5}  RECIPIENTS")
     for d in rows:
         subject = f"{CapturedTable(d.subject_table).singular} {d.subject_id}"
         click.echo(f"{d.id:>5}  {_when(d.sent_at or d.updated_at):<19}  {d.workflow_id:>3}  "
-                   f"{d.action_type:<10}  {subject:<16}  {d.status:<8}  {d.attempts:>5}  {d.recipients or '-'}")
+                   f"{d.action_type:<10}  {subject:<16}  {_status_shown(d):<8}  {d.attempts:>5}  "
+                   f"{d.recipients or '-'}")
         if d.error:
             click.echo(f"{'':>7}error: {d.error}")
+    if heard:
+        click.echo("received:")
+        for m in heard:
+            about = f"appointment {m.appointment_id}" if m.appointment_id else "no appointment"
+            click.echo(f"{m.id:>5}  {_when(m.received_at):<19}  {m.channel:<8}  {m.sender:<16}  "
+                       f"{m.outcome:<9}  {about:<16}  {m.body!r}")
+
+
+def _status_shown(d) -> str:
+    """apptflow's status, and the provider's beside it once a receipt came: ``sent → undelivered (30003: …)``."""
+    if not d.provider_status:
+        return d.status
+    error = f" ({d.provider_error})" if d.provider_error and d.provider_status in FAILED else ""
+    return f"{d.status} → {d.provider_status}{error}"
+
+
+@main.group()
+def optouts() -> None:
+    """The opt-out list: numbers that get no SMS or WhatsApp message (STOP adds them, START removes them)."""
+
+
+def _optout_channel(value: str) -> str:
+    from engine.actions import action_type, names
+
+    channels = sorted({action_type(name).optout_channel for name in names()} - {None})
+    if value not in channels:
+        raise click.BadParameter(f"{value!r} is not a channel with an opt-out list ({', '.join(channels)})")
+    return value
+
+
+def _number(value: str) -> str:
+    from channels.phone import check_e164
+    from channels.base import PermanentSendError
+
+    try:
+        return check_e164(value.strip())
+    except PermanentSendError as error:
+        raise click.BadParameter(str(error)) from None
+
+
+@optouts.command("list")
+@click.option("--channel", help="Only this channel's list.")
+@pass_app
+def optouts_list(app: App, channel: str | None) -> None:
+    """Every number on an opt-out list, newest first, with when and why."""
+    with app.ready_engine().connect() as conn:
+        found = inbound.list_optouts(conn, _optout_channel(channel) if channel else None)
+    if not found:
+        click.echo("no opt-outs")
+    for entry in found:
+        click.echo(f"{entry.channel:<9}  {entry.address:<16}  since {_when(entry.since)} UTC  {entry.reason}")
+
+
+@optouts.command("add")
+@click.argument("channel")
+@click.argument("number")
+@click.option("--reason", default="added by the operator", show_default=True)
+@pass_app
+def optouts_add(app: App, channel: str, number: str, reason: str) -> None:
+    """Put NUMBER on CHANNEL's opt-out list (sms or whatsapp): it gets no more messages there."""
+    channel, number = _optout_channel(channel), _number(number)
+    with app.ready_engine().begin() as conn:
+        added = inbound.add_optout(conn, channel, number, utc_now(), reason)
+    click.echo(f"{number} {'added to' if added else 'was already on'} the {channel} opt-out list")
+
+
+@optouts.command("remove")
+@click.argument("channel")
+@click.argument("number")
+@pass_app
+def optouts_remove(app: App, channel: str, number: str) -> None:
+    """Take NUMBER off CHANNEL's opt-out list."""
+    channel, number = _optout_channel(channel), _number(number)
+    with app.ready_engine().begin() as conn:
+        removed = inbound.remove_optout(conn, channel, number)
+    if not removed:
+        raise click.ClickException(f"{number} is not on the {channel} opt-out list")
+    click.echo(f"{number} removed from the {channel} opt-out list")
 
 
 @main.command("retry")

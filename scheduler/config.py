@@ -294,6 +294,10 @@ CORE: dict[str, dict[str, Setting]] = {
                   # quiet hours for every action that writes to people, unless it has its own send_window
                   "send_window": Setting("", send_window, live=True)},
     "metrics": {"listen": Setting("", address)},
+    # The endpoint Twilio posts status callbacks and incoming messages to (docs/replies.md); empty: off.
+    "inbound": {"listen": Setting("", address),
+                "public_url": Setting("", url("https")),  # where Twilio reaches it, through the reverse proxy
+                "reply_window": Setting("48h", duration("1m", "365d"))},
 }
 
 _KINDS: dict[str, Callable[[Key], Callable[[Any], Any]]] = {
@@ -471,11 +475,32 @@ def _check_together(values: Mapping[str, Mapping[str, Any]], raw) -> None:
         raise ConfigError(f"{where.split(' ', 1)[-1]}: [database] prefix: {own!r} overlaps application_prefix "
                           f"{application!r}: apptflow's tables would be taken for the application's, and its "
                           "uninstall could reach them")
+    _check_inbound(values, raw)
     daemon = values["daemon"]
     if daemon["retry_cap"] < daemon["retry_base"]:
         where = raw["daemon"]["retry_cap"][1]
         raise ConfigError(f"{where.split(' ', 1)[-1]}: [daemon] retry_cap: {format_duration(daemon['retry_cap'])} "
                           f"is shorter than retry_base ({format_duration(daemon['retry_base'])})")
+
+
+def _check_inbound(values: Mapping[str, Mapping[str, Any]], raw) -> None:
+    """The inbound endpoint needs the URL Twilio signs and the token it signs with; reading Telegram's
+    replies needs the bot's token."""
+    from channels.telegram import TelegramChannel
+    from channels.twilio_sms import SECTION as TWILIO_SECTION
+
+    twilio, telegram = TWILIO_SECTION.name, TelegramChannel.section.name
+    inbound = values["inbound"]
+    where = raw["inbound"]["listen"][1].split(" ", 1)[-1]
+    if inbound["listen"] and not inbound["public_url"]:
+        raise ConfigError(f"{where}: [inbound] listen: needs public_url too, the https URL at which Twilio reaches "
+                          "this endpoint (Twilio signs its requests with it)")
+    if inbound["listen"] and not values[twilio]["auth_token"]:
+        raise ConfigError(f"{where}: [inbound] listen: needs [{twilio}] auth_token, which Twilio signs its requests "
+                          "with")
+    if values[telegram]["receive_replies"] and not values[telegram]["bot_token"]:
+        where = raw[telegram]["receive_replies"][1].split(" ", 1)[-1]
+        raise ConfigError(f"{where}: [{telegram}] receive_replies: needs [{telegram}] bot_token")
 
 
 def _read_file(path: Path, known: dict[str, dict[str, Setting]]):

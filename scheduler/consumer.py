@@ -90,14 +90,14 @@ class EventConsumer:
     def _handle_together(self, conn: Connection, batch: list[ChangeEvent], now: dt.datetime) -> int:
         for event in batch:
             self._on_workflow_deleted(conn, event, now)
-        found = bookings.bookings_by_id(conn, {e.row_id for e in batch if e.table_name == CapturedTable.APPOINTMENTS
-                                               and e.op != Operation.DELETE})
+        found = bookings.bookings_by_id(conn, {e.subject_id for e in batch if e.op != Operation.DELETE
+                                               and e.subject_table == CapturedTable.APPOINTMENTS})
         workflows = self.catalogue.workflows(conn)
         rows = []
         for event in batch:
             if event.table_name not in WORKFLOW_TABLES and event.op != Operation.DELETE:
-                booking = (found.get(event.row_id) if event.table_name == CapturedTable.APPOINTMENTS
-                           else bookings.load_customer_booking(conn, event.row_id))
+                booking = (found.get(event.subject_id) if event.subject_table == CapturedTable.APPOINTMENTS
+                           else bookings.load_customer_booking(conn, event.subject_id))
                 rows += self._plan(conn, event, workflows, booking, now)
         return self._write(conn, rows, batch[0].id if len(batch) == 1 else None)
 
@@ -120,10 +120,10 @@ class EventConsumer:
         self._on_workflow_deleted(conn, event, now)
         if event.table_name in WORKFLOW_TABLES or event.op == Operation.DELETE:
             return 0
-        if event.table_name == CapturedTable.APPOINTMENTS:
-            booking = bookings.load_booking(conn, event.row_id)
+        if event.subject_table == CapturedTable.APPOINTMENTS:
+            booking = bookings.load_booking(conn, event.subject_id)
         else:
-            booking = bookings.load_customer_booking(conn, event.row_id)
+            booking = bookings.load_customer_booking(conn, event.subject_id)
         return self._write(conn, self._plan(conn, event, self.catalogue.workflows(conn), booking, now), event.id)
 
     @staticmethod

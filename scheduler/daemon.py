@@ -22,6 +22,9 @@ from scheduler import logs
 from scheduler.catalogue import Catalogue
 from scheduler.config import Config, seconds, settings
 from scheduler.consumer import EventConsumer, Wakeup
+from scheduler.conversation import Conversation
+from scheduler.inbound import InboundServer
+from scheduler.inbound import serve as serve_inbound
 from scheduler.jobstore import loop_thread
 from scheduler.leader import Leadership
 from scheduler.metrics import Metrics
@@ -29,6 +32,7 @@ from scheduler.outage import FIRST_WAIT, LONGEST_WAIT, Outage
 from scheduler.planner import Planner
 from scheduler.systemd import Liveness, Watchdog, watchdog_interval
 from scheduler.systemd import notify as notify_systemd
+from scheduler.telegram_replies import TelegramReplies, start_polling
 from scheduler.transports import Transports
 from scheduler.workers import DeliveryWorker
 
@@ -136,11 +140,20 @@ class Daemon:
         self.wakeup: Wakeup | None = None
         self.liveness = Liveness()  # what the systemd watchdog checks
         self.watchdog: Watchdog | None = None
+        # What comes back (docs/replies.md): served by every instance, consumed by the leader.
+        self.conversation = Conversation(self.engine, reply_window=config.get("inbound", "reply_window"),
+                                         metrics=self.metrics, poke=lambda: self.wakeup and self.wakeup.poke())
+        self.inbound: InboundServer | None = None
+        self.telegram_replies: TelegramReplies | None = None
 
     def start(self) -> None:
         """Serve the metrics (if configured), register this instance and start the threads."""
         if self.config.get("metrics", "listen"):
             self.metrics.serve(self.config.get("metrics", "listen"), self.engine)
+        self.inbound = serve_inbound(self.config, self.conversation, self.clock)
+        self.telegram_replies = start_polling(self.config, self.conversation, stopping=self.stopping,
+                                              leading=lambda: self.leadership.leading, clock=self.clock,
+                                              pause=self.poll)
         with self.engine.begin() as conn:
             instances.register(conn, self.instance_id, socket.gethostname(), os.getpid(), self.clock())
         self._spawn("consumer", self._lead)
@@ -386,8 +399,12 @@ class Daemon:
         self.work_ready.close()
         if self.wakeup is not None:
             self.wakeup.poke()
+        if self.inbound is not None:
+            self.inbound.stop()
         for thread in self._threads:
             thread.join(timeout)
+        if self.telegram_replies is not None:
+            self.telegram_replies.stop()
         if self.watchdog is not None:
             self.watchdog.join(timeout)
         self.planner.stop()  # paused, if this instance had stopped leading

@@ -65,6 +65,13 @@ class Metrics:
                                 labels, **options)
         self._reconcile = Histogram("apptflow_reconcile_duration_seconds", "Time a reconciliation of the "
                                     "time-offset jobs took", labels, buckets=RECONCILE_BUCKETS, **options)
+        self._receipts = Counter("apptflow_receipts", "Delivery receipts (status callbacks) by channel and the "
+                                 "status they report", labels + ["channel", "status"], **options)
+        self._replies = Counter("apptflow_messages_received", "Messages received from customers by channel and "
+                                "what they were taken as: reply, unmatched, opt_out, opt_in",
+                                labels + ["channel", "outcome"], **options)
+        self._optouts = Counter("apptflow_optout_changes", "Numbers put on (out) or taken off (in) an opt-out list",
+                                labels + ["channel", "change"], **options)
         self._leading = False
         self._leader.labels(self.instance).set(0)
         self._events.labels(self.instance)
@@ -99,6 +106,15 @@ class Metrics:
 
     def reconciled(self, seconds: float) -> None:
         self._reconcile.labels(self.instance).observe(seconds)
+
+    def receipt(self, channel: str, status: str) -> None:
+        self._receipts.labels(self.instance, channel, status).inc()
+
+    def replied(self, channel: str, outcome: str) -> None:
+        self._replies.labels(self.instance, channel, outcome).inc()
+
+    def opted(self, channel: str, change: str) -> None:
+        self._optouts.labels(self.instance, channel, change).inc()
 
     # --- serving --------------------------------------------------------------------------------
 

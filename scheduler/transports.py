@@ -19,6 +19,7 @@ from channels.base import Common
 from db.records import Delivery
 from engine.actions import action_type
 from scheduler.config import Config
+from scheduler.inbound import status_callback_url
 
 logger = logging.getLogger(__name__)
 
@@ -26,7 +27,8 @@ logger = logging.getLogger(__name__)
 def _common(config: Config) -> Common:
     daemon = config.section("daemon")
     return Common(attachment_dir=daemon["attachment_dir"] or None,
-                  attachments_allow_private_addresses=daemon["attachments_allow_private_addresses"])
+                  attachments_allow_private_addresses=daemon["attachments_allow_private_addresses"],
+                  status_callback_url=status_callback_url(config))
 
 
 def channel_name(type_name: str, rendered: dict[str, Any]) -> str:

@@ -27,6 +27,7 @@ from engine.render import describe_recipients, duplicate_entry, keywords_used, r
 from engine.retry import DEFAULT_POLICY, RetryPolicy
 from engine.workflow import Action
 from scheduler.catalogue import parsed
+from scheduler.conversation import optout_refusal, refusal_followups
 from scheduler.metrics import Metrics
 from scheduler.outage import GaveUp, Outage
 
@@ -218,7 +219,7 @@ class DeliveryWorker:
     def _attempt(self, delivery: Delivery, loaded: _Loaded, now: dt.datetime,
                  deadline: float) -> Outcome | _Unrecorded:
         extra = {"delivery": delivery.id, "workflow": delivery.workflow_id}
-        rendered = recipients = None
+        rendered = recipients = address = None
         try:
             action, booking = self._resolve(delivery, loaded)
             when = quiet_hours.schedule(action, booking, delivery.recipient_index, due=delivery.next_attempt_at,
@@ -236,6 +237,8 @@ class DeliveryWorker:
                                f"{earlier}: one message each")
             rendered = render_action(action, booking, context, delivery.recipient_index)
             recipients = describe_recipients(action.type, rendered)
+            address = action_type(action.type).conversation_address(rendered)
+            self._check_optout(action.type, address)
             if action_type(action.type).changes_status:  # written in the database, not sent
                 if getattr(self.transports, "dry_run", False):
                     return self._would_set_status(delivery, rendered, recipients, now, deadline)
@@ -251,7 +254,8 @@ class DeliveryWorker:
             return self._final(delivery, now, DeliveryStatus.DEAD, f"cannot render: {error}", rendered, recipients,
                                deadline)
         except PermanentSendError as error:
-            return self._final(delivery, now, DeliveryStatus.DEAD, str(error), rendered, recipients, deadline)
+            return self._final(delivery, now, DeliveryStatus.DEAD, str(error), rendered, recipients, deadline,
+                               followups=refusal_followups(delivery, address, error, now))
         except TransientSendError as error:
             return self._retry(delivery, now, str(error), rendered, recipients, deadline)
         except Exception as error:  # noqa: BLE001 - unexpected: log it, treat it as passing
@@ -260,7 +264,7 @@ class DeliveryWorker:
         return _Unrecorded(
             delivery=delivery, outcome=Outcome(status=DeliveryStatus.SENT), deadline=deadline,
             finished=deliveries.sent(delivery, now, provider_id=receipt.provider_id, rendered=rendered,
-                                     recipients=recipients),
+                                     recipients=recipients, address=address),
             announce=lambda: logger.info("delivery %s sent (%s to %s)", delivery.id, delivery.action_type,
                                          recipients, extra=extra))
 
@@ -286,6 +290,16 @@ class DeliveryWorker:
             return self._lost(delivery, "deferred")
         logger.info("delivery %s %s", delivery.id, note, extra={"delivery": delivery.id})
         return Outcome(status=DeliveryStatus.PENDING, error=note)
+
+    def _check_optout(self, type_name: str, address: str | None) -> None:
+        """Skip a message to a number on its channel's opt-out list, before anything reaches the provider."""
+        channel = action_type(type_name).optout_channel
+        if channel is None:
+            return
+        with self.engine.connect() as conn:
+            refusal = optout_refusal(conn, channel, address)
+        if refusal is not None:
+            raise Skip(refusal)
 
     def _lost(self, delivery: Delivery, outcome: str) -> Outcome:
         logger.warning("delivery %s: attempt %d ended (%s) after its lease expired and the delivery was "
@@ -372,10 +386,10 @@ class DeliveryWorker:
 
     @staticmethod
     def _final(delivery: Delivery, now: dt.datetime, status: DeliveryStatus, error: str, rendered,
-               recipients, deadline: float) -> _Unrecorded:
+               recipients, deadline: float, followups=()) -> _Unrecorded:
         log = logger.warning if status == DeliveryStatus.DEAD else logger.info
         return _Unrecorded(
             delivery=delivery, outcome=Outcome(status=status, error=error), deadline=deadline,
             finished=deliveries.final(delivery, now, status=status, error=error, rendered=rendered,
-                                      recipients=recipients),
+                                      recipients=recipients, followups=followups),
             announce=lambda: log("delivery %s %s: %s", delivery.id, status, error, extra={"delivery": delivery.id}))

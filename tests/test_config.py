@@ -130,3 +130,17 @@ def test_the_configuration_is_typed_and_frozen():
     assert config.get("daemon", "workers") == 3 and config.get("daemon", "log_level") == "info"
     with pytest.raises(TypeError):
         config.section("daemon")["workers"] = 4
+
+
+@pytest.mark.parametrize("environ, message", [
+    ({"APPTFLOW_INBOUND_LISTEN": "127.0.0.1:8471", "APPTFLOW_TWILIO_AUTH_TOKEN": "t"},
+     "[inbound] listen: needs public_url too"),
+    ({"APPTFLOW_INBOUND_LISTEN": "127.0.0.1:8471", "APPTFLOW_INBOUND_PUBLIC_URL": "https://x.test/a"},
+     "[inbound] listen: needs [twilio] auth_token"),
+    ({"APPTFLOW_INBOUND_PUBLIC_URL": "http://x.test/a"}, "is not a https URL"),
+    ({"APPTFLOW_TELEGRAM_RECEIVE_REPLIES": "true"}, "[telegram] receive_replies: needs [telegram] bot_token"),
+])
+def test_the_inbound_endpoint_needs_the_url_twilio_signs_and_its_token(environ, message):
+    with pytest.raises(ConfigError) as raised:
+        load_config(None, environ=environ)
+    assert message in str(raised.value)

@@ -5,18 +5,17 @@ from __future__ import annotations
 
 import datetime as dt
 import decimal
+from dataclasses import replace
 
 import pytest
 from alembic import command
-from sqlalchemy import Column, ForeignKey, Integer, MetaData, Numeric, Table, Text, inspect
+from sqlalchemy import Column, ForeignKey, Index, Integer, MetaData, Numeric, Table, Text, inspect
 
 from db import schema
 from db.booking import load_booking
-from dataclasses import replace
-
 from db.capture import WATCHES
+from db.connect import connect, own_table
 from db.servers import server_for
-from db.connect import connect
 from db.tables import BOOKING_TABLES, metadata
 from db.types import JSONDocument, UTCDateTime
 from engine.context import build_context
@@ -48,10 +47,20 @@ Table("appointments", _V1, Column("id", Integer, primary_key=True),
       Column("locale", Text), Column("custom", JSONDocument),
       *(Column(name, UTCDateTime(), nullable=False, server_default=metadata.tables["appointments"]
                .c[name].server_default.arg) for name in ("created_at", "updated_at")))
+_ADDED = {"capture_errors", "booking_mapping", "capture_snapshots",  # by 0003
+          "inbound_messages", "optouts", "inbound_offsets"}  # by 0005
+# The columns 0005 added to deliveries, and its indexes on them.
+_RECEIPT_COLUMNS = {"provider_status", "provider_error", "provider_updated_at", "address"}
 for _table in metadata.sorted_tables:
-    if _table not in BOOKING_TABLES and _table.name not in ("capture_errors", "booking_mapping",
-                                                             "capture_snapshots"):  # added by 0003
+    if _table in BOOKING_TABLES or _table.name in _ADDED:
+        continue
+    if _table.name != "deliveries":
         _table.to_metadata(_V1)
+        continue
+    _deliveries = Table("deliveries", _V1, *(c._copy() for c in _table.c if c.name not in _RECEIPT_COLUMNS),
+                        sqlite_autoincrement=True)
+    Index("deliveries_due", _deliveries.c.status, _deliveries.c.next_attempt_at)
+    Index("deliveries_by_workflow", _deliveries.c.workflow_id, _deliveries.c.id)
 
 NEW_KEYWORDS = ("appointment_notes", "appointment_sum_price", "appointment_paid_price", "appointment_discount_price",
                 "appointment_payment_method", "appointment_total_attendees", "appointment_brought_people",
@@ -172,3 +181,27 @@ def test_the_booking_fields_written_with_plain_sql_fill_booknetics_keywords(engi
     assert booking.customer.birthday == dt.date(1990, 5, 17)
     assert decimal.Decimal(booking.appointment.total_price) == 25
     assert isinstance(booking.location.latitude, float)
+
+
+def test_a_database_of_revision_0004_gets_the_conversation_tables_with_its_deliveries_kept(db_url):
+    engine = connect(db_url)
+    with engine.begin() as conn:  # back to 0004, as the release before it left databases
+        command.downgrade(schema._alembic_config(conn), "0004")
+    assert "provider_status" not in _columns(engine, "deliveries")
+    added = {own_table(engine, name) for name in ("optouts", "inbound_messages", "inbound_offsets")}
+    assert not added & set(inspect(engine).get_table_names())
+    sql(engine, "INSERT INTO deliveries (idempotency_key, workflow_id, action_position, action_type, subject_table, "
+                "subject_id, occurrence, status, provider_id, recipients) VALUES ('k', 1, 0, 'sms', 'appointments', "
+                "7, 'event:1:appointment_created', 'sent', 'SM0123', '+15550002222')")
+
+    assert schema.upgrade(engine) == ("0004", "0005")
+
+    assert sql(engine, "SELECT status, provider_id, provider_status, address FROM deliveries") == [
+        ("sent", "SM0123", None, None)]
+    assert added <= set(inspect(engine).get_table_names())
+    indexes = {index["name"] for index in inspect(engine).get_indexes("deliveries")}
+    assert {"deliveries_by_address", "deliveries_by_provider_id"} <= indexes
+    sql(engine, "INSERT INTO optouts (channel, address, since, reason) VALUES ('sms', '+15550002222', :since, "
+                "'replied STOP')", since="2026-11-23T09:00:00+00:00")
+    assert schema.upgrade(engine) == ("0005", "0005")
+    engine.dispose()

@@ -153,6 +153,11 @@ EXPECTED = {
     "fire_time": "Dec 1, 2026, 10:30 AM",
     "offset": "-30m",
     "last_visit_date": "Jun 1, 2026",
+    "reply_text": "  c ",
+    "reply_channel": "sms",
+    "failed_channel": "whatsapp",
+    "failure_code": "30003",
+    "failure_reason": "unreachable handset",
 }
 # The nested objects, one path each; the other fields are reached the same way.
 NESTED = {
@@ -166,7 +171,9 @@ TRIGGER = {"old_status": "pending", "new_status": "approved",
            "fire_time": "2026-12-01T09:30:00+00:00", "offset": "-30m",
            "old_starts_at": "2026-11-30T09:00:00+00:00", "old_ends_at": "2026-11-30T10:30:00+00:00",
            "old_staff_name": "Ann Old", "old_location_name": "Bastille", "old_service_name": "Color",
-           "last_visit_at": "2026-06-01T12:00:00+00:00"}
+           "last_visit_at": "2026-06-01T12:00:00+00:00",
+           "reply_text": "  c ", "reply_channel": "sms", "failed_channel": "whatsapp", "failure_code": "30003",
+           "failure_reason": "unreachable handset"}
 
 
 def test_every_keyword_has_an_expected_value_here():

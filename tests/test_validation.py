@@ -93,7 +93,7 @@ def test_unknown_trigger_type():
     assert problems(workflow(trigger={"type": "appointment_booked"})) == [
         "trigger.type: unknown trigger 'appointment_booked' (expected one of: appointment_created, "
         "appointment_rescheduled, appointment_status_changed, customer_created, appointment_starts, "
-        "appointment_ends, schedule, customer_birthday, customer_inactive)"]
+        "appointment_ends, schedule, customer_birthday, customer_inactive, customer_replied, message_undelivered)"]
 
 
 def test_offset_is_required_and_only_for_time_triggers():

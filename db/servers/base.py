@@ -111,6 +111,10 @@ class Server:
         keepalives of *timeouts*: it waits, it sends no statement that could time out)."""
         raise self._lacks("notifications")
 
+    def notify_consumer(self, conn: Connection, table_name: str) -> None:
+        """Wake a listening consumer for an event this transaction queued itself (on commit)."""
+        raise self._lacks("notifications")
+
     def drop_installed(self, conn: Connection) -> list[str]:
         """Remove the triggers, routines and views apptflow added (on a server with schemas: the schema
         too, with apptflow's tables); return what went."""

@@ -102,6 +102,9 @@ class PostgreSQL(Server):
     def unstamp_depth(self, conn: Connection) -> None:
         """Nothing to do: the setting ends with the transaction."""
 
+    def notify_consumer(self, conn: Connection, table_name: str) -> None:
+        conn.execute(text("SELECT pg_notify(:channel, :table)"), {"channel": NOTIFY_CHANNEL, "table": table_name})
+
     def listen(self, url: URL, timeouts: Timeouts | None = None):
         """A psycopg connection (autocommit) subscribed to :data:`NOTIFY_CHANNEL`: keepalives, so that a
         dead peer ends its wait, but no statement timeout nor bounded answer (it waits, idle, for

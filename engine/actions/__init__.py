@@ -9,6 +9,8 @@ from engine.actions.base import (
     action_type,
     names,
     register,
+    replied_via,
+    to_persons,
     unregister,
 )
 
@@ -16,4 +18,4 @@ from engine.actions.base import (
 from engine.actions import email, sms, whatsapp, telegram, set_status, webhook  # noqa: E402, F401, I001
 
 __all__ = ["HOLD", "RESEND", "ActionType", "FieldSpec", "UrlGuard", "action_type", "names", "register",
-           "unregister"]
+           "replied_via", "to_persons", "unregister"]

@@ -81,6 +81,14 @@ class ActionType(ABC):
     # It changes the appointment's status in the database instead of sending through a channel.
     changes_status: ClassVar[bool] = False
     url_guards: ClassVar[tuple[UrlGuard, ...]] = ()
+    # A message a person reads: when it is not delivered, message_undelivered can fall back to another.
+    to_person: ClassVar[bool] = False
+    # Its recipient is a phone number on this opt-out list (docs/replies.md): a number that sent STOP is
+    # skipped before anything reaches the provider.
+    optout_channel: ClassVar[str | None] = None
+    # The configuration section of the provider a customer's answer to it comes through (twilio: SMS and
+    # WhatsApp; telegram), matched by the address it went to (conversation_address).
+    replies_via: ClassVar[str | None] = None
 
     def field_specs(self) -> dict[str, FieldSpec]:
         """Every field the type takes, in the order a document writes them."""
@@ -107,6 +115,10 @@ class ActionType(ABC):
     def channel(self, rendered: dict[str, Any]) -> str:
         """The name of the channel that sends a rendered action."""
         raise NotImplementedError(f"{self.name} is not sent through a channel")
+
+    def conversation_address(self, rendered: dict[str, Any]) -> str | None:
+        """The number or chat id a reply to a rendered message would come from (types with replies_via)."""
+        return None
 
     def message(self, rendered: dict[str, Any], *, stable_id: str, delivery_id: int) -> dict[str, Any]:
         """The fields of the channel's message for a rendered action; *stable_id* is the same on every
@@ -141,3 +153,15 @@ def action_type(name: object) -> ActionType:
 def names() -> tuple[str, ...]:
     """Every registered action type, in registration order."""
     return tuple(_TYPES)
+
+
+def replied_via(source: str | None = None) -> tuple[str, ...]:
+    """The action types whose messages a reply through *source* (a provider's section: twilio, telegram)
+    answers; without *source*, every one a reply can answer."""
+    return tuple(name for name, kind in _TYPES.items()
+                 if kind.replies_via is not None and source in (None, kind.replies_via))
+
+
+def to_persons() -> tuple[str, ...]:
+    """The action types that send a message a person reads."""
+    return tuple(name for name, kind in _TYPES.items() if kind.to_person)

@@ -36,6 +36,7 @@ class Email(ActionType):
     }
     # a resent email carries the same Message-ID, which mail clients recognise
     url_guards = (ATTACHMENT_GUARD,)
+    to_person = True
 
     def check(self, check, fields, place, known):
         if "calendar" in fields and not trigger_type(check.trigger_type).has_appointment:

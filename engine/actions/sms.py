@@ -20,6 +20,9 @@ class Sms(ActionType):
     }
     per_recipient = "to"
     after_crash = HOLD  # a second text is a nuisance nobody can recognise as a repeat
+    to_person = True
+    optout_channel = "sms"
+    replies_via = "twilio"
 
     def render(self, fields, booking, context, recipient):
         return {"to": resolve(fields["to"][recipient], booking, context, PHONE),
@@ -27,6 +30,9 @@ class Sms(ActionType):
                 "provider": fields.get("provider", next(iter(PROVIDERS)))}
 
     def describe(self, rendered):
+        return rendered["to"]
+
+    def conversation_address(self, rendered):
         return rendered["to"]
 
     def channel(self, rendered):

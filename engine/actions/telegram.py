@@ -18,6 +18,8 @@ class Telegram(ActionType):
     }
     per_recipient = "chat_id"
     after_crash = HOLD
+    to_person = True
+    replies_via = "telegram"
     url_guards = (ATTACHMENT_GUARD,)
 
     def render(self, fields, booking, context, recipient):
@@ -27,6 +29,9 @@ class Telegram(ActionType):
 
     def describe(self, rendered):
         return rendered["chat_id"]
+
+    def conversation_address(self, rendered):
+        return str(rendered["chat_id"])
 
     def channel(self, rendered):
         return "telegram"

@@ -30,6 +30,9 @@ class WhatsApp(ActionType):
     }
     per_recipient = "to"
     after_crash = HOLD
+    to_person = True
+    optout_channel = "whatsapp"
+    replies_via = "twilio"
 
     def check(self, check, fields, place, known):
         if ("body" in fields) == ("content_sid" in fields):
@@ -54,6 +57,10 @@ class WhatsApp(ActionType):
 
     def describe(self, rendered):
         return rendered["to"]
+
+    def conversation_address(self, rendered):
+        to = rendered["to"]
+        return to[len("whatsapp:"):] if to.startswith("whatsapp:") else to
 
     def channel(self, rendered):
         return "twilio-whatsapp"

@@ -167,3 +167,21 @@ def test_whatsapps_24_hour_window_error_is_permanent_and_explained(api, whatsapp
         whatsapp.send(WhatsApp(to="+33612345678", body="Reminder"))
     assert "error 63016: WhatsApp refused free text outside the 24-hour window" in str(refused.value)
     assert "send an approved template (content_sid with content_variables) instead" in str(refused.value)
+
+
+def test_receipts_are_asked_for_when_a_status_callback_is_configured(api):
+    callback = "https://apptflow.example.test/hooks/twilio/status"
+    with TwilioSmsChannel(account_sid=ACCOUNT_SID, auth_token=AUTH_TOKEN, from_number=SMS_FROM,
+                          api_base_url=api.url, status_callback=callback) as channel:
+        channel.send(Sms(to="+14155550100", body="hi"))
+    assert api.requests[0].form["StatusCallback"] == [callback]
+
+
+def test_an_unsubscribed_recipient_is_said_so_with_twilios_code(api, sms):
+    from channels.base import RecipientOptedOut
+
+    api.script.append(twilio_error(400, 21610, "Attempt to send to unsubscribed recipient"))
+    with pytest.raises(RecipientOptedOut, match="unsubscribed") as raised:
+        sms.send(Sms(to="+14155550100", body="hi"))
+    assert raised.value.code == "21610"
+    assert "StatusCallback" not in api.requests[0].form  # none configured: none asked for
