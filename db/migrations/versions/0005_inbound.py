@@ -12,6 +12,7 @@ Revises: 0004
 import sqlalchemy as sa
 from alembic import op
 
+from db.options import own_prefix
 from db.types import ShortText, UTCDateTime
 
 revision = "0005"
@@ -22,7 +23,9 @@ depends_on = None
 
 def upgrade() -> None:
     # Each step only where missing: a database created whole before it was stamped has some of them.
-    present = set(sa.inspect(op.get_bind()).get_table_names())
+    bind = op.get_bind()
+    # reflection gives the names as stored: with apptflow's prefix on MySQL/MariaDB
+    present = {name.removeprefix(own_prefix(bind) or "") for name in sa.inspect(bind).get_table_names()}
     have = {column["name"] for column in sa.inspect(op.get_bind()).get_columns("deliveries")}
     for column in (sa.Column("provider_status", ShortText), sa.Column("provider_error", sa.Text()),
                    sa.Column("provider_updated_at", UTCDateTime()), sa.Column("address", ShortText)):
