@@ -15,7 +15,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from engine.errors import UnknownType
+from engine.registry import Registry
 from engine.recipients import Address
 
 if TYPE_CHECKING:
@@ -126,33 +126,28 @@ class ActionType(ABC):
         return dict(rendered)
 
 
-_TYPES: dict[str, ActionType] = {}
+_TYPES: Registry[ActionType] = Registry("action")
 
 
 def register(kind: type[ActionType]) -> type[ActionType]:
     """Make an action type known by its name (a class decorator); a name taken twice is an error."""
-    if kind.name in _TYPES:
-        raise ValueError(f"action type {kind.name!r} is registered twice")
-    _TYPES[kind.name] = kind()
+    _TYPES.add(kind.name, kind())
     return kind
 
 
 def unregister(name: str) -> None:
     """Forget an action type (a test's throwaway one)."""
-    _TYPES.pop(name, None)
+    _TYPES.remove(name)
 
 
 def action_type(name: object) -> ActionType:
     """The registered action type called *name*; UnknownType otherwise."""
-    try:
-        return _TYPES[name]  # type: ignore[index]
-    except (KeyError, TypeError):
-        raise UnknownType("action", name, names()) from None
+    return _TYPES.get(name)
 
 
 def names() -> tuple[str, ...]:
     """Every registered action type, in registration order."""
-    return tuple(_TYPES)
+    return _TYPES.names()
 
 
 def replied_via(source: str | None = None) -> tuple[str, ...]:

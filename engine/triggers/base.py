@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from db.codes import CapturedTable
 from engine.durations import format_duration
-from engine.errors import UnknownType
+from engine.registry import Registry
 
 if TYPE_CHECKING:
     from db.records import Booking, ChangeEvent
@@ -124,39 +124,34 @@ class TriggerType:
         return written
 
 
-_TYPES: dict[str, TriggerType] = {}
+_TYPES: Registry[TriggerType] = Registry("trigger")
 
 
 def register(kind: type[TriggerType]) -> type[TriggerType]:
     """Make a trigger known by its name (a class decorator); a name taken twice is an error."""
-    if kind.name in _TYPES:
-        raise ValueError(f"trigger {kind.name!r} is registered twice")
     if kind.anchor_column is not None and kind.planning is None:
         kind.planning = OFFSET  # an anchor column alone says how it is planned
-    _TYPES[kind.name] = kind()
+    _TYPES.add(kind.name, kind())
     return kind
 
 
 def unregister(name: str) -> None:
     """Forget a trigger (a test's throwaway one)."""
-    _TYPES.pop(name, None)
+    _TYPES.remove(name)
 
 
 def trigger_type(name: object) -> TriggerType:
     """The registered trigger called *name*; UnknownType otherwise."""
-    try:
-        return _TYPES[name]  # type: ignore[index]
-    except (KeyError, TypeError):
-        raise UnknownType("trigger", name, names()) from None
+    return _TYPES.get(name)
 
 
 def names() -> tuple[str, ...]:
     """Every registered trigger, in registration order."""
-    return tuple(_TYPES)
+    return _TYPES.names()
 
 
 def all_types() -> tuple[TriggerType, ...]:
-    return tuple(_TYPES.values())
+    return _TYPES.values()
 
 
 def param_names() -> tuple[str, ...]:
