@@ -7,12 +7,14 @@ import functools
 import logging
 import pickle
 import threading
+from contextlib import contextmanager
 
 from apscheduler.executors.pool import ThreadPoolExecutor
 from apscheduler.job import Job
 from apscheduler.jobstores.base import JobLookupError
 from apscheduler.jobstores.sqlalchemy import SQLAlchemyJobStore
 from apscheduler.schedulers.background import BackgroundScheduler
+from apscheduler.schedulers.base import STATE_STOPPED
 from apscheduler.triggers.date import DateTrigger
 from apscheduler.util import check_callable_args, datetime_to_utc_timestamp, ref_to_obj, utc_timestamp_to_datetime
 from sqlalchemy.exc import SQLAlchemyError
@@ -216,6 +218,25 @@ def make_scheduler(store: SafeJobStore, executor: ArgsRecordingExecutor) -> Back
 def apscheduler_lock(scheduler: BackgroundScheduler):
     """The lock APScheduler's loop holds while it runs due jobs: held, no job is run meanwhile."""
     return scheduler._jobstores_lock
+
+
+class SchedulerStopping(Exception):
+    """APScheduler is shutting down: its lock is not to be waited for from a job's thread."""
+
+
+@contextmanager
+def apscheduler_lock_from_job(scheduler: BackgroundScheduler):
+    """:func:`apscheduler_lock`, for code running in one of APScheduler's executor threads: its shutdown
+    holds that lock while it waits for those threads to end, so waiting for it there would never end.
+    SchedulerStopping once the scheduler is stopping and the lock is still taken."""
+    lock = apscheduler_lock(scheduler)
+    while not lock.acquire(timeout=0.05):
+        if scheduler.state == STATE_STOPPED:
+            raise SchedulerStopping
+    try:
+        yield
+    finally:
+        lock.release()
 
 
 def loop_thread(scheduler: BackgroundScheduler) -> threading.Thread | None:

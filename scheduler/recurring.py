@@ -47,7 +47,7 @@ from engine.triggers.offsets import DEFAULT_GRACE
 from engine.workflow import Workflow
 from scheduler import jobs
 from scheduler.catalogue import parsed
-from scheduler.jobstore import apscheduler_lock, date_job
+from scheduler.jobstore import SchedulerStopping, apscheduler_lock, apscheduler_lock_from_job, date_job
 from scheduler.outage import GaveUp
 
 logger = logging.getLogger(__name__)
@@ -238,13 +238,15 @@ class RecurringPlanner:
 
     # --- writing jobs ------------------------------------------------------------------------------------
 
-    def _apply(self, desired: dict[str, RecurringFiring], scope: set[str], now: dt.datetime) -> tuple[int, int]:
+    def _apply(self, desired: dict[str, RecurringFiring], scope: set[str], now: dt.datetime, *,
+               from_job: bool = False) -> tuple[int, int]:
         """Write the desired jobs that differ, remove the in-scope ones no longer desired; a job already
         due is APScheduler's to run or to record missed."""
         if not desired and not scope:
             return 0, 0
         planner = self.planner
-        with apscheduler_lock(planner.scheduler):  # its loop must not run a job we are rewriting
+        lock = apscheduler_lock_from_job if from_job else apscheduler_lock
+        with lock(planner.scheduler):  # its loop must not run a job we are rewriting
             planner.store.flush_removals()  # a fired job's removal must not delete the job we write
             with read_only(planner.engine) as conn:
                 existing = job_queries.run_times_of(conn, desired.keys() | scope)
@@ -329,10 +331,14 @@ class RecurringPlanner:
             logger.warning("recurring firing of workflow %s for %s %s not written: the daemon stopped while the "
                            "database was away; its job stays, for the next start", workflow_id, kind, target_id)
             return
-        with apscheduler_lock(planner.scheduler):  # its firing is written: the job may go
-            planner.store.settle([rules.job_id(prefix, workflow_id, target)])
-        if prefix == SCHEDULE:
-            self._plan_next(workflow_id, target, planned)
+        try:
+            with apscheduler_lock_from_job(planner.scheduler):  # its firing is written: the job may go
+                planner.store.settle([rules.job_id(prefix, workflow_id, target)])
+            if prefix == SCHEDULE:
+                self._plan_next(workflow_id, target, planned)
+        except SchedulerStopping:  # the job stays; the next start re-plans (its deliveries are written once)
+            logger.info("the daemon is stopping: the recurring job of workflow %s for %s %s is left to the next "
+                        "start", workflow_id, kind, target_id)
 
     def _plan_next(self, workflow_id: int, target: Target, planned: dt.datetime) -> None:
         now = self.planner.clock()
@@ -346,7 +352,7 @@ class RecurringPlanner:
         tz = self._schedule_zone(workflow, target, zones)
         firing = self._next_schedule(workflow, target, tz, max(planned, now))
         if firing is not None:
-            self._apply({firing.job_id: firing}, set(), now)
+            self._apply({firing.job_id: firing}, set(), now, from_job=True)
 
     def on_outcome(self, event, args: tuple | None) -> bool:
         """APScheduler's outcome of a recurring job: a missed one is recorded; False for other jobs."""
