@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from typing import Any
 
 from sqlalchemy import Text, cast, func, select, update
@@ -11,6 +11,7 @@ from sqlalchemy.engine import Connection
 
 from db import mapping
 from db.events import stamp_chain_depth, unstamp_chain_depth
+from db.partitions import in_partitions
 from db.records import Appointment, Booking, Customer, Location, Service, Staff
 from db.servers import server_for
 from db.tables import appointments, change_events, customers, locations, services, staff, utcnow
@@ -145,13 +146,16 @@ def bookings_by_id(conn: Connection, appointment_ids: set[int]) -> dict[int, Boo
     return {b.appointment.id: b for b in load_bookings(conn, sorted(appointment_ids))}
 
 
-def booking_pages(conn: Connection, anchor: str, earliest, size: int, latest=None) -> Iterator[list[Booking]]:
+def booking_pages(conn: Connection, anchor: str, earliest, size: int, latest=None,
+                  partitions: tuple[int, Collection[int]] = (1, (0,))) -> Iterator[list[Booking]]:
     """Every appointment whose *anchor* column (starts_at or ends_at) is at or after *earliest* (and at
     or before *latest*, if given), *size* bookings at a time in id order, so that memory holds one page
-    whatever the table's size."""
+    whatever the table's size; only those of the given partitions (how many, which)."""
     column, last = appointments.c[anchor], 0
+    mine = in_partitions(appointments.c.id, *partitions)
     while True:
-        query = select(appointments.c.id, column).where(appointments.c.id > last).order_by(appointments.c.id)
+        query = (select(appointments.c.id, column).where(appointments.c.id > last, mine)
+                 .order_by(appointments.c.id))
         if not server_for(conn).comparable_times:
             # SQLite holds whatever ISO 8601 spelling the booking application wrote, which does
             # not sort as text: compare the parsed values.

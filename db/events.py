@@ -3,17 +3,24 @@
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Collection
 
-from sqlalchemy import func, select, update
+from sqlalchemy import func, insert, select, update
 from sqlalchemy.engine import Connection
 
+from db.partitions import in_partitions
 from db.records import ChangeEvent
 from db.servers import server_for
 from db.tables import capture_errors, change_events
 
 
-def claim_events(conn: Connection, limit: int) -> list[ChangeEvent]:
-    """Lock and return up to *limit* unprocessed events, oldest id first.
+# What an event's partition is the remainder of: its own key, else its row's id.
+PARTITION_KEY = func.coalesce(change_events.c.partition_key, change_events.c.row_id)
+
+
+def claim_events(conn: Connection, limit: int, partitions: int = 1,
+                 held: Collection[int] = (0,)) -> list[ChangeEvent]:
+    """Lock and return up to *limit* unprocessed events of the *held* partitions, oldest id first.
 
     On PostgreSQL rows locked by another consumer are skipped, so a slow
     transaction never blocks the queue; mark the events processed in the same
@@ -21,16 +28,31 @@ def claim_events(conn: Connection, limit: int) -> list[ChangeEvent]:
     """
     query = (
         select(change_events)
-        .where(change_events.c.processed_at.is_(None))
+        .where(change_events.c.processed_at.is_(None), in_partitions(PARTITION_KEY, partitions, held))
         .order_by(change_events.c.id)
         .limit(limit)
         .with_for_update(skip_locked=True)
     )
     return [
         ChangeEvent(id=r.id, table_name=r.table_name, row_id=r.row_id, op=r.op, old=r.old,
-                    new=r.new, depth=r.depth, created_at=r.created_at)
+                    new=r.new, depth=r.depth, created_at=r.created_at, partition_key=r.partition_key)
         for r in conn.execute(query)
     ]
+
+
+def copy_events(conn: Connection, copies: list[tuple[ChangeEvent, int]], now: dt.datetime) -> None:
+    """Queue each event again for the partition given with it (by its key), for that partition's planning."""
+    if copies:
+        conn.execute(insert(change_events), [
+            {"table_name": e.table_name, "row_id": e.row_id, "op": e.op, "old": e.old, "new": e.new,
+             "depth": e.depth, "created_at": now, "partition_key": key} for e, key in copies])
+
+
+def waiting_by_partition(conn: Connection, partitions: int) -> dict[int, int]:
+    """How many change events wait in each partition (those with none left out)."""
+    part = (PARTITION_KEY % partitions).label("part")
+    query = select(part, func.count()).where(change_events.c.processed_at.is_(None)).group_by(part)
+    return {int(p): n for p, n in conn.execute(query)}
 
 
 def mark_processed(conn: Connection, event_id: int, now: dt.datetime, error: str | None = None) -> None:

@@ -50,10 +50,12 @@ def record_receipt(conn: Connection, *, provider_id: str, status: str, error: st
 
 def queue_received(conn: Connection, kind: Received, row_id: int, new: dict[str, Any], *, depth: int,
                    now: dt.datetime) -> None:
-    """Queue something received as a change event for the consumer (a reply, a message not delivered)."""
+    """Queue something received as a change event for the consumer (a reply, a message not delivered), in
+    the partition of the appointment it is about."""
     op = "INSERT" if kind is Received.REPLY else "UPDATE"
     conn.execute(insert(change_events).values(table_name=kind.value, row_id=row_id, op=op, old=None, new=new,
-                                              depth=depth, created_at=now))
+                                              depth=depth, created_at=now,
+                                              partition_key=int(new["appointment_id"])))
     server = server_for(conn)
     if server.notify:
         server.notify_consumer(conn, kind.value)

@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import datetime as dt
 import pickle
+from collections.abc import Collection
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import delete, insert, select
+from sqlalchemy import delete, func, insert, select
 from sqlalchemy.engine import Connection
+from sqlalchemy.sql import ColumnElement
 
 from db.codes import CapturedTable, DeliveryStatus
+from db.partitions import in_partitions as partition_filter
 from db.tables import (apscheduler_failed_jobs, apscheduler_jobs, appointments, customers, deliveries, locations,
                        workflows)
 
@@ -18,6 +21,13 @@ from db.tables import (apscheduler_failed_jobs, apscheduler_jobs, appointments, 
 def job_id(workflow_id: int, appointment_id: int) -> str:
     """The id of the one job of a (workflow, appointment) pair: its time-offset firing."""
     return f"wf:{workflow_id}:appt:{appointment_id}"
+
+
+def partition_key(value: str) -> int:
+    """What a job's partition is the remainder of: the id of its subject (an appointment, a customer, a
+    schedule's staff member or location; 0 for the company), the last part of every apptflow job id."""
+    last = value.rsplit(":", 1)[-1]
+    return int(last) if last.isdigit() else 0
 
 
 def parse_job_id(value: str) -> tuple[int, int] | None:
@@ -173,10 +183,15 @@ def run_times_of(conn: Connection, ids) -> dict[str, float | None]:
     return found
 
 
-def soonest(conn: Connection, limit: int) -> list[tuple[str, float]]:
-    """(id, next run time) of the *limit* jobs due soonest."""
+def in_partitions(partitions: int, held: Collection[int]) -> ColumnElement:
+    """A condition: the job is in one of the *held* partitions (a job of before 0006 without a key: 0's)."""
+    return partition_filter(func.coalesce(apscheduler_jobs.c.partition_key, 0), partitions, held)
+
+
+def soonest(conn: Connection, limit: int, *conditions) -> list[tuple[str, float]]:
+    """(id, next run time) of the *limit* jobs due soonest (among those meeting *conditions*)."""
     query = (select(apscheduler_jobs.c.id, apscheduler_jobs.c.next_run_time)
-             .where(apscheduler_jobs.c.next_run_time.is_not(None))
+             .where(apscheduler_jobs.c.next_run_time.is_not(None), *conditions)
              .order_by(apscheduler_jobs.c.next_run_time).limit(limit))
     return [(row.id, row.next_run_time) for row in conn.execute(query)]
 
@@ -197,9 +212,11 @@ def job_states(conn: Connection, *conditions) -> list:
 
 
 def replace_jobs(conn: Connection, rows: list[dict[str, Any]]) -> None:
-    """Write jobs (id, next_run_time, job_state), replacing those with the same ids, in the caller's transaction."""
+    """Write jobs (id, next_run_time, job_state), replacing those with the same ids, in the caller's transaction;
+    each with its partition key."""
     if not rows:
         return
+    rows = [{**row, "partition_key": partition_key(row["id"])} for row in rows]
     ids = [row["id"] for row in rows]
     for start in range(0, len(ids), 500):
         conn.execute(delete(apscheduler_jobs).where(apscheduler_jobs.c.id.in_(ids[start:start + 500])))

@@ -65,6 +65,14 @@ class ChangeEvent:
     new: dict[str, Any] | None
     depth: int
     created_at: dt.datetime
+    # What picks its partition (docs/scale-out.md): None for a captured change (by row_id)
+    partition_key: int | None = None
+
+    @property
+    def copy(self) -> bool:
+        """Whether it is a captured change copied to another partition for that partition's planning
+        (docs/scale-out.md): followed there, never matched again."""
+        return self.partition_key is not None and not self.received
 
     @property
     def received(self) -> bool:
@@ -244,3 +252,5 @@ class Instance:
     started_at: dt.datetime
     heartbeat_at: dt.datetime
     stopped_at: dt.datetime | None
+    partitions: int | None = None  # the [daemon] partitions it runs with (None: started before 0006)
+    leads: str | None = None  # the partitions it leads, "0,3"

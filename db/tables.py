@@ -234,6 +234,9 @@ change_events = Table(
     Column("processed_at", UTCDateTime()),
     # why handling failed, when it did (the event is not retried: see docs/pipeline.md)
     Column("error", Text),
+    # What picks the event's partition (docs/scale-out.md), its remainder by [daemon] partitions: NULL for a
+    # captured change (its row_id); the appointment's id for something received; a copy's partition.
+    Column("partition_key", BigInteger),
     # Ids are part of idempotency keys: SQLite must never reuse one after old events are purged.
     sqlite_autoincrement=True,
 )
@@ -309,6 +312,9 @@ instances = Table(
     Column("started_at", UTCDateTime(), nullable=False),
     Column("heartbeat_at", UTCDateTime(), nullable=False),
     Column("stopped_at", UTCDateTime()),
+    # [daemon] partitions as this instance runs with, and the partitions it leads ("0,3"; "" for none)
+    Column("partitions", Integer),
+    Column("leads", Text),
 )
 
 # --- the conversation: what comes back (docs/replies.md) ----------------------
@@ -360,6 +366,9 @@ apscheduler_jobs = Table(
     Column("id", Unicode(191), primary_key=True),
     Column("next_run_time", Float(25), index=True),
     Column("job_state", LargeBinary, nullable=False),
+    # the subject's id (an appointment's, a customer's, a schedule target's): its remainder by
+    # [daemon] partitions is the partition whose leader runs the job (docs/scale-out.md)
+    Column("partition_key", BigInteger),
 )
 
 # Jobs APScheduler could not restore (a renamed function, unpicklable state):

@@ -38,6 +38,7 @@ from scheduler import logs
 from scheduler.config import Config, ConfigError, load_config, seconds
 from scheduler.daemon import Daemon, utc_now
 from scheduler.inbound import InboundError
+from scheduler.leader import Disagreement
 from scheduler.metrics import MetricsError
 from scheduler.recurring import listed_jobs
 from scheduler.systemd import notify as notify_systemd
@@ -527,7 +528,7 @@ def run(app: App) -> None:
     signal.signal(signal.SIGHUP, lambda *_: hangup.set())
     try:
         daemon.start()
-    except (MetricsError, InboundError) as error:
+    except (MetricsError, InboundError, Disagreement) as error:
         daemon.metrics.close()
         raise click.ClickException(str(error)) from None
     while not stop.is_set():
@@ -547,6 +548,16 @@ def _reload(app: App, daemon: Daemon) -> None:
             "configuration not reloaded, the running one is kept: %s", error)
     finally:
         notify_systemd("READY=1")
+
+
+def _share(instance, waiting_in: dict[int, int]) -> str:
+    """What an instance leads, and the change events waiting there (docs/scale-out.md)."""
+    led = instances.led(instance)
+    if not led:
+        return "; leads no partition"
+    count = instance.partitions or 1
+    which = "the partition" if count == 1 else f"partitions {', '.join(map(str, led))} of {count}"
+    return f"; leads {which}, {sum(waiting_in.get(p, 0) for p in led)} events waiting there"
 
 
 def _when(moment) -> str:
@@ -683,13 +694,15 @@ def status(app: App) -> None:
     with app.ready_engine().connect() as conn:
         alive = instances.running(conn, now - dt.timedelta(seconds=3 * heartbeat))
         waiting, oldest = events.backlog(conn)
+        count = max((i.partitions or 1 for i in alive), default=1)
+        waiting_in = events.waiting_by_partition(conn, count) if count > 1 else {0: waiting}
         failed = events.failed_events(conn)
         lost, _, last_lost = events.capture_failures(conn)
         counts = deliveries.counts_by_status(conn)
     if alive:
         for instance in alive:
             click.echo(f"daemon:      running on {instance.hostname} (pid {instance.pid}), "
-                       f"since {_when(instance.started_at)} UTC")
+                       f"since {_when(instance.started_at)} UTC{_share(instance, waiting_in)}")
     else:
         click.echo("daemon:      not running (no heartbeat)")
     age = f", oldest {(now - oldest).total_seconds():.1f}s old" if oldest else ""

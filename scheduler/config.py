@@ -280,6 +280,9 @@ CORE: dict[str, dict[str, Setting]] = {
         "retry_attempts": Setting(8, count(1, 1000), live=True),
         "attachment_dir": Setting("", text, live=True),
         "heartbeat": Setting("5s", duration("50ms", "10m")),
+        # how many parts the appointments and customers are shared out in among instances (docs/scale-out.md):
+        # the same on every instance of one database
+        "partitions": Setting(1, count(1, 1024)),
         "job_threads": Setting(4, count(1, 64)),
         "reconcile_interval": Setting("10m", duration("1s", "1d")),
         "event_retention": Setting("7d", duration("0s", "3650d"), live=True),
@@ -477,6 +480,15 @@ def _check_together(values: Mapping[str, Mapping[str, Any]], raw) -> None:
                           "uninstall could reach them")
     _check_inbound(values, raw)
     daemon = values["daemon"]
+    if daemon["partitions"] > 1:
+        try:
+            server = server_of(str(database["url"]).strip())
+        except (ArgumentError, UnknownServer):
+            server = None
+        if server is not None and not server.shared:
+            where = raw["daemon"]["partitions"][1].split(" ", 1)[-1]
+            raise ConfigError(f"{where}: [daemon] partitions: {daemon['partitions']}, but {server.label} serves one "
+                              "instance, which leads the one partition; several need PostgreSQL or MySQL/MariaDB")
     if daemon["retry_cap"] < daemon["retry_base"]:
         where = raw["daemon"]["retry_cap"][1]
         raise ConfigError(f"{where.split(' ', 1)[-1]}: [daemon] retry_cap: {format_duration(daemon['retry_cap'])} "

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+from collections import Counter
 import datetime as dt
 import logging
 import threading
@@ -21,6 +22,7 @@ from db.servers import server_for
 from engine.matching import match_event
 from engine.outbox import MAX_CHAIN_DEPTH, plan_deliveries
 from engine.windows import Window
+from scheduler.leader import Share
 from scheduler.metrics import Metrics
 
 logger = logging.getLogger(__name__)
@@ -40,8 +42,14 @@ class EventConsumer:
     def __init__(self, engine: Engine, catalogue, *, batch_size: int = 100, max_depth: int = MAX_CHAIN_DEPTH,
                  after_commit: Callable[[list[ChangeEvent], dt.datetime], None] | None = None,
                  on_deliveries: Callable[[], None] = lambda: None, metrics: Metrics | None = None,
-                 send_window: Window | None = None):
+                 send_window: Window | None = None, share: Share | None = None,
+                 follows_customers: Callable[[], bool] = lambda: False):
         self.engine = engine
+        # The partitions whose events this consumer claims (docs/scale-out.md).
+        self.share = share or Share()
+        # Whether the planning of a customer's own jobs (birthday, recall) follows their appointments'
+        # changes: then an appointment's change is copied to its customer's partition.
+        self.follows_customers = follows_customers
         self.send_window = send_window  # [workflows] send_window: quiet hours where an action has none
         self.metrics = metrics or Metrics()
         self.catalogue = catalogue
@@ -55,18 +63,47 @@ class EventConsumer:
 
     def process_batch(self, now: dt.datetime) -> int:
         """Handle one batch of events; return how many were handled."""
+        share = self.share
+        count, held = share.count, share.held
+        if not held:
+            return 0
         with self.engine.begin() as conn:
-            batch = events.claim_events(conn, self.batch_size)
+            batch = events.claim_events(conn, self.batch_size, count, held)
             if any(e.table_name in WORKFLOW_TABLES for e in batch):
                 self.catalogue.invalidate()
             written = self._handle_batch(conn, batch, now) if batch else 0
+            copies = self._copies(conn, batch) if count > 1 else []
+            if copies:
+                events.copy_events(conn, copies, now)
+                if server_for(conn).notify:  # the other partitions' leaders wake at once
+                    server_for(conn).notify_consumer(conn, CapturedTable.WORKFLOWS)
         if written:
             self.on_deliveries()
-        if batch:
-            self.metrics.consumed(len(batch))
+        for partition, consumed in Counter(event_partition(e, count) for e in batch).items():
+            self.metrics.consumed(consumed, partition)
         if batch and self.after_commit is not None:
             self.after_commit(batch, now)
         return len(batch)
+
+    def _copies(self, conn: Connection, batch: list[ChangeEvent]) -> list[tuple[ChangeEvent, int]]:
+        """The copies of a batch's events other partitions plan from (docs/scale-out.md): a workflow's edit
+        and a customer's change to every other partition, an appointment's change to its customer's."""
+        count, copies = self.share.count, []
+        customers = None
+        for event in batch:
+            if event.copy or event.received:
+                continue
+            own = event_partition(event, count)
+            if event.table_name in WORKFLOW_TABLES or (event.table_name == CapturedTable.CUSTOMERS
+                                                       and event.op == Operation.UPDATE):
+                copies += [(event, p) for p in range(count) if p != own]
+            elif event.table_name == CapturedTable.APPOINTMENTS:
+                if customers is None:
+                    customers = self.follows_customers()
+                if customers:
+                    ids = {int(v["customer_id"]) for v in (event.old, event.new) if v and v.get("customer_id")}
+                    copies += [(event, i) for i in ids if i % count != own]
+        return copies
 
     def drain(self, now: dt.datetime) -> int:
         """Handle every waiting event; return how many."""
@@ -91,11 +128,11 @@ class EventConsumer:
         for event in batch:
             self._on_workflow_deleted(conn, event, now)
         found = bookings.bookings_by_id(conn, {e.subject_id for e in batch if e.op != Operation.DELETE
-                                               and e.subject_table == CapturedTable.APPOINTMENTS})
+                                               and e.subject_table == CapturedTable.APPOINTMENTS and not e.copy})
         workflows = self.catalogue.workflows(conn)
         rows = []
         for event in batch:
-            if event.table_name not in WORKFLOW_TABLES and event.op != Operation.DELETE:
+            if event.table_name not in WORKFLOW_TABLES and event.op != Operation.DELETE and not event.copy:
                 booking = (found.get(event.subject_id) if event.subject_table == CapturedTable.APPOINTMENTS
                            else bookings.load_customer_booking(conn, event.subject_id))
                 rows += self._plan(conn, event, workflows, booking, now)
@@ -118,7 +155,7 @@ class EventConsumer:
     def handle(self, conn: Connection, event: ChangeEvent, now: dt.datetime) -> int:
         """Everything one event causes, inside the caller's transaction; return how many deliveries it wrote."""
         self._on_workflow_deleted(conn, event, now)
-        if event.table_name in WORKFLOW_TABLES or event.op == Operation.DELETE:
+        if event.table_name in WORKFLOW_TABLES or event.op == Operation.DELETE or event.copy:
             return 0
         if event.subject_table == CapturedTable.APPOINTMENTS:
             booking = bookings.load_booking(conn, event.subject_id)
@@ -128,7 +165,7 @@ class EventConsumer:
 
     @staticmethod
     def _on_workflow_deleted(conn: Connection, event: ChangeEvent, now: dt.datetime) -> None:
-        if event.table_name == CapturedTable.WORKFLOWS and event.op == Operation.DELETE:
+        if event.table_name == CapturedTable.WORKFLOWS and event.op == Operation.DELETE and not event.copy:
             skipped = deliveries.skip_pending_of_workflow(conn, event.row_id, now, "workflow deleted")
             logger.info("workflow %s deleted: %d pending deliveries skipped", event.row_id, skipped,
                         extra={"workflow": event.row_id})
@@ -155,6 +192,11 @@ class EventConsumer:
             where = f"event {event_id}" if event_id is not None else "a batch of events"
             logger.info("%s: %d deliveries existed already (replay)", where, len(rows) - written)
         return written
+
+
+def event_partition(event: ChangeEvent, count: int) -> int:
+    """The partition an event is in (as db.events.PARTITION_KEY reads it in SQL)."""
+    return (event.partition_key if event.partition_key is not None else event.row_id) % count
 
 
 # How soon a poke (a stop, a reload) ends a wait for notifications.
@@ -184,17 +226,19 @@ class Wakeup:
         """End a polling wait now (the daemon stops, or its interval changed)."""
         self._poked.set()
 
-    def wait(self) -> None:
+    def wait(self, at_most: float | None = None) -> None:
+        """Until a notification, a poke, or the poll interval (or *at_most* seconds, if sooner)."""
+        interval = self.interval if at_most is None else max(0.0, min(self.interval, at_most))
         if self._url is None or not self._listening():
-            self._poked.wait(self.interval)
+            self._poked.wait(interval)
             self._poked.clear()
             return
         try:
-            self._listen_for(self.interval)
+            self._listen_for(interval)
         except Exception as error:  # noqa: BLE001 - the database went away: poll until it is back
             logger.warning("lost the LISTEN connection (%s); polling until it is back", describe(error))
             self.close()
-            self._poked.wait(self.interval)
+            self._poked.wait(interval)
             self._poked.clear()
 
     def _listen_for(self, seconds: float) -> None:

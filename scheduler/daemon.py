@@ -26,7 +26,7 @@ from scheduler.conversation import Conversation
 from scheduler.inbound import InboundServer
 from scheduler.inbound import serve as serve_inbound
 from scheduler.jobstore import loop_thread
-from scheduler.leader import Leadership
+from scheduler.leader import Disagreement, Leadership
 from scheduler.metrics import Metrics
 from scheduler.outage import FIRST_WAIT, LONGEST_WAIT, Outage
 from scheduler.planner import Planner
@@ -113,16 +113,21 @@ class Daemon:
         self.outage = Outage()  # every thread reports to it: one line a second while the database is away
         self.metrics = Metrics()
         self.reconcile_every = seconds(daemon["reconcile_interval"])
+        self.instance_id = uuid.uuid4().hex
+        # The partitions this instance leads (docs/scale-out.md), read by the consumer, planner and jobstore.
+        self.leadership = Leadership(self.engine, self.metrics, instance_id=self.instance_id,
+                                     partitions=daemon["partitions"])
         self.planner = Planner(self.engine, self.catalogue, clock=clock, on_deliveries=self.work_ready.set,
                                max_depth=daemon["max_chain_depth"], threads=daemon["job_threads"],
                                outage=self.outage, metrics=self.metrics,
                                company_zone=config.get("company", "timezone"),
                                horizon=2 * dt.timedelta(seconds=self.reconcile_every),
-                               send_window=config.get("workflows", "send_window"))
+                               send_window=config.get("workflows", "send_window"), share=self.leadership)
         self.consumer = EventConsumer(self.engine, self.catalogue, max_depth=daemon["max_chain_depth"],
                                       after_commit=self.planner.after_batch, on_deliveries=self.work_ready.set,
-                                      metrics=self.metrics, send_window=config.get("workflows", "send_window"))
-        self.leadership = Leadership(self.engine, self.metrics)
+                                      metrics=self.metrics, send_window=config.get("workflows", "send_window"),
+                                      share=self.leadership, follows_customers=self.planner.recurring.follows_customers)
+        self._gained: set[int] = set()  # partitions taken since the consumer last reconciled (it does them whole)
         self.event_retention = daemon["event_retention"]
         self._capture_seen, self._capture_reported = 0, False  # the capture_errors already logged
         self.worker = DeliveryWorker(self.engine, self.transports, company=dict(config.section("company")),
@@ -133,7 +138,6 @@ class Daemon:
         self.heartbeat = seconds(daemon["heartbeat"])
         self.worker_count = max(1, daemon["workers"])
         self.stopping = threading.Event()
-        self.instance_id = uuid.uuid4().hex
         self._threads: list[threading.Thread] = []
         self._workers: dict[int, threading.Thread] = {}
         self._retired: list[Transports] = []  # replaced by a reload; closed at stop (a send may still use one)
@@ -147,15 +151,24 @@ class Daemon:
         self.telegram_replies: TelegramReplies | None = None
 
     def start(self) -> None:
-        """Serve the metrics (if configured), register this instance and start the threads."""
+        """Register this instance (refused if instances alive run with other partitions), serve the metrics
+        (if configured) and start the threads."""
+        with self.engine.begin() as conn:
+            instances.register(conn, self.instance_id, socket.gethostname(), os.getpid(), self.clock(),
+                               self.leadership.count)
+        try:
+            self.leadership.join(self.clock())
+        except Disagreement:
+            self.leadership.release(lambda _: None)
+            with self.engine.begin() as conn:
+                instances.stopped(conn, self.instance_id, self.clock())
+            raise
         if self.config.get("metrics", "listen"):
             self.metrics.serve(self.config.get("metrics", "listen"), self.engine)
         self.inbound = serve_inbound(self.config, self.conversation, self.clock)
         self.telegram_replies = start_polling(self.config, self.conversation, stopping=self.stopping,
-                                              leading=lambda: self.leadership.leading, clock=self.clock,
+                                              leading=lambda: 0 in self.leadership.held, clock=self.clock,
                                               pause=self.poll)
-        with self.engine.begin() as conn:
-            instances.register(conn, self.instance_id, socket.gethostname(), os.getpid(), self.clock())
         self._spawn("consumer", self._lead)
         self._spawn("housekeeping", self._housekeep)
         self._spawn_workers()
@@ -216,35 +229,47 @@ class Daemon:
         return loop
 
     def _lead(self) -> None:
-        """Lead when no other instance does: consume events and run the time-offset jobs until we stop.
+        """Lead this instance's share of the partitions: consume their events and run their jobs until we stop.
 
-        Losing the lead (its lock's session is gone) pauses APScheduler at once; leading
-        again resumes it, with a whole reconciliation, without building it anew.
+        Leading nothing pauses APScheduler; leading again resumes it, with a whole reconciliation of the
+        partitions taken, without building it anew.
         """
         self.liveness.beat("consumer", self.heartbeat)
-        if not self.leadership.acquire():
-            self.stopping.wait(self.heartbeat)
+        complete = self.leadership.step(self.clock(), self._gain, self._lose)
+        if not self.leadership.leading:
+            self.stopping.wait(self.heartbeat if complete else self.heartbeat / 4)
             return
         self.outage.answered()
-        self.catalogue.invalidate()  # edits made while another instance led are not in our copy
         self.planner.start()
         try:
-            self._consume()
+            self._consume(complete)
         finally:
             if self.stopping.is_set():
                 self.planner.stop()
             else:
                 self.planner.pause()
-            self.leadership.release()
+            self.leadership.release(self._lose)
 
-    def _consume(self) -> None:
+    def _gain(self, partitions: set[int]) -> None:
+        self.catalogue.invalidate()  # edits made while another instance led are not in our copy
+        self._gained |= partitions
+        self.planner.gain(partitions)
+
+    def _lose(self, partitions: set[int]) -> None:
+        self._gained -= partitions
+        self.planner.lose(partitions)
+
+    def _consume(self, complete: bool = True) -> None:
         """Handle events as they come; reconcile every time-offset job at first and now and then.
 
-        While the database is away the loop waits for it and goes on where it was, still
-        leading as long as the leader lock's session lives; returns when it does not.
+        Every heartbeat (every quarter of one while a partition of its share is still another's) the
+        instance confirms its locks and takes or gives back partitions; a partition taken is reconciled
+        whole at once. While the database is away the loop waits for it and goes on where it was, still
+        leading as long as the locks' session lives; returns when it leads nothing.
         """
         wakeup = self.wakeup = Wakeup(self.engine, self.poll)
-        next_reconcile = next_confirm = 0.0
+        next_reconcile = 0.0
+        next_confirm = time.monotonic() + (self.heartbeat if complete else self.heartbeat / 4)
         horizon: dt.timedelta | None = None  # the first reconciliation, as we start leading, is whole
         wait = FIRST_WAIT
         try:
@@ -253,10 +278,11 @@ class Daemon:
                 self.liveness.beat("consumer", self.poll + self.heartbeat)
                 try:
                     if time.monotonic() >= next_confirm:
-                        if not self.leadership.confirm():
+                        complete = self.leadership.step(self.clock(), self._gain, self._lose)
+                        if not self.leadership.leading:
                             return
                         self.planner.ensure_running()
-                        next_confirm = time.monotonic() + self.heartbeat
+                        next_confirm = time.monotonic() + (self.heartbeat if complete else self.heartbeat / 4)
                     if self.planner.behind:
                         self.planner.retry_failed(self.clock())
                     while self.consumer.process_batch(self.clock()):  # a fresh now for every batch
@@ -265,22 +291,27 @@ class Daemon:
                     if time.monotonic() >= next_reconcile:
                         self.liveness.beat("consumer", RECONCILE_PASS)
                         now = self.clock()
+                        self._gained.clear()
                         self.planner.reconcile(now, until=now + horizon if horizon else None)
                         next_reconcile = time.monotonic() + self.reconcile_every
                         # Later ones check the firings due within two intervals: each firing is checked
                         # at least once more before it is due, at a cost that does not grow with the tables.
                         horizon = 2 * dt.timedelta(seconds=self.reconcile_every)
+                    elif self._gained:
+                        self.liveness.beat("consumer", RECONCILE_PASS)
+                        gained, self._gained = self._gained, set()
+                        self.planner.reconcile(self.clock(), partitions=gained)
                 except Exception as error:
                     if not unavailable(error):
                         raise
                     self.outage.failed("consumer", error)
-                    if not self.leadership.confirm():
+                    if not self.leadership.leading:
                         return
                     self.stopping.wait(wait)
                     wait = min(2 * wait, LONGEST_WAIT)
                     continue
                 wait = FIRST_WAIT
-                wakeup.wait()
+                wakeup.wait(at_most=next_confirm - time.monotonic())
         finally:
             wakeup.close()
 
@@ -322,7 +353,7 @@ class Daemon:
             lost, self._capture_seen, error = events.capture_failures(conn, self._capture_seen)
             if os.environ.get("NOTIFY_SOCKET"):
                 waiting, due = events.count_waiting(conn), deliveries.count_due(conn, now)
-                notify_systemd(f"STATUS={'leader' if self.leadership.leading else 'standby (another instance leads)'}"
+                notify_systemd(f"STATUS={self._role()}"
                                f"; {waiting} change events waiting, {due} deliveries due"
                                f"; {self.worker_count} workers")
         if lost:  # at the first pass, every one ever recorded; then the new ones
@@ -337,6 +368,14 @@ class Daemon:
                            "as unknown", resent, held)
             self.work_ready.wake_all()
         self.stopping.wait(self.heartbeat)
+
+    def _role(self) -> str:
+        held = self.leadership.held
+        if not held:
+            return "standby (other instances lead)"
+        if self.leadership.count == 1:
+            return "leader"
+        return f"leader of partitions {', '.join(str(p) for p in sorted(held))} of {self.leadership.count}"
 
     def reload(self, config: Config) -> list[str]:
         """Take a new configuration: apply what can change live, report what needs a restart.

@@ -22,6 +22,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from db import jobs as job_queries
 from db.errors import describe, unavailable
 from db.tables import apscheduler_jobs
+from scheduler.leader import Share
 from scheduler.outage import Outage
 
 logger = logging.getLogger(__name__)
@@ -43,8 +44,10 @@ class SafeJobStore(SQLAlchemyJobStore):
     ``apptflow jobs`` / ``apptflow status`` report it.
     """
 
-    def __init__(self, engine, clock, outage: Outage | None = None):
+    def __init__(self, engine, clock, outage: Outage | None = None, share: Share | None = None):
         super().__init__(engine=engine, tablename=apscheduler_jobs.name)
+        # The partitions whose jobs this store returns (docs/scale-out.md): the others are other instances'.
+        self.share = share or Share()
         self.outage = outage or Outage()  # told of every failure to reach the database (it says so, once a second)
         # APScheduler's statements and ours then name one Table object.
         self.jobs_t = apscheduler_jobs
@@ -61,10 +64,13 @@ class SafeJobStore(SQLAlchemyJobStore):
     def shutdown(self):
         pass  # the engine is the daemon's, not ours to dispose
 
+    def _mine(self):
+        return job_queries.in_partitions(self.share.count, self.share.held)
+
     def _get_jobs(self, *conditions):
         jobs, broken = [], {}
         with self.engine.connect() as conn:
-            rows = job_queries.job_states(conn, *conditions)
+            rows = job_queries.job_states(conn, *conditions, self._mine())
         for row in rows:
             try:
                 jobs.append(self._reconstitute_job(row.job_state))
@@ -109,7 +115,7 @@ class SafeJobStore(SQLAlchemyJobStore):
     def _next_run_time(self) -> dt.datetime | None:
         """The soonest job's time, leaving out fired jobs still in the table (else the loop would spin)."""
         with self.engine.connect() as conn:
-            soonest = job_queries.soonest(conn, len(self._fired) + 1)
+            soonest = job_queries.soonest(conn, len(self._fired) + 1, self._mine())
         return utc_timestamp_to_datetime(next((at for job_id, at in soonest if job_id not in self._fired), None))
 
     def update_job(self, job):
@@ -155,6 +161,13 @@ class SafeJobStore(SQLAlchemyJobStore):
         except SQLAlchemyError as error:
             # Kept: still left out of what we return, and deleted on a later pass.
             self._failed(f"removing {len(self._settled)} fired jobs", error)
+
+    def forget(self, partitions: set[int]) -> None:
+        """These partitions are another instance's now: their jobs run there, fired ones included (again,
+        harmlessly: a firing's deliveries are written once). Called under APScheduler's lock."""
+        gone = {i for i in self._fired if job_queries.partition_key(i) % self.share.count in partitions}
+        self._fired -= gone
+        self._settled -= gone
 
     def replace_jobs(self, jobs: list[Job]) -> None:
         """Write many jobs in one transaction (APScheduler's add_job commits once per job)."""

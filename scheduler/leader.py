@@ -1,87 +1,233 @@
-"""Which daemon leads: consumes change events and runs the time-offset jobs.
+"""Which daemon leads which partition: consumes its change events, plans and runs its jobs.
 
-On PostgreSQL and MySQL/MariaDB several ``apptflow run`` instances may share one
-database. The leader holds a session-level lock on a connection of its own; when
-it dies, the database ends that session, the lock is released, and another
-instance takes over within a heartbeat. Every instance runs delivery workers.
-SQLite is for one instance, which always leads.
+Appointments and customers belong to partition ``id mod [daemon] partitions``
+(docs/scale-out.md). On PostgreSQL and MySQL/MariaDB each partition has a
+session-level lock, and every instance holds one more while it is alive, all on
+a connection of its own: when a process dies, the database ends that session,
+its locks go with it, and the others see it at their next step. At every step
+each instance works out the same fair share from the instances alive (none
+leads more than ⌈N/k⌉ of N partitions among k), gives back what is no longer
+its share and takes what is. Every instance runs delivery workers. SQLite is
+for one instance, which always leads its one partition.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
+import zlib
+from collections.abc import Callable, Iterable, Sequence
 
 from sqlalchemy.engine import Connection, Engine
 
-from db import leader
-from db.errors import describe
+from db import instances, leader
+from db.errors import describe, unavailable
+from db.leader import INSTANCE, PARTITION
+from db.records import Instance
 from db.servers import server_for
 from scheduler.metrics import Metrics
 
 logger = logging.getLogger(__name__)
 
+# Candidates for the live set: instances not stopped with a heartbeat this recent (a killed one's row
+# stays; its lock, gone with its session, tells it is dead).
+CANDIDATE_WINDOW_SECONDS = 24 * 3600
 
-class Leadership:
-    """Try to lead, know whether we still do, step down."""
 
-    def __init__(self, engine: Engine, metrics: Metrics | None = None):
+class Share:
+    """The partitions an instance leads, out of how many: what its consumer, planner and jobstore read."""
+
+    def __init__(self, count: int = 1, held: Iterable[int] = (0,)):
+        self.count = count
+        self.held: frozenset[int] = frozenset(held)  # replaced whole, never changed in place: threads read it
+
+    def mine(self, key: int) -> bool:
+        """Whether the subject with this id belongs to a partition this instance leads."""
+        return key % self.count in self.held
+
+    @property
+    def everything(self) -> bool:
+        """Whether this instance leads every partition (no filter needed)."""
+        return len(self.held) == self.count
+
+
+def assign(count: int, alive: Sequence[str]) -> dict[str, set[int]]:
+    """The share of each instance alive: the same on every instance that sees the same ones alive.
+
+    Every instance gets ⌊count/k⌋ or ⌈count/k⌉ partitions. Each partition goes to the instance that ranks
+    first for it (a hash of both) among those with room left, so an instance joining or leaving moves
+    few partitions.
+    """
+    order = sorted(alive)
+    if not order:
+        return {}
+    fewer, extra = divmod(count, len(order))
+    room = {instance: fewer + (1 if n < extra else 0) for n, instance in enumerate(order)}
+    shares: dict[str, set[int]] = {instance: set() for instance in order}
+    for partition in range(count):
+        ranked = sorted(order, key=lambda i: (-zlib.crc32(f"{partition}:{i}".encode()), i))
+        owner = next(i for i in ranked if len(shares[i]) < room[i])
+        shares[owner].add(partition)
+    return shares
+
+
+class Disagreement(Exception):
+    """Another instance runs with another number of partitions."""
+
+
+class Leadership(Share):
+    """Take this instance's share of the partitions, keep it, give it back."""
+
+    def __init__(self, engine: Engine, metrics: Metrics | None = None, *, instance_id: str = "",
+                 partitions: int = 1):
+        self.shared = server_for(engine).shared
+        super().__init__(partitions, range(partitions) if not self.shared else ())
         self.engine = engine
         self.metrics = metrics or Metrics()
-        self.shared = server_for(engine).shared
+        self.instance_id = instance_id
         self._conn: Connection | None = None
+        self._ignored: set[str] = set()  # instances of another partition count, said once
+        for partition in self.held:
+            self.metrics.leading(partition, True)
 
     @property
     def leading(self) -> bool:
-        return not self.shared or self._conn is not None
+        """Whether this instance leads some partition."""
+        return bool(self.held)
 
-    def acquire(self) -> bool:
-        """Lead if no other instance does; True if this instance leads now."""
-        if self.leading:
-            self.metrics.leading(True)
-            return True
-        conn = self.engine.connect().execution_options(isolation_level="AUTOCOMMIT")
-        try:
-            if leader.try_lead(conn):
-                self._conn = conn
-                self.metrics.leading(True)
-                logger.info("this instance leads: it consumes change events and runs time-offset jobs")
-                return True
-        except Exception:
-            conn.close()
-            raise
-        conn.close()
-        return False
-
-    def confirm(self) -> bool:
-        """Whether this instance still leads (its lock session is alive)."""
+    def join(self, now: dt.datetime) -> None:
+        """Register this instance alive (its own lock, its row), or refuse in one line when instances alive
+        run with another number of partitions."""
         if not self.shared:
-            return True
-        if self._conn is None:
-            return False
-        try:
-            if leader.still_held(self._conn):
-                return True
-            logger.warning("the leader lock is no longer held by this instance; it stops scheduling")
-        except Exception as error:  # noqa: BLE001 - any failure means the session, and the lock, are gone
-            logger.warning("lost the leader lock's connection (%s); this instance stops scheduling until "
-                           "it leads again", describe(error))
-        self._drop()
-        return False
-
-    def release(self) -> None:
-        """Step down (and let another instance lead)."""
-        if self._conn is None:
+            with self.engine.begin() as record:
+                instances.leads(record, self.instance_id, self.held)
             return
         try:
-            leader.resign(self._conn)
-        except Exception:  # noqa: BLE001 - closing the session releases the lock anyway
-            pass
-        self._drop()
+            conn = self._connection()
+            everyone = self._everyone(conn, now)
+        except Exception as error:  # noqa: BLE001 - checked at every step as well (see _alive)
+            if not unavailable(error):
+                raise
+            logger.warning("cannot compare partitions with the other instances now (%s); an instance with "
+                           "another count is left out of the sharing when it is seen", describe(error))
+            self._drop(lambda _: None)
+            return
+        others = [i for i in everyone if i.id != self.instance_id and i.partitions not in (None, self.count)]
+        if others:
+            first = others[0]
+            raise Disagreement(
+                f"[daemon] partitions = {self.count} here, but {first.partitions} on the instance running on "
+                f"{first.hostname} (pid {first.pid}): every instance must run with the same value")
 
-    def _drop(self) -> None:
-        self.metrics.leading(False)
+    def step(self, now: dt.datetime, gained: Callable[[set[int]], None], lost: Callable[[set[int]], None]) -> bool:
+        """Confirm what this instance holds, give back what is no longer its share, take what is.
+
+        *lost* is called before a partition's lock goes (it must stop scheduling it first), *gained* after
+        one is taken. Returns whether this instance holds all its share (else: step again soon)."""
+        if not self.shared:
+            return True
         try:
-            self._conn.invalidate()
-            self._conn.close()
-        finally:
-            self._conn = None
+            conn = self._connection()
+            still = leader.held(conn, PARTITION, self.held)
+            alive = leader.held(conn, INSTANCE, [instances.lock_number(self.instance_id)])
+        except Exception as error:  # noqa: BLE001 - any failure means the session, and the locks, are gone
+            if self.held:
+                logger.warning("lost the leader locks' connection (%s); this instance stops scheduling "
+                               "partitions %s until it leads again", describe(error), _listed(self.held))
+            self._drop(lost)
+            raise
+        if self.held - still or not alive:
+            logger.warning("partitions %s are no longer held by this instance; it stops scheduling them",
+                           _listed(self.held - still) or _listed(self.held))
+            self._give_back(self.held - still if alive else self.held, lost, unlock=False)
+            if not alive:
+                self._drop(lost)
+                return False
+        before = self.held
+        share = assign(self.count, [i.id for i in self._alive(conn, now)]).get(self.instance_id, set())
+        if self.held - share:
+            self._give_back(self.held - share, lost)
+        taken = {p for p in sorted(share - self.held) if leader.try_lock(conn, PARTITION, p)}
+        if taken:
+            self.held = self.held | taken
+            for partition in taken:
+                self.metrics.leading(partition, True)
+            logger.info("this instance leads partitions %s of %d: it consumes their change events and runs "
+                        "their jobs", _listed(taken), self.count)
+            gained(taken)
+        if self.held != before:
+            with self.engine.begin() as record:
+                instances.leads(record, self.instance_id, self.held)
+        return share <= self.held
+
+    def release(self, lost: Callable[[set[int]], None]) -> None:
+        """Step down from every partition (and let other instances lead them)."""
+        if self.shared and self.held:
+            try:
+                self._give_back(self.held, lost)
+            except Exception:  # noqa: BLE001 - closing the session releases the locks anyway
+                self.held = frozenset()
+        if self._conn is not None:
+            self._drop(lost)
+
+    def _give_back(self, partitions: set[int], lost: Callable[[set[int]], None], *, unlock: bool = True) -> None:
+        if not partitions:
+            return
+        self.held = self.held - partitions
+        lost(set(partitions))
+        for partition in sorted(partitions):
+            self.metrics.leading(partition, False)
+            if unlock and self._conn is not None:
+                leader.unlock(self._conn, PARTITION, partition)
+        if unlock:
+            logger.info("this instance gives back partitions %s (its share is now %s)", _listed(partitions),
+                        _listed(self.held) or "none")
+
+    def _everyone(self, conn: Connection, now: dt.datetime) -> list[Instance]:
+        """The instances alive: registered, not stopped, holding their own lock."""
+        with self.engine.connect() as read:
+            rows = instances.running(read, now - dt.timedelta(seconds=CANDIDATE_WINDOW_SECONDS))
+        numbers = {instances.lock_number(i.id): i for i in rows}
+        return [numbers[n] for n in sorted(leader.taken(conn, INSTANCE, numbers))]
+
+    def _alive(self, conn: Connection, now: dt.datetime) -> list[Instance]:
+        """The instances alive of the same partition count (another is said once, and left out)."""
+        same = []
+        for instance in self._everyone(conn, now):
+            if instance.partitions in (None, self.count):
+                same.append(instance)
+            elif instance.id not in self._ignored:
+                self._ignored.add(instance.id)
+                logger.error("the instance on %s (pid %d) runs with [daemon] partitions = %s, this one with %d: "
+                             "it is left out of the sharing", instance.hostname, instance.pid, instance.partitions,
+                             self.count)
+        return same
+
+    def _connection(self) -> Connection:
+        if self._conn is None:
+            conn = self.engine.connect().execution_options(isolation_level="AUTOCOMMIT")
+            try:
+                if not leader.try_lock(conn, INSTANCE, instances.lock_number(self.instance_id)):
+                    raise RuntimeError(f"another session holds instance {self.instance_id}'s lock")
+            except Exception:
+                conn.close()
+                raise
+            self._conn = conn
+        return self._conn
+
+    def _drop(self, lost: Callable[[set[int]], None]) -> None:
+        if self.held:
+            held, self.held = self.held, frozenset()
+            lost(set(held))
+            for partition in held:
+                self.metrics.leading(partition, False)
+        if self._conn is not None:
+            try:
+                self._conn.invalidate()
+                self._conn.close()
+            finally:
+                self._conn = None
+
+
+def _listed(partitions: Iterable[int]) -> str:
+    return ", ".join(str(p) for p in sorted(partitions))

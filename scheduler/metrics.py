@@ -47,11 +47,11 @@ class Metrics:
         self.registry = CollectorRegistry()
         labels = ["instance"]
         options = {"registry": self.registry}
-        self._events = Counter("apptflow_change_events_consumed", "Change events handled by the consumer",
-                               labels, **options)
+        self._events = Counter("apptflow_change_events_consumed", "Change events handled by the consumer, by "
+                               "partition", labels + ["partition"], **options)
         self._firings = Counter("apptflow_firings", "Time-offset and recurring firings by what became of them: planned (a job "
-                                "written or moved), fired, skipped (planned too late), missed (beyond grace)",
-                                labels + ["outcome"], **options)
+                                "written or moved), fired, skipped (planned too late), missed (beyond grace); by partition",
+                                labels + ["outcome", "partition"], **options)
         self._lateness = Histogram("apptflow_firing_lateness_seconds", "How long after its planned time a firing "
                                    "was written as deliveries", labels, buckets=LATENESS_BUCKETS, **options)
         self._deliveries = Counter("apptflow_deliveries", "Delivery attempts by channel and outcome: sent, retry "
@@ -59,10 +59,10 @@ class Metrics:
                                    labels + ["channel", "outcome"], **options)
         self._send = Histogram("apptflow_send_duration_seconds", "Time a channel took to send one delivery",
                                labels + ["channel"], buckets=SEND_BUCKETS, **options)
-        self._leader = Gauge("apptflow_leader", "1 while this instance leads (consumes events, runs APScheduler)",
-                             labels, **options)
-        self._changes = Counter("apptflow_leadership_changes", "Times this instance started or stopped leading",
-                                labels, **options)
+        self._leader = Gauge("apptflow_leader", "1 while this instance leads the partition (consumes its events, "
+                             "runs its jobs)", labels + ["partition"], **options)
+        self._changes = Counter("apptflow_leadership_changes", "Times this instance started or stopped leading "
+                                "a partition", labels, **options)
         self._reconcile = Histogram("apptflow_reconcile_duration_seconds", "Time a reconciliation of the "
                                     "time-offset jobs took", labels, buckets=RECONCILE_BUCKETS, **options)
         self._receipts = Counter("apptflow_receipts", "Delivery receipts (status callbacks) by channel and the "
@@ -72,9 +72,7 @@ class Metrics:
                                 labels + ["channel", "outcome"], **options)
         self._optouts = Counter("apptflow_optout_changes", "Numbers put on (out) or taken off (in) an opt-out list",
                                 labels + ["channel", "change"], **options)
-        self._leading = False
-        self._leader.labels(self.instance).set(0)
-        self._events.labels(self.instance)
+        self._leading: set[int] = set()
         self._changes.labels(self.instance)
         self._lateness.labels(self.instance)
         self._reconcile.labels(self.instance)
@@ -82,12 +80,12 @@ class Metrics:
 
     # --- what the daemon's parts call ---------------------------------------------------------
 
-    def consumed(self, count: int) -> None:
-        self._events.labels(self.instance).inc(count)
+    def consumed(self, count: int, partition: int = 0) -> None:
+        self._events.labels(self.instance, str(partition)).inc(count)
 
-    def firings(self, outcome: str, count: int = 1) -> None:
+    def firings(self, outcome: str, count: int = 1, partition: int = 0) -> None:
         if count:
-            self._firings.labels(self.instance, outcome).inc(count)
+            self._firings.labels(self.instance, outcome, str(partition)).inc(count)
 
     def late(self, seconds: float) -> None:
         self._lateness.labels(self.instance).observe(max(0.0, seconds))
@@ -98,10 +96,10 @@ class Metrics:
     def sent_in(self, channel: str, seconds: float) -> None:
         self._send.labels(self.instance, channel).observe(seconds)
 
-    def leading(self, now_leading: bool) -> None:
-        if now_leading != self._leading:
-            self._leading = now_leading
-            self._leader.labels(self.instance).set(1 if now_leading else 0)
+    def leading(self, partition: int, now_leading: bool) -> None:
+        if now_leading != (partition in self._leading):
+            (self._leading.add if now_leading else self._leading.discard)(partition)
+            self._leader.labels(self.instance, str(partition)).set(1 if now_leading else 0)
             self._changes.labels(self.instance).inc()
 
     def reconciled(self, seconds: float) -> None:

@@ -7,7 +7,8 @@ import logging
 import queue
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections import Counter
+from collections.abc import Callable, Collection, Iterable
 from dataclasses import dataclass
 
 from apscheduler.events import EVENT_JOB_ERROR, EVENT_JOB_EXECUTED, EVENT_JOB_MISSED
@@ -51,6 +52,7 @@ from scheduler.jobstore import (
     loop_thread,
     make_scheduler,
 )
+from scheduler.leader import Share
 from scheduler.metrics import Metrics
 from scheduler.outage import GaveUp, Outage
 from scheduler.recurring import DEFAULT_HORIZON, RecurringPlanner
@@ -83,8 +85,11 @@ class Planner:
     def __init__(self, engine: Engine, catalogue, *, clock: Callable[[], dt.datetime],
                  on_deliveries: Callable[[], None] = lambda: None, max_depth: int = MAX_CHAIN_DEPTH, threads: int = 4,
                  outage: Outage | None = None, metrics: Metrics | None = None, company_zone: str = "UTC",
-                 horizon: dt.timedelta = DEFAULT_HORIZON, send_window: Window | None = None):
+                 horizon: dt.timedelta = DEFAULT_HORIZON, send_window: Window | None = None,
+                 share: Share | None = None):
         self.engine = engine
+        # The partitions this instance leads (docs/scale-out.md): it plans and fires their jobs only.
+        self.share = share or Share()
         self.outage = outage or Outage()
         self.send_window = send_window  # [workflows] send_window: quiet hours where an action has none
         self.metrics = metrics or Metrics()
@@ -108,7 +113,7 @@ class Planner:
 
     def _build(self) -> None:
         # A shut-down APScheduler (and its executor) cannot start again: a new one each time we lead.
-        self.store = SafeJobStore(self.engine, self.clock, self.outage)
+        self.store = SafeJobStore(self.engine, self.clock, self.outage, self.share)
         self.executor = ArgsRecordingExecutor(self.threads)
         self.scheduler = make_scheduler(self.store, self.executor)
         self.scheduler.add_listener(self._on_outcome, EVENT_JOB_MISSED | EVENT_JOB_EXECUTED | EVENT_JOB_ERROR)
@@ -152,6 +157,21 @@ class Planner:
             self._firing = None
         self.store.flush_removals()  # else the next leader runs them again (harmlessly: idempotent)
         jobs.unregister(self)
+
+    def gain(self, partitions: set[int]) -> None:
+        """These partitions are this instance's now (their jobs are in what its store returns): run the due
+        ones at once. The daemon then reconciles them whole."""
+        if self.scheduler.running:
+            self.scheduler.wakeup()
+
+    def lose(self, partitions: set[int]) -> None:
+        """These partitions are no longer this instance's: from now on their jobs are not run here."""
+        with apscheduler_lock(self.scheduler):
+            self.store.forget(partitions)
+
+    def ours(self, key: int, partitions: Collection[int] | None = None) -> bool:
+        """Whether the subject with this id is in *partitions* (by default: every partition led here)."""
+        return key % self.share.count in (self.share.held if partitions is None else partitions)
 
     def ensure_running(self) -> None:
         """Restart APScheduler if its loop thread died (its `running` flag does not tell)."""
@@ -233,7 +253,9 @@ class Planner:
         workflows = self._offset_workflows()
         if not workflows:
             return  # no time-offset workflow: no job to have (a deleted one's jobs go with its own event)
-        appointment_ids = set(appointment_ids)
+        appointment_ids = {i for i in appointment_ids if self.ours(i)}  # other partitions' leaders plan theirs
+        if not appointment_ids:
+            return
         desired: dict[str, Firing] = {}
         late: list[tuple[Workflow, TooLate]] = []
         with read_only(self.engine) as conn:
@@ -250,8 +272,10 @@ class Planner:
             self._record_late(late, now)
 
     def reconcile(self, now: dt.datetime, *, workflow_ids: Iterable[int] | None = None,
-                  until: dt.datetime | None = None) -> tuple[int, int]:
+                  until: dt.datetime | None = None, partitions: Collection[int] | None = None) -> tuple[int, int]:
         """Make the jobs of these workflows (all, by default) match their future firings; return (written, removed).
+
+        Only the jobs of *partitions* (by default, every partition this instance leads) are looked at.
 
         Appointments are read a page at a time and each page's jobs compared by id, so memory
         and each step stay bounded whatever the number of appointments; then a pass over the
@@ -261,13 +285,17 @@ class Planner:
         """
         started = time.monotonic()
         wanted = set(workflow_ids) if workflow_ids is not None else None
+        parts = frozenset(self.share.held if partitions is None else partitions) & self.share.held
+        if not parts:
+            return 0, 0
         active = [w for w in self._offset_workflows(wanted) if w.enabled]
         written = removed = 0
         for workflow in active:
             anchor = anchor_column(workflow)
             latest = until - workflow.trigger.offset if until is not None else None
             with read_only(self.engine) as conn:
-                for page in bookings.booking_pages(conn, anchor, earliest_anchor(workflow, now), PAGE, latest):
+                for page in bookings.booking_pages(conn, anchor, earliest_anchor(workflow, now), PAGE, latest,
+                                                   partitions=(self.share.count, parts)):
                     desired = {}
                     for booking in page:
                         result = plan(workflow, booking, now, send_window=self.send_window)
@@ -277,17 +305,18 @@ class Planner:
                     added, dropped = self._apply(desired, scope, now, log=False)
                     written, removed = written + added, removed + dropped
         if until is None:
-            removed += self._remove_orphans({w.id for w in active}, wanted, now)
-        recurring = self.recurring.reconcile(now, workflow_ids=wanted, until=until)
+            removed += self._remove_orphans({w.id for w in active}, wanted, now, parts)
+        recurring = self.recurring.reconcile(now, workflow_ids=wanted, until=until, partitions=parts)
         written, removed = written + recurring[0], removed + recurring[1]
         if written or removed:
             logger.info("time-offset jobs reconciled: %d written, %d removed", written, removed)
         self.metrics.reconciled(time.monotonic() - started)
         return written, removed
 
-    def _remove_orphans(self, active: set[int], wanted: set[int] | None, now: dt.datetime) -> int:
-        """Remove the jobs (of the *wanted* workflows, or all) whose workflow is not an enabled
-        time-offset one any more or whose appointment is gone; due ones are APScheduler's."""
+    def _remove_orphans(self, active: set[int], wanted: set[int] | None, now: dt.datetime,
+                        partitions: Collection[int]) -> int:
+        """Remove the jobs (of the *wanted* workflows, or all; of these partitions) whose workflow is not an
+        enabled time-offset one any more or whose appointment is gone; due ones are APScheduler's."""
         removed, last = 0, ""
         while True:
             with read_only(self.engine) as conn:
@@ -296,7 +325,8 @@ class Planner:
                     return removed
                 last = page[-1]
                 ids = {i: parse_job_id(i) for i in page}
-                ids = {i: p for i, p in ids.items() if p is None or wanted is None or p[0] in wanted}
+                ids = {i: p for i, p in ids.items() if p is not None and (wanted is None or p[0] in wanted)
+                       and self.ours(p[1], partitions)}
                 present = bookings.existing_appointments(conn, {p[1] for p in ids.values() if p})
             orphans = {i for i, p in ids.items()
                        if p is not None and (p[0] not in active or p[1] not in present)}
@@ -315,6 +345,7 @@ class Planner:
 
         A job already due is APScheduler's to run or to record as missed: left alone.
         """
+        desired, scope = self.only_ours(desired, scope)
         if not desired and not scope:
             return 0, 0
         with apscheduler_lock(self.scheduler):  # its loop must not run a job we are rewriting
@@ -337,12 +368,24 @@ class Planner:
                 self.store.replace_jobs(to_write)
             if to_remove:
                 self.store.remove_jobs(to_remove)
-        self.metrics.firings("planned", len(to_write))
+        self.count_planned(to_write)
         if to_write and self.scheduler.running:
             self.scheduler.wakeup()
         if log and (to_write or to_remove):
             logger.info("time-offset jobs: %d written, %d removed", len(to_write), len(to_remove))
         return len(to_write), len(to_remove)
+
+    def only_ours(self, desired: dict, scope: set[str]) -> tuple[dict, set[str]]:
+        """The jobs of the partitions this instance leads, of those to write and those to look at."""
+        if self.share.everything:
+            return desired, scope
+        return ({i: f for i, f in desired.items() if self.ours(job_queries.partition_key(i))},
+                {i for i in scope if self.ours(job_queries.partition_key(i))})
+
+    def count_planned(self, jobs_written) -> None:
+        counted = Counter(job_queries.partition_key(job.id) % self.share.count for job in jobs_written)
+        for partition, count in counted.items():
+            self.metrics.firings("planned", count, partition)
 
     def _record_late(self, late: list[tuple[Workflow, TooLate]], now: dt.datetime) -> None:
         rows = []
@@ -352,7 +395,8 @@ class Planner:
                      for row in plan_deliveries(match, now, max_depth=self.max_depth)]
         with self.engine.begin() as conn:
             written = deliveries.insert_deliveries(conn, rows)
-        self.metrics.firings("skipped", len(late))
+        for partition, count in Counter(t.appointment_id % self.share.count for _, t in late).items():
+            self.metrics.firings("skipped", count, partition)
         if written:
             logger.info("%d time-offset deliveries recorded as skipped (planned too late)", written)
 
@@ -463,7 +507,7 @@ class Planner:
                 ran.append(item)
             written = deliveries.insert_deliveries(conn, rows)
         for item in ran:
-            self.metrics.firings("missed" if item.missed else "fired")
+            self.metrics.firings("missed" if item.missed else "fired", partition=item.appointment_id % self.share.count)
             if not item.missed:
                 self.metrics.late((now - item.planned_at).total_seconds())
         if written:

@@ -21,7 +21,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import time
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 
 from apscheduler.events import EVENT_JOB_ERROR, EVENT_JOB_MISSED
 from apscheduler.util import datetime_to_utc_timestamp
@@ -102,26 +102,32 @@ class RecurringPlanner:
     # --- planning ------------------------------------------------------------------------------------
 
     def reconcile(self, now: dt.datetime, *, workflow_ids: Iterable[int] | None = None,
-                  until: dt.datetime | None = None) -> tuple[int, int]:
-        """Make the recurring jobs (of these workflows, or all) match the firings due by *until* (else
-        within the horizon); a whole pass (no *until*) also removes the jobs that should not exist."""
+                  until: dt.datetime | None = None, partitions: Collection[int] | None = None) -> tuple[int, int]:
+        """Make the recurring jobs (of these workflows, or all; of these partitions, or all led here) match
+        the firings due by *until* (else within the horizon); a whole pass (no *until*) also removes the
+        jobs that should not exist."""
         wanted = set(workflow_ids) if workflow_ids is not None else None
         active = [w for w in self.workflows(wanted) if w.enabled]
         end = until or now + self.horizon
         written = removed = 0
         for workflow in active:
             with read_only(self.planner.engine) as conn:
-                desired, scope = self._desired(conn, workflow, now, end)
+                desired, scope = self._desired(conn, workflow, now, end, partitions)
+            desired = {i: f for i, f in desired.items() if self._ours(f.target.id, partitions)}
+            scope = {i for i in scope if self._ours(job_queries.partition_key(i), partitions)}
             added, dropped = self._apply(desired, scope, now)
             written, removed = written + added, removed + dropped
         if until is None:
-            removed += self._remove_strays({w.id: w for w in active}, wanted, now)
+            removed += self._remove_strays({w.id: w for w in active}, wanted, now, partitions)
         if written or removed:
             logger.info("recurring jobs reconciled: %d written, %d removed", written, removed)
         return written, removed
 
-    def _desired(self, conn: Connection, workflow: Workflow, now: dt.datetime,
-                 end: dt.datetime) -> tuple[dict[str, RecurringFiring], set[str]]:
+    def _ours(self, key: int, partitions: Collection[int] | None = None) -> bool:
+        return self.planner.ours(key, partitions)
+
+    def _desired(self, conn: Connection, workflow: Workflow, now: dt.datetime, end: dt.datetime,
+                 partitions: Collection[int] | None = None) -> tuple[dict[str, RecurringFiring], set[str]]:
         prefix = PREFIX_OF[workflow.trigger.type]
         if prefix == SCHEDULE:
             firings = self._schedule_firings(conn, workflow, now)
@@ -134,6 +140,7 @@ class RecurringPlanner:
                 params = workflow.trigger.params
                 start, stop = rules.lapse_ends(now - grace, end, params["after"], params.get("time") is not None)
                 ids = queries.visits_ended_between(conn, params.get("statuses") or DEFAULT_STATUSES, start, stop)
+            ids = [i for i in ids if self._ours(i, partitions)]
             firings = self._customer_firings(conn, workflow, ids, now, end)
             targets = {Target(kind="cust", id=i) for i in ids}
         return ({f.job_id: f for f in firings},
@@ -141,7 +148,9 @@ class RecurringPlanner:
 
     def replan_customers(self, customer_ids: Iterable[int], now: dt.datetime) -> None:
         """Add, move or remove the birthday and recall jobs of these customers."""
-        customer_ids = set(customer_ids)
+        customer_ids = {i for i in customer_ids if self._ours(i)}  # other partitions' leaders plan theirs
+        if not customer_ids:
+            return
         for workflow in self.workflows():
             prefix = PREFIX_OF[workflow.trigger.type]
             if prefix == SCHEDULE:
@@ -153,6 +162,11 @@ class RecurringPlanner:
             scope = {rules.job_id(prefix, workflow.id, Target(kind="cust", id=i)) for i in customer_ids}
             self._apply({f.job_id: f for f in desired}, scope, now)
 
+    def follows_customers(self) -> bool:
+        """Whether some workflow plans a customer's own jobs (a birthday, a recall): then a change to an
+        appointment re-plans its customer's too."""
+        return any(PREFIX_OF[w.trigger.type] != SCHEDULE for w in self.workflows())
+
     def after_batch(self, batch: list[ChangeEvent], now: dt.datetime) -> None:
         """Re-plan the customers a batch of change events concerns: their own rows, their appointments'."""
         customers = set()
@@ -161,7 +175,7 @@ class RecurringPlanner:
                 customers.add(event.row_id)
             elif event.table_name == "appointments":
                 customers.update(v["customer_id"] for v in (event.old, event.new) if v and v.get("customer_id"))
-        if customers and any(PREFIX_OF[w.trigger.type] != SCHEDULE for w in self.workflows()):
+        if customers and self.follows_customers():
             self.replan_customers(customers, now)
 
     # --- what each kind wants ---------------------------------------------------------------------------
@@ -242,6 +256,7 @@ class RecurringPlanner:
                from_job: bool = False) -> tuple[int, int]:
         """Write the desired jobs that differ, remove the in-scope ones no longer desired; a job already
         due is APScheduler's to run or to record missed."""
+        desired, scope = self.planner.only_ours(desired, scope)
         if not desired and not scope:
             return 0, 0
         planner = self.planner
@@ -259,7 +274,7 @@ class RecurringPlanner:
                 planner.store.replace_jobs(to_write)
             if to_remove:
                 planner.store.remove_jobs(to_remove)
-        planner.metrics.firings("planned", len(to_write))
+        planner.count_planned(to_write)
         if to_write and planner.scheduler.running:
             planner.scheduler.wakeup()
         return len(to_write), len(to_remove)
@@ -271,7 +286,8 @@ class RecurringPlanner:
                               firing.planned_at.isoformat()),
                         name=f"workflow {firing.workflow_id}, {firing.target.kind} {firing.target.id}")
 
-    def _remove_strays(self, active: dict[int, Workflow], wanted: set[int] | None, now: dt.datetime) -> int:
+    def _remove_strays(self, active: dict[int, Workflow], wanted: set[int] | None, now: dt.datetime,
+                       partitions: Collection[int] | None = None) -> int:
         """Remove the recurring jobs (of the *wanted* workflows, or all) whose workflow is gone, disabled
         or of another kind now, whose schedule target is gone, or whose customer's firing no longer holds."""
         removed, last = 0, ""
@@ -281,6 +297,7 @@ class RecurringPlanner:
                 if not page:
                     return removed
                 last = page[-1]
+                page = [job for job in page if self._ours(job_queries.partition_key(job), partitions)]
                 strays = self._strays(conn, page, active, wanted, now)
             removed += self._apply({}, strays, now)[1]
 
@@ -382,7 +399,7 @@ class RecurringPlanner:
                           f"later (grace {format_duration(grace_of(workflow))})")
                 rows = [{**row, "status": "missed", "error": reason} for row in rows]
             written = deliveries.insert_deliveries(conn, rows)
-        planner.metrics.firings("missed" if missed else "fired")
+        planner.metrics.firings("missed" if missed else "fired", partition=target.id % planner.share.count)
         if not missed:
             planner.metrics.late((now - planned_at).total_seconds())
             logger.info("workflow %s fired for %s %s (planned %s, %.3fs late)", workflow_id, target.kind, target.id,

@@ -108,7 +108,7 @@ def test_a_scrape_while_the_database_is_away_still_answers(tmp_path):
     metrics.serve(f"127.0.0.1:{port}", missing)
     try:
         samples = scrape(port)
-        assert "apptflow_leader" in samples and "apptflow_change_events_waiting" not in samples
+        assert "apptflow_leadership_changes_total" in samples and "apptflow_change_events_waiting" not in samples
     finally:
         metrics.close()
         missing.dispose()

@@ -51,8 +51,19 @@ _ADDED = {"capture_errors", "booking_mapping", "capture_snapshots",  # by 0003
           "inbound_messages", "optouts", "inbound_offsets"}  # by 0005
 # The columns 0005 added to deliveries, and its indexes on them.
 _RECEIPT_COLUMNS = {"provider_status", "provider_error", "provider_updated_at", "address"}
+# The columns 0006 added (partitions).
+_PARTITION_COLUMNS = {"change_events": {"partition_key"}, "apscheduler_jobs": {"partition_key"},
+                      "instances": {"partitions", "leads"}}
 for _table in metadata.sorted_tables:
     if _table in BOOKING_TABLES or _table.name in _ADDED:
+        continue
+    if _table.name in _PARTITION_COLUMNS:
+        _v1 = Table(_table.name, _V1, *(c._copy() for c in _table.c if c.name not in _PARTITION_COLUMNS[_table.name]),
+                    sqlite_autoincrement=_table.kwargs.get("sqlite_autoincrement", False))
+        for _index in _table.indexes:
+            if _index.name.startswith("ix_"):
+                continue  # a column's own index=True: copied with the column
+            Index(_index.name, *(_v1.c[c.name] for c in _index.columns))
         continue
     if _table.name != "deliveries":
         _table.to_metadata(_V1)
@@ -194,7 +205,7 @@ def test_a_database_of_revision_0004_gets_the_conversation_tables_with_its_deliv
                 "subject_id, occurrence, status, provider_id, recipients) VALUES ('k', 1, 0, 'sms', 'appointments', "
                 "7, 'event:1:appointment_created', 'sent', 'SM0123', '+15550002222')")
 
-    assert schema.upgrade(engine) == ("0004", "0005")
+    assert schema.upgrade(engine) == ("0004", "0006")
 
     assert sql(engine, "SELECT status, provider_id, provider_status, address FROM deliveries") == [
         ("sent", "SM0123", None, None)]
@@ -203,5 +214,26 @@ def test_a_database_of_revision_0004_gets_the_conversation_tables_with_its_deliv
     assert {"deliveries_by_address", "deliveries_by_provider_id"} <= indexes
     sql(engine, "INSERT INTO optouts (channel, address, since, reason) VALUES ('sms', '+15550002222', :since, "
                 "'replied STOP')", since="2026-11-23T09:00:00+00:00")
-    assert schema.upgrade(engine) == ("0005", "0005")
+    assert schema.upgrade(engine) == ("0006", "0006")
+    engine.dispose()
+
+
+def test_a_database_of_revision_0005_gets_partition_keys_with_its_jobs_keyed_by_their_subject(db_url):
+    engine = connect(db_url)
+    with engine.begin() as conn:  # back to 0005, as the release before it left databases
+        command.downgrade(schema._alembic_config(conn), "0005")
+    assert "partition_key" not in _columns(engine, "apscheduler_jobs")
+    assert "leads" not in _columns(engine, "instances")
+    for job_id, at in (("wf:3:appt:17", 1.0), ("bday:4:cust:22", 2.0), ("sched:5:company:0", 3.0), ("stranger", 4.0)):
+        sql(engine, "INSERT INTO apscheduler_jobs (id, next_run_time, job_state) VALUES (:id, :at, :state)",
+            id=job_id, at=at, state=b"state")
+    sql(engine, "INSERT INTO change_events (table_name, row_id, op, depth) VALUES ('appointments', 17, 'INSERT', 0)")
+
+    assert schema.upgrade(engine) == ("0005", "0006")
+
+    assert sorted(sql(engine, "SELECT id, partition_key, next_run_time FROM apscheduler_jobs")) == [
+        ("bday:4:cust:22", 22, 2.0), ("sched:5:company:0", 0, 3.0), ("stranger", 0, 4.0), ("wf:3:appt:17", 17, 1.0)]
+    assert sql(engine, "SELECT row_id, partition_key FROM change_events") == [(17, None)]
+    assert {"partitions", "leads"} <= set(_columns(engine, "instances"))
+    assert schema.upgrade(engine) == ("0006", "0006")
     engine.dispose()

@@ -41,8 +41,8 @@ def test_mariadb_is_mysqls_server_whatever_driver_the_url_names():
 def test_a_server_refuses_what_it_cannot_do_by_its_own_name(tmp_path):
     engine = connect(f"sqlite:///{tmp_path / 'one.db'}")
     try:
-        with engine.connect() as conn, pytest.raises(NotImplementedError, match="^SQLite has no leader lock"):
-            server_for(conn).try_lead(conn)
+        with engine.connect() as conn, pytest.raises(NotImplementedError, match="^SQLite has no session locks"):
+            server_for(conn).try_lock(conn, "partition", 0)
     finally:
         engine.dispose()
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import datetime as dt
 import importlib
 from types import ModuleType
+from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy.engine import Connection, Engine, URL
@@ -121,18 +122,24 @@ class Server:
         raise self._lacks("uninstall")
 
     # --- leadership -------------------------------------------------------------------------------------
+    # Session-level locks, the server's own, by kind ("partition": leading one; "instance": being alive)
+    # and number: they go with the session, so a process that dies gives them up at once.
 
-    def try_lead(self, conn: Connection) -> bool:
-        """Take the leader lock on this connection's session if no other session holds it."""
-        raise self._lacks("leader lock: it serves one instance")
+    def try_lock(self, conn: Connection, kind: str, number: int) -> bool:
+        """Take this lock on the connection's session if no other session holds it."""
+        raise self._lacks("session locks: it serves one instance")
 
-    def still_held(self, conn: Connection) -> bool:
-        """Whether this session still holds the leader lock."""
-        raise self._lacks("leader lock: it serves one instance")
+    def held(self, conn: Connection, kind: str, numbers: Iterable[int]) -> set[int]:
+        """Which of these locks this session holds (a round trip: it fails if the session is gone)."""
+        raise self._lacks("session locks: it serves one instance")
 
-    def resign(self, conn: Connection) -> None:
-        """Release the leader lock."""
-        raise self._lacks("leader lock: it serves one instance")
+    def taken(self, conn: Connection, kind: str, numbers: Iterable[int]) -> set[int]:
+        """Which of these locks any session holds."""
+        raise self._lacks("session locks: it serves one instance")
+
+    def unlock(self, conn: Connection, kind: str, number: int) -> None:
+        """Release a lock this session holds."""
+        raise self._lacks("session locks: it serves one instance")
 
     # --- mappings ---------------------------------------------------------------------------------------
 

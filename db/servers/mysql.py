@@ -11,6 +11,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import socket
+from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import create_engine, event, insert, text
@@ -127,15 +128,28 @@ class MySQL(Server):
         removed = self.installer().uninstall(conn)
         return removed + drop_triggers(conn, self.capture_triggers(conn))
 
-    def try_lead(self, conn: Connection) -> bool:
-        return conn.execute(text("SELECT GET_LOCK(:name, 0)"), {"name": _lock_name(conn)}).scalar() == 1
+    def try_lock(self, conn: Connection, kind: str, number: int) -> bool:
+        return conn.execute(text("SELECT GET_LOCK(:name, 0)"), {"name": _lock_name(conn, kind, number)}).scalar() == 1
 
-    def still_held(self, conn: Connection) -> bool:
-        return bool(conn.execute(text("SELECT IS_USED_LOCK(:name) = CONNECTION_ID()"),
-                                 {"name": _lock_name(conn)}).scalar())
+    def held(self, conn: Connection, kind: str, numbers: Iterable[int]) -> set[int]:
+        return self._holders(conn, kind, numbers, "IS_USED_LOCK({}) = CONNECTION_ID()")
 
-    def resign(self, conn: Connection) -> None:
-        conn.execute(text("SELECT RELEASE_LOCK(:name)"), {"name": _lock_name(conn)})
+    def taken(self, conn: Connection, kind: str, numbers: Iterable[int]) -> set[int]:
+        return self._holders(conn, kind, numbers, "IS_USED_LOCK({}) IS NOT NULL")
+
+    @staticmethod
+    def _holders(conn: Connection, kind: str, numbers: Iterable[int], test: str) -> set[int]:
+        numbers = sorted(set(numbers))
+        if not numbers:
+            conn.exec_driver_sql("SELECT 1").scalar()  # still a round trip: it fails if the session is gone
+            return set()
+        tests = ", ".join(test.format(f":n{i}") for i in range(len(numbers)))
+        row = conn.execute(text(f"SELECT {tests}"),
+                           {f"n{i}": _lock_name(conn, kind, n) for i, n in enumerate(numbers)}).one()
+        return {n for n, yes in zip(numbers, row) if yes}
+
+    def unlock(self, conn: Connection, kind: str, number: int) -> None:
+        conn.execute(text("SELECT RELEASE_LOCK(:name)"), {"name": _lock_name(conn, kind, number)})
 
 
 def check_mysql_version(version: str) -> None:
@@ -172,12 +186,12 @@ def _keep_alive(dbapi_connection, timeouts: Timeouts) -> None:
             sock.setsockopt(socket.IPPROTO_TCP, getattr(socket, option), value)
 
 
-def _lock_name(conn: Connection) -> str:
-    """A named lock is the server's, not the database's: the name says which installation it leads (a hash
+def _lock_name(conn: Connection, kind: str, number: int) -> str:
+    """A named lock is the server's, not the database's: the name says which installation it is of (a hash
     of the database and the prefix, since a lock's name has 64 characters at most)."""
     database = conn.exec_driver_sql("SELECT DATABASE()").scalar()
     installation = hashlib.sha256(f"{database}\0{own_prefix(conn)}".encode()).hexdigest()[:40]
-    return f"apptflow leader {installation}"
+    return f"apptflow {kind[0]}{number} {installation}"
 
 
 def _doc(row: str, columns: tuple[str, ...]) -> str:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime as dt
 import functools
 import inspect
+from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import DateTime, create_engine, event, text
@@ -26,8 +27,8 @@ if TYPE_CHECKING:
     from db.capture import Watch
 
 NOTIFY_CHANNEL = "apptflow_events"
-# An arbitrary, fixed 64-bit key: "apptflow" in ASCII.
-LEADER_LOCK_KEY = 0x61707074666C6F77
+# Advisory locks of two 32-bit keys: the first says the kind ("appt" and "flow" in ASCII), the second the number.
+LOCK_CLASS = {"partition": 0x61707074, "instance": 0x666C6F77}
 
 
 class PostgreSQL(Server):
@@ -133,17 +134,25 @@ class PostgreSQL(Server):
             removed.append(f"schema {schema} with apptflow's tables and functions")
         return removed
 
-    def try_lead(self, conn: Connection) -> bool:
-        return bool(conn.execute(text("SELECT pg_try_advisory_lock(:key)"), {"key": LEADER_LOCK_KEY}).scalar())
+    def try_lock(self, conn: Connection, kind: str, number: int) -> bool:
+        return bool(conn.execute(text("SELECT pg_try_advisory_lock(:class, :number)"),
+                                 {"class": LOCK_CLASS[kind], "number": number}).scalar())
 
-    def still_held(self, conn: Connection) -> bool:
-        return bool(conn.execute(text(
-            "SELECT EXISTS (SELECT 1 FROM pg_locks WHERE locktype = 'advisory' AND pid = pg_backend_pid() "
-            "AND granted AND classid = :high AND objid = :low AND objsubid = 1)"
-        ), {"high": LEADER_LOCK_KEY >> 32, "low": LEADER_LOCK_KEY & 0xFFFFFFFF}).scalar())
+    def held(self, conn: Connection, kind: str, numbers: Iterable[int]) -> set[int]:
+        found = conn.execute(text(
+            "SELECT objid::bigint FROM pg_locks WHERE locktype = 'advisory' AND pid = pg_backend_pid() "
+            "AND granted AND classid = :class AND objsubid = 2"), {"class": LOCK_CLASS[kind]}).scalars()
+        return set(found) & set(numbers)
 
-    def resign(self, conn: Connection) -> None:
-        conn.execute(text("SELECT pg_advisory_unlock(:key)"), {"key": LEADER_LOCK_KEY})
+    def taken(self, conn: Connection, kind: str, numbers: Iterable[int]) -> set[int]:
+        found = conn.execute(text(
+            "SELECT objid::bigint FROM pg_locks WHERE locktype = 'advisory' AND granted AND classid = :class "
+            "AND objsubid = 2 AND database = (SELECT oid FROM pg_database WHERE datname = current_database())"),
+            {"class": LOCK_CLASS[kind]}).scalars()
+        return set(found) & set(numbers)
+
+    def unlock(self, conn: Connection, kind: str, number: int) -> None:
+        conn.execute(text("SELECT pg_advisory_unlock(:class, :number)"), {"class": LOCK_CLASS[kind], "number": number})
 
 
 def _client_keepalive(timeouts: Timeouts) -> dict[str, int]:

@@ -1,0 +1,190 @@
+"""Partitions (docs/scale-out.md): several daemon processes share the consuming, planning and firing."""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+import signal
+import time
+from collections import Counter
+
+import pytest
+from click.testing import CliRunner
+
+from db import instances
+from db.records import ChangeEvent
+from scheduler.cli import main
+from scheduler.consumer import event_partition
+from scheduler.leader import Share, assign
+from tests.booking import insert, seed
+from tests.channels.servers import HttpServer, Reply
+from tests.conftest import wait_until
+from tests.pipeline import add_workflow
+from tests.test_daemon import count, start_daemon, stop_daemon
+from tests.test_metrics import free_port, scrape, value
+
+# --- the sharing, worked out alike by every instance -------------------------------------------------
+
+
+@pytest.mark.parametrize("partitions", [1, 2, 5, 6, 7, 16, 64])
+def test_every_partition_has_one_leader_and_each_instance_a_fair_share(partitions):
+    for alive in range(1, 9):
+        ids = [f"{n * 7919:032x}" for n in range(1, alive + 1)]
+        shares = assign(partitions, ids)
+        led = [p for share in shares.values() for p in share]
+        assert sorted(led) == list(range(partitions))
+        sizes = [len(share) for share in shares.values()]
+        assert max(sizes) <= math.ceil(partitions / alive) and min(sizes) >= partitions // alive
+        assert assign(partitions, list(reversed(ids))) == shares  # the same whatever order it is read in
+
+
+def test_an_instance_joining_moves_few_partitions():
+    ids = [f"{n:032x}" for n in (11, 22, 33)]
+    before = assign(12, ids)
+    after = assign(12, ids + [f"{44:032x}"])
+    moved = sum(len(before[i] - after[i]) for i in ids)
+    assert len(after[f"{44:032x}"]) == 3
+    assert moved < 12 - 3  # not a reshuffle of everything
+
+
+def test_an_event_is_in_its_rows_partition_unless_it_names_its_own():
+    event = ChangeEvent(id=1, table_name="appointments", row_id=17, op="INSERT", old=None, new={}, depth=0,
+                        created_at=dt.datetime(2026, 12, 1, tzinfo=dt.timezone.utc))
+    assert event_partition(event, 6) == 5 and not event.copy
+    copied = ChangeEvent(**{**{k: getattr(event, k) for k in event.__slots__}, "partition_key": 3})
+    assert event_partition(copied, 6) == 3 and copied.copy
+    assert Share(6, {1, 5}).mine(17) and not Share(6, {1, 5}).mine(18)
+
+
+def test_sqlite_refuses_more_than_one_partition(tmp_path):
+    result = CliRunner().invoke(main, ["config", "check"], env={
+        "APPTFLOW_DATABASE_URL": f"sqlite:///{tmp_path / 'a.db'}", "APPTFLOW_CONFIG": "",
+        "APPTFLOW_DAEMON_PARTITIONS": "3"})
+    assert result.exit_code == 1
+    assert result.output.strip().splitlines()[-1] == (
+        "Error: APPTFLOW_DAEMON_PARTITIONS: [daemon] partitions: 3, but SQLite serves one instance, which leads "
+        "the one partition; several need PostgreSQL or MySQL/MariaDB")
+
+
+# --- real daemon processes -------------------------------------------------------------------------------
+
+PARTITIONS, HEARTBEAT = 6, 1.0
+SHARED = {"APPTFLOW_DAEMON_PARTITIONS": str(PARTITIONS), "APPTFLOW_DAEMON_HEARTBEAT": f"{HEARTBEAT:g}s",
+          "APPTFLOW_DAEMON_POLL_INTERVAL": "100ms", "APPTFLOW_DAEMON_LEASE": "2m", "APPTFLOW_DAEMON_WORKERS": "4"}
+
+
+def _leads(engine, dead: set[int] = frozenset()) -> dict[int, list[int]]:
+    """pid → the partitions its row says it leads, for the instances not stopped (but those *dead*, killed)."""
+    with engine.connect() as conn:
+        alive = instances.running(conn, dt.datetime(2000, 1, 1, tzinfo=dt.timezone.utc))
+    return {i.pid: instances.led(i) for i in alive if i.pid not in dead}
+
+
+def _settled(engine, alive: int, dead: set[int] = frozenset()) -> bool:
+    """Every partition led once, by *alive* instances each within the fair share."""
+    leads = {i: p for i, p in _leads(engine, dead).items() if p}
+    led = sorted(p for share in leads.values() for p in share)
+    return len(leads) == alive and led == list(range(PARTITIONS)) and \
+        max(len(p) for p in leads.values()) <= math.ceil(PARTITIONS / alive)
+
+
+def _book(engine, ids, starts: dt.datetime, how_many: int) -> list[int]:
+    with engine.begin() as conn:  # the bookings of one transaction
+        return [insert(conn, "appointments", customer_id=ids["customer"], service_id=ids["service"],
+                       staff_id=ids["staff"], location_id=ids["location"], status="approved",
+                       starts_at=starts.isoformat(), ends_at=(starts + dt.timedelta(minutes=45)).isoformat())
+                for _ in range(how_many)]
+
+
+def _arrived(receiver, route: str) -> Counter:
+    return Counter(int(r.json()["id"]) for r in list(receiver.requests) if r.path == f"/{route}")
+
+
+class Fleet:
+    """apptflow run processes on one database, each serving its metrics."""
+
+    def __init__(self, db_url: str, receiver):
+        self.db_url, self.receiver, self.processes = db_url, receiver, []
+
+    def start(self, **env) -> tuple:
+        port = free_port()
+        process = start_daemon(self.db_url, {**SHARED, "APPTFLOW_METRICS_LISTEN": f"127.0.0.1:{port}", **env})
+        self.processes.append((process, port))
+        return process, port
+
+    def stop(self) -> list[str]:
+        """Stop the ones still running; return what each logged."""
+        return [stop_daemon(p) for p, _ in self.processes if p.poll() is None]
+
+
+@pytest.fixture
+def fleet(db_url, backend):
+    if backend == "sqlite":
+        pytest.skip("SQLite serves one instance (see test_sqlite_refuses_more_than_one_partition)")
+    receiver = HttpServer(lambda request: Reply(status=200)).start()
+    group = Fleet(db_url, receiver)
+    yield group
+    for log in group.stop():  # shown when the test fails
+        print(log[-20000:])
+    receiver.stop()
+
+
+def test_instances_share_the_partitions_fire_their_own_and_take_over_a_killed_ones(engine, fleet):
+    receiver = fleet.receiver
+    for name, trigger in (("created", {"type": "appointment_created"}),
+                          ("reminder", {"type": "appointment_starts", "offset": "-1m"})):
+        add_workflow(engine, {"name": name, "trigger": trigger, "actions": [
+            {"type": "webhook", "url": f"{receiver.url}/{name}", "json": {"id": "{{ appointment_id }}"}}]})
+    ids = seed(engine)
+    three = [fleet.start() for _ in range(3)]
+    wait_until(lambda: _settled(engine, 3), timeout=60)
+    assert sorted(len(p) for p in _leads(engine).values()) == [2, 2, 2]
+
+    # 900 bookings in one transaction, whose 900 reminders are due in the same second
+    planned = dt.datetime.now(dt.timezone.utc).replace(microsecond=0) + dt.timedelta(seconds=8)
+    booked = _book(engine, ids, planned + dt.timedelta(minutes=1), 900)
+    wait_until(lambda: count(engine, "status = 'sent'") == 1800, timeout=180)
+    assert _arrived(receiver, "created") == Counter(booked)  # each exactly once
+    assert _arrived(receiver, "reminder") == Counter(booked)
+    assert len({r.headers["webhook-id"] for r in receiver.requests}) == 1800
+    for _, port in three:  # every instance consumed and fired its share
+        samples = scrape(port)
+        assert value(samples, "apptflow_change_events_consumed_total") > 0
+        assert value(samples, "apptflow_firings_total", outcome="fired") > 0
+
+    # SIGKILL one: its partitions move to the two left, within two heartbeats
+    (victim, _), survivors = three[0], three[1:]
+    assert len(_leads(engine)[victim.pid]) == 2
+    stop_daemon(victim, signal.SIGKILL)
+    killed_at = time.monotonic()
+    wait_until(lambda: _settled(engine, 2, {victim.pid}), timeout=30, interval=0.02)
+    took = time.monotonic() - killed_at
+    assert took <= 2 * HEARTBEAT + 0.5, f"takeover took {took:.2f}s, heartbeat {HEARTBEAT}s"
+    planned = dt.datetime.now(dt.timezone.utc).replace(microsecond=0) + dt.timedelta(seconds=6)
+    after_kill = _book(engine, ids, planned + dt.timedelta(minutes=1), 300)
+    wait_until(lambda: _arrived(receiver, "reminder").keys() >= set(after_kill), timeout=120)
+
+    # instances with another partition count refuse to run, in one line
+    stranger, _ = fleet.start(APPTFLOW_DAEMON_PARTITIONS="4")
+    stranger.wait(60)
+    stranger.log.seek(0)
+    said = stranger.log.read().decode().strip().splitlines()
+    stranger.log.close()
+    assert stranger.returncode == 1
+    assert said[-1].startswith("Error: [daemon] partitions = 4 here, but 6 on the instance running on")
+
+    # a fourth instance joins while reminders come due: it takes partitions, and nothing is sent twice
+    planned = dt.datetime.now(dt.timezone.utc).replace(microsecond=0) + dt.timedelta(seconds=5)
+    around_join = _book(engine, ids, planned + dt.timedelta(minutes=1), 300)
+    wait_until(lambda: count(engine, "status = 'sent'") == 1800 + 600 + 300, timeout=60)  # their created hooks
+    fourth, _ = fleet.start()
+    wait_until(lambda: _settled(engine, 3, {victim.pid}), timeout=60)
+    assert len(_leads(engine)[fourth.pid]) == 2
+    wait_until(lambda: _arrived(receiver, "reminder").keys() >= set(around_join), timeout=120)
+    logs = fleet.stop()
+    everything = booked + after_kill + around_join
+    assert _arrived(receiver, "created") == Counter(everything)
+    assert _arrived(receiver, "reminder") == Counter(everything)
+    assert count(engine) == 2 * len(everything)
+    assert not [line for log in logs for line in log.splitlines() if "Traceback" in line]
+
