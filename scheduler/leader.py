@@ -16,7 +16,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import zlib
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 
 from sqlalchemy.engine import Connection, Engine
 
@@ -51,20 +51,32 @@ class Share:
         return len(self.held) == self.count
 
 
-def assign(count: int, alive: Sequence[str]) -> dict[str, set[int]]:
+def assign(count: int, alive: Sequence[str], holding: Mapping[str, Iterable[int]] | None = None
+           ) -> dict[str, set[int]]:
     """The share of each instance alive: the same on every instance that sees the same ones alive.
 
-    Every instance gets ⌊count/k⌋ or ⌈count/k⌉ partitions. Each partition goes to the instance that ranks
-    first for it (a hash of both) among those with room left, so an instance joining or leaving moves
-    few partitions.
+    Every instance gets ⌊count/k⌋ or ⌈count/k⌉ partitions (the larger shares to those *holding* most
+    now). Each keeps what it holds within its share, so an instance joining or leaving moves only what
+    must move; every other partition goes to the instance that ranks first for it (a hash of both)
+    among those with room left.
     """
     order = sorted(alive)
     if not order:
         return {}
+    holding = {i: sorted(p for p in (holding or {}).get(i, ()) if 0 <= p < count) for i in order}
     fewer, extra = divmod(count, len(order))
-    room = {instance: fewer + (1 if n < extra else 0) for n, instance in enumerate(order)}
+    by_size = sorted(order, key=lambda i: (-len(holding[i]), i))
+    room = {instance: fewer + (1 if n < extra else 0) for n, instance in enumerate(by_size)}
     shares: dict[str, set[int]] = {instance: set() for instance in order}
+    placed: set[int] = set()
+    for instance in order:
+        for partition in holding[instance]:
+            if partition not in placed and len(shares[instance]) < room[instance]:
+                shares[instance].add(partition)
+                placed.add(partition)
     for partition in range(count):
+        if partition in placed:
+            continue
         ranked = sorted(order, key=lambda i: (-zlib.crc32(f"{partition}:{i}".encode()), i))
         owner = next(i for i in ranked if len(shares[i]) < room[i])
         shares[owner].add(partition)
@@ -86,6 +98,8 @@ class Leadership(Share):
         self.metrics = metrics or Metrics()
         self.instance_id = instance_id
         self._conn: Connection | None = None
+        self._registered = False  # this instance's own lock is held on _conn
+        self._waiting = False  # said that a dead session of ours still holds it
         self._ignored: set[str] = set()  # instances of another partition count, said once
         for partition in self.held:
             self.metrics.leading(partition, True)
@@ -126,13 +140,23 @@ class Leadership(Share):
         one is taken. Returns whether this instance holds all its share (else: step again soon)."""
         if not self.shared:
             return True
+        me = instances.lock_number(self.instance_id)
         try:
             conn = self._connection()
+            if not self._registered:
+                self._registered = leader.try_lock(conn, INSTANCE, me)
+                if not self._registered:  # a session of ours the server has not ended yet (a dead peer)
+                    if not self._waiting:
+                        logger.warning("this instance's previous database session still holds its lock; it "
+                                       "leads again once the server has ended that session")
+                    self._waiting = True
+                    return False
+                self._waiting = False
             still = leader.held(conn, PARTITION, self.held)
-            alive = leader.held(conn, INSTANCE, [instances.lock_number(self.instance_id)])
+            alive = leader.held(conn, INSTANCE, [me])
         except Exception as error:  # noqa: BLE001 - any failure means the session, and the locks, are gone
             if self.held:
-                logger.warning("lost the leader locks' connection (%s); this instance stops scheduling "
+                logger.warning("lost the leader lock's connection (%s); this instance stops scheduling "
                                "partitions %s until it leads again", describe(error), _listed(self.held))
             self._drop(lost)
             raise
@@ -144,7 +168,9 @@ class Leadership(Share):
                 self._drop(lost)
                 return False
         before = self.held
-        share = assign(self.count, [i.id for i in self._alive(conn, now)]).get(self.instance_id, set())
+        alive = self._alive(conn, now)
+        holding = {i.id: instances.led(i) for i in alive} | {self.instance_id: self.held}
+        share = assign(self.count, [i.id for i in alive], holding).get(self.instance_id, set())
         if self.held - share:
             self._give_back(self.held - share, lost)
         taken = {p for p in sorted(share - self.held) if leader.try_lock(conn, PARTITION, p)}
@@ -204,15 +230,15 @@ class Leadership(Share):
         return same
 
     def _connection(self) -> Connection:
+        """The connection holding this instance's locks; its own lock is taken on it (see step) unless a
+        dead session of ours still holds it."""
         if self._conn is None:
-            conn = self.engine.connect().execution_options(isolation_level="AUTOCOMMIT")
+            self._conn = self.engine.connect().execution_options(isolation_level="AUTOCOMMIT")
             try:
-                if not leader.try_lock(conn, INSTANCE, instances.lock_number(self.instance_id)):
-                    raise RuntimeError(f"another session holds instance {self.instance_id}'s lock")
+                self._registered = leader.try_lock(self._conn, INSTANCE, instances.lock_number(self.instance_id))
             except Exception:
-                conn.close()
+                self._drop(lambda _: None)
                 raise
-            self._conn = conn
         return self._conn
 
     def _drop(self, lost: Callable[[set[int]], None]) -> None:
@@ -226,7 +252,7 @@ class Leadership(Share):
                 self._conn.invalidate()
                 self._conn.close()
             finally:
-                self._conn = None
+                self._conn, self._registered = None, False
 
 
 def _listed(partitions: Iterable[int]) -> str:

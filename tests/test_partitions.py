@@ -38,13 +38,15 @@ def test_every_partition_has_one_leader_and_each_instance_a_fair_share(partition
         assert assign(partitions, list(reversed(ids))) == shares  # the same whatever order it is read in
 
 
-def test_an_instance_joining_moves_few_partitions():
+def test_an_instance_joining_or_leaving_moves_only_what_must_move():
     ids = [f"{n:032x}" for n in (11, 22, 33)]
     before = assign(12, ids)
-    after = assign(12, ids + [f"{44:032x}"])
-    moved = sum(len(before[i] - after[i]) for i in ids)
-    assert len(after[f"{44:032x}"]) == 3
-    assert moved < 12 - 3  # not a reshuffle of everything
+    joined = assign(12, ids + [f"{44:032x}"], holding=before)
+    assert len(joined[f"{44:032x}"]) == 3
+    assert all(joined[i] <= before[i] for i in ids)  # the newcomer's share came from the others, nothing else
+    left = assign(12, ids[1:], holding=before)
+    assert all(left[i] >= before[i] for i in ids[1:])  # the one gone's partitions went to the others
+    assert assign(1, ids, holding={ids[2]: {0}}) == {ids[0]: set(), ids[1]: set(), ids[2]: {0}}  # the leader stays
 
 
 def test_an_event_is_in_its_rows_partition_unless_it_names_its_own():
