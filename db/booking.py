@@ -13,7 +13,7 @@ from db import mapping
 from db.events import stamp_chain_depth, unstamp_chain_depth
 from db.partitions import in_partitions
 from db.records import Appointment, Booking, Customer, Location, Service, Staff
-from db.servers import server_for
+from db.servers import among, server_for
 from db.tables import appointments, change_events, customers, locations, services, staff, utcnow
 
 
@@ -136,7 +136,7 @@ def load_bookings(conn: Connection, appointment_ids: list[int]) -> list[Booking]
     """Many bookings at once, in the order asked (the gone ones left out): one query per 500."""
     found = {}
     for start in range(0, len(appointment_ids), 500):
-        query = _BOOKING_QUERY.where(appointments.c.id.in_(appointment_ids[start:start + 500]))
+        query = _BOOKING_QUERY.where(among(conn, appointments.c.id, appointment_ids[start:start + 500]))
         found.update((b.appointment.id, b) for b in map(_booking, conn.execute(query)))
     return [found[i] for i in appointment_ids if i in found]
 
@@ -177,7 +177,7 @@ def existing_appointments(conn: Connection, ids: set[int]) -> set[int]:
     """Which of these appointment ids exist."""
     wanted, found = sorted(ids), set()
     for start in range(0, len(wanted), 500):
-        query = select(appointments.c.id).where(appointments.c.id.in_(wanted[start:start + 500]))
+        query = select(appointments.c.id).where(among(conn, appointments.c.id, wanted[start:start + 500]))
         found.update(conn.execute(query).scalars())
     return found
 

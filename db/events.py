@@ -10,7 +10,7 @@ from sqlalchemy.engine import Connection
 
 from db.partitions import in_partitions
 from db.records import ChangeEvent
-from db.servers import server_for
+from db.servers import among, server_for
 from db.tables import capture_errors, change_events
 
 
@@ -65,7 +65,7 @@ def mark_processed(conn: Connection, event_id: int, now: dt.datetime, error: str
 def mark_processed_many(conn: Connection, event_ids: list[int], now: dt.datetime) -> None:
     """Mark events handled, many to a statement."""
     for start in range(0, len(event_ids), 500):
-        conn.execute(update(change_events).where(change_events.c.id.in_(event_ids[start:start + 500]))
+        conn.execute(update(change_events).where(among(conn, change_events.c.id, event_ids[start:start + 500]))
                      .values(processed_at=now, error=None))
 
 

@@ -14,6 +14,7 @@ from sqlalchemy.sql import ColumnElement
 
 from db.codes import CapturedTable, DeliveryStatus
 from db.partitions import in_partitions as partition_filter
+from db.servers import among
 from db.tables import (apscheduler_failed_jobs, apscheduler_jobs, appointments, customers, deliveries, locations,
                        workflows)
 
@@ -178,7 +179,7 @@ def run_times_of(conn: Connection, ids) -> dict[str, float | None]:
     wanted, found = sorted(ids), {}
     for start in range(0, len(wanted), 500):
         query = select(apscheduler_jobs.c.id, apscheduler_jobs.c.next_run_time).where(
-            apscheduler_jobs.c.id.in_(wanted[start:start + 500]))
+            among(conn, apscheduler_jobs.c.id, wanted[start:start + 500]))
         found.update({row.id: row.next_run_time for row in conn.execute(query)})
     return found
 
@@ -219,7 +220,7 @@ def replace_jobs(conn: Connection, rows: list[dict[str, Any]]) -> None:
     rows = [{**row, "partition_key": partition_key(row["id"])} for row in rows]
     ids = [row["id"] for row in rows]
     for start in range(0, len(ids), 500):
-        conn.execute(delete(apscheduler_jobs).where(apscheduler_jobs.c.id.in_(ids[start:start + 500])))
+        conn.execute(delete(apscheduler_jobs).where(among(conn, apscheduler_jobs.c.id, ids[start:start + 500])))
     conn.execute(insert(apscheduler_jobs), rows)
 
 
@@ -228,7 +229,7 @@ def remove_jobs(conn: Connection, ids: list[str]) -> int:
     removed = 0
     for start in range(0, len(ids), 500):
         removed += conn.execute(
-            delete(apscheduler_jobs).where(apscheduler_jobs.c.id.in_(ids[start:start + 500]))).rowcount
+            delete(apscheduler_jobs).where(among(conn, apscheduler_jobs.c.id, ids[start:start + 500]))).rowcount
     return removed
 
 

@@ -12,6 +12,7 @@ from sqlalchemy.exc import IntegrityError
 from db import mapping
 from db.errors import Conflict, NotFound
 from db.records import ActionRow, KnownIds, WorkflowRow
+from db.servers import among
 from db.tables import appointments, locations, services, staff, utcnow, workflow_actions, workflows
 
 _WORKFLOW_COLUMNS = (
@@ -25,7 +26,7 @@ def _actions_by_workflow(conn: Connection, ids: list[int]) -> dict[int, list[Act
     query = (
         select(workflow_actions.c.workflow_id, workflow_actions.c.id, workflow_actions.c.position,
                workflow_actions.c.type, cast(workflow_actions.c.config, Text).label("config"))
-        .where(workflow_actions.c.workflow_id.in_(ids))
+        .where(among(conn, workflow_actions.c.workflow_id, ids))
         .order_by(workflow_actions.c.workflow_id, workflow_actions.c.position)
     )
     grouped: dict[int, list[ActionRow]] = {}
@@ -60,7 +61,7 @@ def get_workflow(conn: Connection, workflow_id: int) -> WorkflowRow:
 
 def get_workflows(conn: Connection, ids: set[int]) -> dict[int, WorkflowRow]:
     """The workflows with these ids that exist, by id."""
-    rows = conn.execute(select(*_WORKFLOW_COLUMNS).where(workflows.c.id.in_(sorted(ids))))
+    rows = conn.execute(select(*_WORKFLOW_COLUMNS).where(among(conn, workflows.c.id, sorted(ids))))
     return {row.id: row for row in _with_actions(conn, rows)}
 
 

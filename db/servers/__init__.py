@@ -11,6 +11,7 @@ does not know is refused: :class:`UnknownServer`, never a default.
 from __future__ import annotations
 
 from sqlalchemy.engine import Connection, Dialect, Engine, URL, make_url
+from sqlalchemy.sql import ColumnElement
 
 from db.servers import mysql, postgresql, sqlite
 from db.servers.base import Server, UnknownServer, UnsupportedServer
@@ -29,6 +30,11 @@ def server_of(url: str | URL) -> Server:
 def server_for(bind: Engine | Connection | Dialect) -> Server:
     """The server of an engine, a connection or a dialect (a dictionary look-up: cheap on every path)."""
     return _lookup(getattr(bind, "dialect", bind).name)
+
+
+def among(bind: Engine | Connection, column: ColumnElement, values) -> ColumnElement:
+    """*column* is one of *values*, as this server says it best (PostgreSQL: ``= ANY(array)``)."""
+    return server_for(bind).among(column, values)
 
 
 def _lookup(name: str) -> Server:

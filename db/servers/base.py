@@ -11,10 +11,11 @@ from __future__ import annotations
 import datetime as dt
 import importlib
 from types import ModuleType
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy.engine import Connection, Engine, URL
+from sqlalchemy.sql import ColumnElement
 from sqlalchemy.types import TypeEngine
 
 from db.errors import DatabaseError
@@ -120,6 +121,10 @@ class Server:
         """Remove the triggers, routines and views apptflow added (on a server with schemas: the schema
         too, with apptflow's tables); return what went."""
         raise self._lacks("uninstall")
+
+    def among(self, column: ColumnElement, values: Sequence[Any]) -> ColumnElement:
+        """*column* is one of *values*: ``IN (…)``, a statement text per number of values."""
+        return column.in_(list(values))
 
     # --- leadership -------------------------------------------------------------------------------------
     # Session-level locks, the server's own, by kind ("partition": leading one; "instance": being alive)

@@ -10,12 +10,14 @@ from __future__ import annotations
 import datetime as dt
 import functools
 import inspect
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import DateTime, create_engine, event, text
+from sqlalchemy import BigInteger, DateTime, Text, any_, create_engine, event, literal, text
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.engine import Connection, Engine, URL
+from sqlalchemy.sql import ColumnElement
 from sqlalchemy.types import Date, TypeEngine
 
 from db.options import APPLICATION_SCHEMA, SCHEMA_OPTION, TIMEOUTS_OPTION, Timeouts, own_schema
@@ -133,6 +135,13 @@ class PostgreSQL(Server):
             conn.exec_driver_sql(f"DROP SCHEMA {schema} CASCADE")
             removed.append(f"schema {schema} with apptflow's tables and functions")
         return removed
+
+    def among(self, column: ColumnElement, values: Sequence[Any]) -> ColumnElement:
+        """``= ANY(array)``: one statement text whatever the number of values, which psycopg prepares once
+        it has run a few times (a growing ``IN`` list is parsed and planned anew each time)."""
+        values = list(values)
+        kind = Text() if values and isinstance(values[0], str) else BigInteger()
+        return column == any_(literal(values, ARRAY(kind)))
 
     def try_lock(self, conn: Connection, kind: str, number: int) -> bool:
         return bool(conn.execute(text("SELECT pg_try_advisory_lock(:class, :number)"),
