@@ -248,7 +248,7 @@ class Daemon:
                 self.planner.stop()
             else:
                 self.planner.pause()
-            self.leadership.release(self._lose)
+            self.leadership.release(self._lose, leave=self.stopping.is_set())
 
     def _gain(self, partitions: set[int]) -> None:
         self.catalogue.invalidate()  # edits made while another instance led are not in our copy
@@ -447,6 +447,10 @@ class Daemon:
         if self.watchdog is not None:
             self.watchdog.join(timeout)
         self.planner.stop()  # paused, if this instance had stopped leading
+        try:
+            self.leadership.release(self._lose)  # its own lock too: no longer counted alive
+        except Exception as error:  # noqa: BLE001 - the database may be the reason we stop
+            logger.warning("could not give back the partitions: %s", describe(error))
         try:
             with self.engine.begin() as conn:
                 instances.stopped(conn, self.instance_id, self.clock())

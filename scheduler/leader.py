@@ -186,14 +186,15 @@ class Leadership(Share):
                 instances.leads(record, self.instance_id, self.held)
         return share <= self.held
 
-    def release(self, lost: Callable[[set[int]], None]) -> None:
-        """Step down from every partition (and let other instances lead them)."""
+    def release(self, lost: Callable[[set[int]], None], *, leave: bool = True) -> None:
+        """Step down from every partition (and let other instances lead them); with *leave*, end this
+        instance's session too (it stops: it is no longer counted alive)."""
         if self.shared and self.held:
             try:
                 self._give_back(self.held, lost)
-            except Exception:  # noqa: BLE001 - closing the session releases the locks anyway
-                self.held = frozenset()
-        if self._conn is not None:
+            except Exception:  # noqa: BLE001 - ending the session releases the locks anyway
+                leave = True
+        if leave and self._conn is not None:
             self._drop(lost)
 
     def _give_back(self, partitions: set[int], lost: Callable[[set[int]], None], *, unlock: bool = True) -> None:

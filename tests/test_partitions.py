@@ -18,7 +18,7 @@ from scheduler.consumer import event_partition
 from scheduler.leader import Share, assign
 from tests.booking import insert, seed
 from tests.channels.servers import HttpServer, Reply
-from tests.conftest import wait_until
+from tests.conftest import sql, wait_until
 from tests.pipeline import add_workflow
 from tests.test_daemon import count, start_daemon, stop_daemon
 from tests.test_metrics import free_port, scrape, value
@@ -141,6 +141,12 @@ def test_instances_share_the_partitions_fire_their_own_and_take_over_a_killed_on
     three = [fleet.start() for _ in range(3)]
     wait_until(lambda: _settled(engine, 3), timeout=60)
     assert sorted(len(p) for p in _leads(engine).values()) == [2, 2, 2]
+    status = CliRunner().invoke(main, ["status"], env={"APPTFLOW_DATABASE_URL": fleet.db_url, "APPTFLOW_CONFIG": ""})
+    lines = [line for line in status.output.splitlines() if line.startswith("daemon:")]
+    assert status.exit_code == 0 and len(lines) == 3, status.output
+    for pid, led in _leads(engine).items():
+        assert any(f"(pid {pid})" in line and f"leads partitions {led[0]}, {led[1]} of 6, 0 events waiting there"
+                   in line for line in lines), status.output
 
     # 900 bookings in one transaction, whose 900 reminders are due in the same second
     planned = dt.datetime.now(dt.timezone.utc).replace(microsecond=0) + dt.timedelta(seconds=8)
@@ -190,3 +196,75 @@ def test_instances_share_the_partitions_fire_their_own_and_take_over_a_killed_on
     assert count(engine) == 2 * len(everything)
     assert not [line for log in logs for line in log.splitlines() if "Traceback" in line]
 
+
+
+# --- one process per partition, in-process: what each consumer and planner reads and writes ----------------
+
+
+def _halves(engine):
+    """Two consumers and planners on one database, leading partition 0 and 1 of 2."""
+    from scheduler.catalogue import Catalogue
+    from scheduler.consumer import EventConsumer
+    from scheduler.planner import Planner
+
+    now = dt.datetime.now(dt.timezone.utc)
+    parts = []
+    for partition in (0, 1):
+        share = Share(2, {partition})
+        catalogue = Catalogue()
+        planner = Planner(engine, catalogue, clock=lambda: now, share=share)
+        consumer = EventConsumer(engine, catalogue, after_commit=planner.after_batch, share=share)
+        parts.append((consumer, planner))
+    return parts, now
+
+
+def _drain_both(first, second, now) -> int:
+    """Both consumers until neither finds an event (a copy one writes is the other's)."""
+    total = 0
+    while (done := first.drain(now) + second.drain(now)):
+        total += done
+    return total
+
+
+def test_each_partition_consumes_its_own_events_and_plans_its_own_jobs(engine):
+    ids = seed(engine)
+    add_workflow(engine, {"name": "r", "trigger": {"type": "appointment_starts", "offset": "-1h"},
+                          "actions": [{"type": "email", "to": ["customer"], "subject": "s", "body": "b"}]})
+    parts, now = _halves(engine)
+    (first, first_planner), (second, second_planner) = parts
+    starts = now + dt.timedelta(days=1)
+    booked = _book(engine, ids, starts, 6)
+    consumed = _drain_both(first, second, now)
+    # each consumed its half of the bookings, and the workflow's events once, copying them to the other
+    assert consumed == sql(engine, "SELECT count(*) FROM change_events")[0][0]
+    copies = sql(engine, "SELECT table_name, partition_key FROM change_events WHERE partition_key IS NOT NULL")
+    assert copies and {table for table, _ in copies} <= {"workflows", "workflow_actions"}
+    assert sql(engine, "SELECT count(*) FROM change_events WHERE processed_at IS NULL") == [(0,)]
+    jobs = {job_id for (job_id,) in sql(engine, "SELECT id FROM apscheduler_jobs")}
+    assert jobs == {f"wf:1:appt:{a}" for a in booked}
+    keys = dict(sql(engine, "SELECT id, partition_key FROM apscheduler_jobs"))
+    assert {keys[f"wf:1:appt:{a}"] for a in booked} == set(booked)
+    # each planner's store returns only its partition's jobs
+    assert {j.id for j in first_planner.store.get_all_jobs()} == {f"wf:1:appt:{a}" for a in booked if a % 2 == 0}
+    assert {j.id for j in second_planner.store.get_all_jobs()} == {f"wf:1:appt:{a}" for a in booked if a % 2 == 1}
+    # a whole reconciliation of one partition leaves the other's jobs alone
+    sql(engine, "DELETE FROM apscheduler_jobs")
+    assert first_planner.reconcile(now) == (3, 0)
+    assert {j for (j,) in sql(engine, "SELECT id FROM apscheduler_jobs")} == {
+        f"wf:1:appt:{a}" for a in booked if a % 2 == 0}
+
+
+def test_a_customers_change_is_copied_to_the_partitions_of_its_appointments(engine):
+    ids = seed(engine)
+    add_workflow(engine, {"name": "r", "trigger": {"type": "appointment_starts", "offset": "-1h"},
+                          "filters": {"locales": ["fr"]},
+                          "actions": [{"type": "email", "to": ["customer"], "subject": "s", "body": "b"}]})
+    parts, now = _halves(engine)
+    (first, _), (second, _) = parts
+    booked = _book(engine, ids, now + dt.timedelta(days=1), 4)
+    _drain_both(first, second, now)
+    assert sql(engine, "SELECT count(*) FROM apscheduler_jobs") == [(0,)]  # the customer speaks no French yet
+    sql(engine, "UPDATE customers SET locale = 'fr' WHERE id = :id", id=ids["customer"])
+    owner, other = (first, second) if ids["customer"] % 2 == 0 else (second, first)
+    assert owner.drain(now) == 1 and other.drain(now) == 1  # the change, then its copy
+    assert {j for (j,) in sql(engine, "SELECT id FROM apscheduler_jobs")} == {f"wf:1:appt:{a}" for a in booked}
