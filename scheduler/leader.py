@@ -13,6 +13,7 @@ for one instance, which always leads its one partition.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import logging
 import zlib
@@ -100,6 +101,7 @@ class Leadership(Share):
         self._conn: Connection | None = None
         self._registered = False  # this instance's own lock is held on _conn
         self._waiting = False  # said that a dead session of ours still holds it
+        self._recorded: frozenset[int] | None = None  # the partitions the instances table says it leads
         self._ignored: set[str] = set()  # instances of another partition count, said once
         for partition in self.held:
             self.metrics.leading(partition, True)
@@ -117,8 +119,9 @@ class Leadership(Share):
                 instances.leads(record, self.instance_id, self.held)
             return
         try:
-            conn = self._connection()
-            everyone = self._everyone(conn, now)
+            candidates = self._candidates(now)
+            self._connection()
+            everyone = self._everyone(candidates)
         except Exception as error:  # noqa: BLE001 - checked at every step as well (see _alive)
             if not unavailable(error):
                 raise
@@ -137,43 +140,21 @@ class Leadership(Share):
         """Confirm what this instance holds, give back what is no longer its share, take what is.
 
         *lost* is called before a partition's lock goes (it must stop scheduling it first), *gained* after
-        one is taken. Returns whether this instance holds all its share (else: step again soon)."""
+        one is taken. Returns whether this instance holds all its share (else: step again soon). A failure
+        on the locks' connection ends its session (the locks are gone with it) and is raised; a failure
+        to read the instances keeps what is held and is raised."""
         if not self.shared:
             return True
-        me = instances.lock_number(self.instance_id)
-        try:
-            conn = self._connection()
-            if not self._registered:
-                self._registered = leader.try_lock(conn, INSTANCE, me)
-                if not self._registered:  # a session of ours the server has not ended yet (a dead peer)
-                    if not self._waiting:
-                        logger.warning("this instance's previous database session still holds its lock; it "
-                                       "leads again once the server has ended that session")
-                    self._waiting = True
-                    return False
-                self._waiting = False
-            still = leader.held(conn, PARTITION, self.held)
-            alive = leader.held(conn, INSTANCE, [me])
-        except Exception as error:  # noqa: BLE001 - any failure means the session, and the locks, are gone
-            if self.held:
-                logger.warning("lost the leader lock's connection (%s); this instance stops scheduling "
-                               "partitions %s until it leads again", describe(error), _listed(self.held))
-            self._drop(lost)
-            raise
-        if self.held - still or not alive:
-            logger.warning("partitions %s are no longer held by this instance; it stops scheduling them",
-                           _listed(self.held - still) or _listed(self.held))
-            self._give_back(self.held - still if alive else self.held, lost, unlock=False)
-            if not alive:
-                self._drop(lost)
+        candidates = self._candidates(now)  # before the locks: the database away leaves them as they are
+        with self._on_lock_connection(lost):
+            if not self._confirm(lost):
                 return False
-        before = self.held
-        alive = self._alive(conn, now)
-        holding = {i.id: instances.led(i) for i in alive} | {self.instance_id: self.held}
-        share = assign(self.count, [i.id for i in alive], holding).get(self.instance_id, set())
-        if self.held - share:
-            self._give_back(self.held - share, lost)
-        taken = {p for p in sorted(share - self.held) if leader.try_lock(conn, PARTITION, p)}
+            alive = self._alive(candidates)
+            holding = {i.id: instances.led(i) for i in alive} | {self.instance_id: self.held}
+            share = assign(self.count, [i.id for i in alive], holding).get(self.instance_id, set())
+            if self.held - share:
+                self._give_back(self.held - share, lost)
+            taken = {p for p in sorted(share - self.held) if leader.try_lock(self._conn, PARTITION, p)}
         if taken:
             self.held = self.held | taken
             for partition in taken:
@@ -181,10 +162,47 @@ class Leadership(Share):
             logger.info("this instance leads partitions %s of %d: it consumes their change events and runs "
                         "their jobs", _listed(taken), self.count)
             gained(taken)
-        if self.held != before:
+        if self.held != self._recorded:
             with self.engine.begin() as record:
                 instances.leads(record, self.instance_id, self.held)
+            self._recorded = self.held
         return share <= self.held
+
+    @contextlib.contextmanager
+    def _on_lock_connection(self, lost: Callable[[set[int]], None]):
+        """Statements on the locks' connection: any failure means its session, and the locks, are gone."""
+        try:
+            yield
+        except Exception as error:
+            if self.held:
+                logger.warning("lost the leader lock's connection (%s); this instance stops scheduling "
+                               "partitions %s until it leads again", describe(error), _listed(self.held))
+            self._drop(lost)
+            raise
+
+    def _confirm(self, lost: Callable[[set[int]], None]) -> bool:
+        """Take this instance's own lock if it has not, and check that it still holds every lock it should."""
+        me = instances.lock_number(self.instance_id)
+        conn = self._connection()
+        if not self._registered:
+            self._registered = leader.try_lock(conn, INSTANCE, me)
+            if not self._registered:  # a session of ours the server has not ended yet (a dead peer)
+                if not self._waiting:
+                    logger.warning("this instance's previous database session still holds its lock; it "
+                                   "leads again once the server has ended that session")
+                self._waiting = True
+                return False
+            self._waiting = False
+        still = leader.held(conn, PARTITION, self.held)
+        alive = leader.held(conn, INSTANCE, [me])
+        if self.held - still or not alive:
+            logger.warning("partitions %s are no longer held by this instance; it stops scheduling them",
+                           _listed(self.held - still) or _listed(self.held))
+            self._give_back(self.held - still if alive else self.held, lost, unlock=False)
+            if not alive:
+                self._drop(lost)
+                return False
+        return True
 
     def release(self, lost: Callable[[set[int]], None], *, leave: bool = True) -> None:
         """Step down from every partition (and let other instances lead them); with *leave*, end this
@@ -210,17 +228,20 @@ class Leadership(Share):
             logger.info("this instance gives back partitions %s (its share is now %s)", _listed(partitions),
                         _listed(self.held) or "none")
 
-    def _everyone(self, conn: Connection, now: dt.datetime) -> list[Instance]:
-        """The instances alive: registered, not stopped, holding their own lock."""
+    def _candidates(self, now: dt.datetime) -> list[Instance]:
+        """The instances registered and not stopped (alive or not: their locks tell)."""
         with self.engine.connect() as read:
-            rows = instances.running(read, now - dt.timedelta(seconds=CANDIDATE_WINDOW_SECONDS))
-        numbers = {instances.lock_number(i.id): i for i in rows}
-        return [numbers[n] for n in sorted(leader.taken(conn, INSTANCE, numbers))]
+            return instances.running(read, now - dt.timedelta(seconds=CANDIDATE_WINDOW_SECONDS))
 
-    def _alive(self, conn: Connection, now: dt.datetime) -> list[Instance]:
+    def _everyone(self, candidates: list[Instance]) -> list[Instance]:
+        """The instances alive among the *candidates*: those holding their own lock."""
+        numbers = {instances.lock_number(i.id): i for i in candidates}
+        return [numbers[n] for n in sorted(leader.taken(self._conn, INSTANCE, numbers))]
+
+    def _alive(self, candidates: list[Instance]) -> list[Instance]:
         """The instances alive of the same partition count (another is said once, and left out)."""
         same = []
-        for instance in self._everyone(conn, now):
+        for instance in self._everyone(candidates):
             if instance.partitions in (None, self.count):
                 same.append(instance)
             elif instance.id not in self._ignored:

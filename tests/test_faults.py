@@ -401,6 +401,7 @@ def test_apschedulers_loop_dying_is_noticed_and_restarted(engine, db_url, receiv
                                 APPTFLOW_DAEMON_POLL_INTERVAL="100ms"), engine=engine)
     daemon.start()
     try:
+        wait_until(lambda: daemon.planner.scheduler.running)  # once this instance leads
         first = daemon.planner.scheduler
         store = first._jobstores["default"]
 

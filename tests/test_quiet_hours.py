@@ -12,6 +12,8 @@ from db import deliveries as outbox
 from db import jobs as job_queries
 from engine.windows import Window
 from scheduler.cli import main
+from scheduler.catalogue import Catalogue
+from scheduler.consumer import EventConsumer
 from scheduler.daemon import Daemon
 from scheduler.planner import Planner, _Due
 from tests.booking import book, seed
@@ -228,7 +230,8 @@ def test_the_polling_worker_wakes_when_a_waiting_delivery_comes_due(engine, db_u
         add_workflow(engine, {"name": "Confirmation", "trigger": {"type": "appointment_created"}, "actions": [
             {"type": "email", "to": ["customer"], "subject": "Booked", "body": "b"}]})
         booked(engine, paris(30, 10))
-        daemon.consumer.drain(clock["now"])  # at 08:59: it waits for 09:00
+        # at 08:59: it waits for 09:00 (consumed as the leader of its partition would)
+        EventConsumer(engine, Catalogue(), send_window=daemon.consumer.send_window).drain(clock["now"])
         clock["now"] += dt.timedelta(seconds=40)
         assert daemon._until_due(30.0) == 20.0  # not a poll (30 s) but the 20 s left until 09:00
         clock["now"] += dt.timedelta(seconds=20)
