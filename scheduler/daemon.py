@@ -285,8 +285,7 @@ class Daemon:
                         next_confirm = time.monotonic() + (self.heartbeat if complete else self.heartbeat / 4)
                     if self.planner.behind:
                         self.planner.retry_failed(self.clock())
-                    while self.consumer.process_batch(self.clock()):  # a fresh now for every batch
-                        self.liveness.beat("consumer", self.poll + self.heartbeat)  # a burst is progress
+                    drained = self._drain_until(next_confirm)
                     self.outage.answered()
                     if time.monotonic() >= next_reconcile:
                         self.liveness.beat("consumer", RECONCILE_PASS)
@@ -311,9 +310,19 @@ class Daemon:
                     wait = min(2 * wait, LONGEST_WAIT)
                     continue
                 wait = FIRST_WAIT
-                wakeup.wait(at_most=next_confirm - time.monotonic())
+                if drained:
+                    wakeup.wait(at_most=next_confirm - time.monotonic())
         finally:
             wakeup.close()
+
+    def _drain_until(self, deadline: float) -> bool:
+        """Handle the waiting events, a batch at a time with a fresh now each, until none is left (True) or
+        *deadline* (monotonic) comes, when the partitions are stepped (False: more may wait)."""
+        while self.consumer.process_batch(self.clock()):
+            self.liveness.beat("consumer", self.poll + self.heartbeat)  # a burst is progress
+            if time.monotonic() >= deadline:
+                return False
+        return True
 
     def _work(self, n: int) -> None:
         """Deliver until stopping (or until a reload wants fewer workers). Worker 0 polls; the
