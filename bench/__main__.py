@@ -19,11 +19,11 @@ import subprocess
 import sys
 import time
 
-from bench import capture, delivery, idle, reconcile, stages
+from bench import capture, delivery, idle, reconcile, scaleout, stages
 from bench.harness import Databases, Figure
 from tests.mariadb import ServerError
 
-SCENARIOS = ("stages", "delivery", "reconcile", "idle", "capture")
+SCENARIOS = ("stages", "delivery", "reconcile", "idle", "capture", "scaleout")
 BACKENDS = ("sqlite", "postgresql", "mariadb")
 UNDER_CI = os.environ.get("CI", "").lower() not in ("", "0", "false", "no")
 
@@ -74,12 +74,12 @@ def _sizes(quick: bool, backend: str) -> dict[str, tuple]:
     """Each scenario's arguments after the database: full, quick, or quicker (MariaDB's part of --quick)."""
     if not quick:
         return {"stages": (2000,), "delivery": (delivery.FULL,), "reconcile": (100_000, 2000), "capture": (2000,),
-                "idle": (100_000, 30.0, 1_000_000)}
+                "idle": (100_000, 30.0, 1_000_000), "scaleout": (scaleout.FULL,)}
     if backend == "mariadb":  # its server's start-up comes on top, and CI's minute is shared
         return {"stages": (100,), "delivery": (delivery.QUICKER,), "reconcile": (200, 100), "capture": (100,),
-                "idle": (200, 0.5, 1000)}
+                "idle": (200, 0.5, 1000), "scaleout": (scaleout.QUICK,)}
     return {"stages": (200,), "delivery": (delivery.QUICK,), "reconcile": (500, 200), "capture": (200,),
-            "idle": (500, 1.0, 2000)}
+            "idle": (500, 1.0, 2000), "scaleout": (scaleout.QUICK,)}
 
 
 def _scenarios(databases: Databases, backend: str, only: set[str], quick: bool) -> list[Figure]:
@@ -95,6 +95,8 @@ def _scenarios(databases: Databases, backend: str, only: set[str], quick: bool) 
     if "idle" in only:
         figures += idle.run(databases.fresh(backend), backend, *sizes["idle"],
                             server_cpu=lambda: databases.server_cpu_seconds(backend))
+    if "scaleout" in only and backend == "postgresql":  # several instances; measured on the production database
+        figures += scaleout.run(lambda: databases.fresh(backend), backend, *sizes["scaleout"])
     return figures
 
 
