@@ -18,6 +18,7 @@ import json
 import socket
 import time
 from dataclasses import dataclass
+from pathlib import Path
 
 import requests
 from prometheus_client.parser import text_string_to_metric_families
@@ -103,12 +104,17 @@ def _instances(url: str, backend: str, receiver: Receiver, count: int, sizes: Si
         # N bookings in one transaction
         receiver.reset()
         start = dt.datetime.now(UTC) + dt.timedelta(days=1)
+        before = _machine_busy()
         _, committed = insert_appointments(engine, ids, ids["service"], [start] * sizes.burst)
         arrivals = receiver.wait_for("/burst", sizes.burst, timeout=60 + sizes.burst / 20)
+        busy = _machine_busy(since=before)
         rate = len(arrivals) / (max(t for t, _, _ in arrivals) - committed) if arrivals else 0.0
         figures.append(Figure(scenario="scale-out", database=backend,
                               figure=f"{label}: {sizes.burst} bookings in one transaction → webhooks/s",
                               value=rate, unit="/s", floor=floors["burst"]))
+        figures.append(Figure(scenario="scale-out", database=backend,
+                              figure=f"{label}: the machine's cores busy during that burst (all processes)",
+                              value=100 * busy, unit="%"))
         consumed = [_metric(port, "apptflow_change_events_consumed_total") for port in ports]
         figures.append(_shares(backend, f"{label}: share of the change events each consumed", consumed))
         # N reminders due in the same second
@@ -181,6 +187,15 @@ def _wait(predicate, timeout: float = 120, interval: float = 0.1) -> None:
         if time.monotonic() > deadline:
             raise RuntimeError("the instances did not settle")
         time.sleep(interval)
+
+
+def _machine_busy(since: tuple[int, int] | None = None):
+    """The machine's (busy, total) CPU ticks so far, from /proc/stat; with *since*, the busy fraction since."""
+    fields = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    idle, total = fields[3] + fields[4], sum(fields[:8])
+    if since is None:
+        return total - idle, total
+    return ((total - idle) - since[0]) / max(1, total - since[1])
 
 
 def _free_port() -> int:
