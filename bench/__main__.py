@@ -82,7 +82,13 @@ def _sizes(quick: bool, backend: str) -> dict[str, tuple]:
             "idle": (500, 1.0, 2000), "scaleout": (scaleout.QUICK,)}
 
 
-def _scenarios(databases: Databases, backend: str, only: set[str], quick: bool) -> list[Figure]:
+def _skip(skipped: list[str], line: str) -> None:
+    """Note what is not measured and why: now on stderr, and under the table."""
+    skipped.append(line)
+    print(line, file=sys.stderr, flush=True)
+
+
+def _scenarios(databases: Databases, backend: str, only: set[str], quick: bool, skipped: list[str]) -> list[Figure]:
     sizes, figures = _sizes(quick, backend), []
     if "stages" in only:
         figures += stages.run(databases.fresh(backend), backend, *sizes["stages"])
@@ -95,8 +101,12 @@ def _scenarios(databases: Databases, backend: str, only: set[str], quick: bool) 
     if "idle" in only:
         figures += idle.run(databases.fresh(backend), backend, *sizes["idle"],
                             server_cpu=lambda: databases.server_cpu_seconds(backend))
-    if "scaleout" in only and backend == "postgresql":  # several instances; measured on the production database
-        figures += scaleout.run(lambda: databases.fresh(backend), backend, *sizes["scaleout"])
+    if "scaleout" in only:
+        reason = scaleout.unsupported(backend)
+        if reason is None:
+            figures += scaleout.run(lambda: databases.fresh(backend), backend, *sizes["scaleout"])
+        else:
+            _skip(skipped, f"{backend}: scaleout not measured: {reason}")
     return figures
 
 
@@ -119,10 +129,9 @@ def main(argv: list[str] | None = None) -> int:
         for backend in backends:
             reason = _unavailable(databases, backend)
             if reason is not None:
-                skipped.append(f"{backend}: not measured: {reason}")
-                print(skipped[-1], file=sys.stderr, flush=True)
+                _skip(skipped, f"{backend}: not measured: {reason}")
                 continue
-            figures += _scenarios(databases, backend, only, args.quick)
+            figures += _scenarios(databases, backend, only, args.quick, skipped)
             measured.append(backend)
             print(f"{backend}: done after {time.monotonic() - began:.0f} s", file=sys.stderr, flush=True)
         print(_machine(databases, measured))

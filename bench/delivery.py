@@ -29,6 +29,7 @@ from bench.harness import (
     insert_appointments,
     mark_events_processed,
     percentile,
+    report_errors,
     seed_services,
     webhook_workflow,
 )
@@ -71,10 +72,7 @@ def run(url: str, backend: str, sizes: Sizes) -> list[Figure]:
             daemon.wait_ready()
             figures = _apptflow(engine, backend, receiver, ids, sizes, floors)
         finally:
-            log = daemon.stop()
-        problems = [line for line in log.splitlines() if "Traceback" in line or " ERROR " in line]
-        if problems:
-            print(f"  daemon log ({backend}) has errors, first: {problems[0]}", file=sys.stderr)
+            report_errors(daemon.stop(), backend)
         return figures
     finally:
         receiver.stop()
@@ -102,15 +100,25 @@ def _floors(engine, url, backend, receiver, ids, sizes) -> dict:
         session.post(f"{receiver.url}/floor", data=json.dumps({"id": str(n)}), timeout=30).close()
     session.close()
     floors["isolated"] = [t - (start + 1.3 * n) for n, (t, _, _) in enumerate(receiver.arrivals("/floor"))]
-    for count in sizes.same_second:  # every request at once, with the daemon's concurrency
-        receiver.reset()
-        start = time.time() + 1.0
-        bare_requests(f"{receiver.url}/floor", [json.dumps({"id": str(n)}) for n in range(count)], start_at=start)
-        floors[("timer", count)] = [t - start for t, _, _ in receiver.arrivals("/floor")]
-    receiver.reset()
-    elapsed = bare_requests(f"{receiver.url}/floor", [json.dumps({"id": str(n)}) for n in range(sizes.burst)])
-    floors["burst"] = sizes.burst / elapsed
+    for count in sizes.same_second:
+        floors[("timer", count)] = same_second_floor(receiver, count)
+    floors["burst"] = burst_floor(receiver, sizes.burst)
     return floors
+
+
+def same_second_floor(receiver: Receiver, count: int) -> list[float]:
+    """Bare ``requests`` sending *count* requests at once at a given second, with the daemon's concurrency:
+    the lateness of each at the receiver, in seconds."""
+    receiver.reset()
+    start = time.time() + 1.0
+    bare_requests(f"{receiver.url}/floor", [json.dumps({"id": str(n)}) for n in range(count)], start_at=start)
+    return [t - start for t, _, _ in receiver.arrivals("/floor")]
+
+
+def burst_floor(receiver: Receiver, count: int) -> float:
+    """Bare ``requests`` sending *count* requests as fast as the daemon's concurrency allows: per second."""
+    receiver.reset()
+    return count / bare_requests(f"{receiver.url}/floor", [json.dumps({"id": str(n)}) for n in range(count)])
 
 
 def _poll_interval(url: str) -> float:
@@ -167,15 +175,7 @@ def _steady(engine, receiver, ids, service, rate, count, path) -> list[float]:
 
 def _timers(engine, backend, receiver, ids, count, floors, *, isolated: bool, lead: float) -> list[Figure]:
     """*count* reminders, all due at one second (or a second and a bit apart): lateness at the receiver."""
-    receiver.reset()
-    lead += count / 400  # time to plan the jobs before the first is due
-    first = dt.datetime.fromtimestamp(round(time.time() + lead), UTC)
-    planned = [first + dt.timedelta(seconds=1.3 * n) if isolated else first for n in range(count)]
-    booked, committed = insert_appointments(engine, ids, ids["service3"], [p + BEFORE for p in planned])
-    planned_of = {str(a): p.timestamp() for a, p in zip(booked, planned, strict=True)}
-    planning = _wait_planned(engine, count, deadline=first.timestamp())
-    arrivals = receiver.wait_for("/timer", count, timeout=lead + 60 + count / 20 + 1.3 * count * isolated)
-    late = [t - planned_of[json.loads(body)["id"]] for t, _, body in arrivals]
+    late, planning = timer_lateness(engine, receiver, ids, ids["service3"], count, isolated=isolated, lead=lead)
     floor = floors["isolated"] if isolated else floors[("timer", count)]
     what = f"{count} isolated firings" if isolated else f"{count} firings due in the same second"
     aim = {} if isolated else ({"p99": "≤ 250 ms"} if count <= 1000 else {"p99": "≤ 2 s"})
@@ -187,9 +187,27 @@ def _timers(engine, backend, receiver, ids, count, floors, *, isolated: bool, le
                           value=len(late), unit=f"of {count}, {sum(1 for x in late if x < 0)} early", aim="all, 0 early"))
     if not isolated:
         figures.append(Figure(scenario="timer accuracy", database=backend,
-                              figure=f"{what}: commit → all {count} jobs planned", value=planning - committed,
-                              unit="s"))
+                              figure=f"{what}: commit → all {count} jobs planned", value=planning, unit="s"))
     return figures
+
+
+def timer_lateness(engine, receiver: Receiver, ids: dict[str, int], service: int, count: int, *, isolated: bool,
+                   lead: float) -> tuple[list[float], float]:
+    """Book *count* appointments of *service* (its workflow posts to ``/timer`` a minute before the start),
+    their reminders all due at one second (or 1.3 s apart), *lead* seconds and a bit from now.
+
+    Returns each reminder's lateness at the receiver and the seconds from the commit until APScheduler's
+    table held every job (or until the first was due, if that came first).
+    """
+    receiver.reset()
+    lead += count / 400  # time to plan the jobs before the first is due
+    first = dt.datetime.fromtimestamp(round(time.time() + lead), UTC)
+    planned = [first + dt.timedelta(seconds=1.3 * n) if isolated else first for n in range(count)]
+    booked, committed = insert_appointments(engine, ids, service, [p + BEFORE for p in planned])
+    planned_of = {str(a): p.timestamp() for a, p in zip(booked, planned, strict=True)}
+    planning = _wait_planned(engine, count, deadline=first.timestamp())
+    arrivals = receiver.wait_for("/timer", count, timeout=lead + 60 + count / 20 + 1.3 * count * isolated)
+    return [t - planned_of[json.loads(body)["id"]] for t, _, body in arrivals], planning - committed
 
 
 def _wait_planned(engine, count: int, deadline: float) -> float:
@@ -204,11 +222,17 @@ def _wait_planned(engine, count: int, deadline: float) -> float:
 
 
 def _burst(engine, receiver, ids, count, floor, backend) -> Figure:
+    rate, received = burst_rate(engine, receiver, ids, ids["service2"], count)
+    return Figure(scenario="burst", database=backend,
+                  figure=f"{count} bookings in one transaction → webhooks/s ({received} received)",
+                  value=rate, unit="/s", floor=floor, aim=BURST_AIMS.get(backend, "—"))
+
+
+def burst_rate(engine, receiver: Receiver, ids: dict[str, int], service: int, count: int) -> tuple[float, int]:
+    """Book *count* appointments of *service* (its workflow posts to ``/burst`` when one is created) in one
+    transaction: webhooks per second at the receiver from the commit to the last, and how many arrived."""
     receiver.reset()
     start = dt.datetime.now(UTC) + dt.timedelta(days=1)
-    _, committed = insert_appointments(engine, ids, ids["service2"], [start] * count)
+    _, committed = insert_appointments(engine, ids, service, [start] * count)
     arrivals = receiver.wait_for("/burst", count, timeout=60 + count / 20)
-    rate = len(arrivals) / (max(t for t, _, _ in arrivals) - committed) if arrivals else 0.0
-    return Figure(scenario="burst", database=backend,
-                  figure=f"{count} bookings in one transaction → webhooks/s ({len(arrivals)} received)",
-                  value=rate, unit="/s", floor=floor, aim=BURST_AIMS.get(backend, "—"))
+    return (len(arrivals) / (max(t for t, _, _ in arrivals) - committed) if arrivals else 0.0), len(arrivals)

@@ -246,6 +246,13 @@ class DaemonProcess:
         return text_
 
 
+def report_errors(log: str, where: str) -> None:
+    """Say on stderr if a daemon's log (what ``DaemonProcess.stop`` returns) has errors, with the first."""
+    problems = [line for line in log.splitlines() if "Traceback" in line or " ERROR " in line]
+    if problems:
+        print(f"  daemon log ({where}) has errors, first: {problems[0]}", file=sys.stderr)
+
+
 def bare_requests(url: str, bodies: list[str], *, start_at: float | None = None) -> float:
     """Send every body to *url* with bare ``requests`` (a Session per thread, THREADS threads).
 

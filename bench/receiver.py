@@ -65,13 +65,18 @@ async def _serve(port: int) -> None:
         await server.serve_forever()
 
 
+def free_port() -> int:
+    """A TCP port on loopback that nothing listens on now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
 class Receiver:
     """The receiver process, started and queried from the benchmark."""
 
     def __init__(self):
-        with socket.socket() as sock:
-            sock.bind(("127.0.0.1", 0))
-            self.port = sock.getsockname()[1]
+        self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.process = subprocess.Popen([sys.executable, "-m", "bench.receiver", str(self.port)],
                                         stdout=subprocess.PIPE, text=True)
