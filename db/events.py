@@ -8,6 +8,7 @@ from collections.abc import Collection
 from sqlalchemy import func, insert, select, update
 from sqlalchemy.engine import Connection
 
+from db.codes import WORKFLOW_TABLES
 from db.partitions import in_partitions
 from db.records import ChangeEvent
 from db.servers import among, server_for
@@ -38,6 +39,16 @@ def claim_events(conn: Connection, limit: int, partitions: int = 1,
                     new=r.new, depth=r.depth, created_at=r.created_at, partition_key=r.partition_key)
         for r in conn.execute(query)
     ]
+
+
+def workflows_changed(conn: Connection, after: int, upto: int) -> bool:
+    """Whether a workflow or its actions changed by an event with an id in (*after*, *upto*], whatever its
+    partition (a range of the primary key: the events between two batches)."""
+    query = (select(change_events.c.id)
+             .where(change_events.c.id > after, change_events.c.id <= upto,
+                    change_events.c.table_name.in_(WORKFLOW_TABLES), change_events.c.partition_key.is_(None))
+             .limit(1))
+    return conn.execute(query).first() is not None
 
 
 def copy_events(conn: Connection, copies: list[tuple[ChangeEvent, int]], now: dt.datetime) -> None:

@@ -50,6 +50,8 @@ class EventConsumer:
         # Whether the planning of a customer's own jobs (birthday, recall) follows their appointments'
         # changes: then an appointment's change is copied to its customer's partition.
         self.follows_customers = follows_customers
+        # The highest event id checked for another partition's workflow edit (see _edited_elsewhere).
+        self._seen: int | None = None
         self.send_window = send_window  # [workflows] send_window: quiet hours where an action has none
         self.metrics = metrics or Metrics()
         self.catalogue = catalogue
@@ -69,7 +71,7 @@ class EventConsumer:
             return 0
         with self.engine.begin() as conn:
             batch = events.claim_events(conn, self.batch_size, count, held)
-            if any(e.table_name in WORKFLOW_TABLES for e in batch):
+            if any(e.table_name in WORKFLOW_TABLES for e in batch) or self._edited_elsewhere(conn, batch):
                 self.catalogue.invalidate()
             written = self._handle_batch(conn, batch, now) if batch else 0
             copies = self._copies(conn, batch) if count > 1 else []
@@ -84,6 +86,16 @@ class EventConsumer:
         if batch and self.after_commit is not None:
             self.after_commit(batch, now)
         return len(batch)
+
+    def _edited_elsewhere(self, conn: Connection, batch: list[ChangeEvent]) -> bool:
+        """Whether a workflow changed, in another partition's event, before the last of this batch: its copy
+        comes later, and this batch must not be matched against the workflows as they were."""
+        if self.share.count == 1 or not batch:
+            return False
+        last = max(e.id for e in batch)
+        seen = self._seen if self._seen is not None else min(e.id for e in batch) - 1
+        self._seen = max(seen, last)
+        return last > seen and events.workflows_changed(conn, seen, last)
 
     def _copies(self, conn: Connection, batch: list[ChangeEvent]) -> list[tuple[ChangeEvent, int]]:
         """The copies of a batch's events other partitions plan from (docs/scale-out.md): a workflow's edit

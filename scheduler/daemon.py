@@ -290,13 +290,14 @@ class Daemon:
                     if time.monotonic() >= next_reconcile:
                         self.liveness.beat("consumer", RECONCILE_PASS)
                         now = self.clock()
-                        self._gained.clear()
+                        if horizon is None:  # whole: the partitions just taken too
+                            self._gained.clear()
                         self.planner.reconcile(now, until=now + horizon if horizon else None)
                         next_reconcile = time.monotonic() + self.reconcile_every
                         # Later ones check the firings due within two intervals: each firing is checked
                         # at least once more before it is due, at a cost that does not grow with the tables.
                         horizon = 2 * dt.timedelta(seconds=self.reconcile_every)
-                    elif self._gained:
+                    if self._gained:
                         self.liveness.beat("consumer", RECONCILE_PASS)
                         gained, self._gained = self._gained, set()
                         self.planner.reconcile(self.clock(), partitions=gained)
@@ -304,7 +305,7 @@ class Daemon:
                     if not unavailable(error):
                         raise
                     self.outage.failed("consumer", error)
-                    if not self.leadership.leading:
+                    if not self.leadership.confirm(self._lose) or not self.leadership.leading:
                         return
                     self.stopping.wait(wait)
                     wait = min(2 * wait, LONGEST_WAIT)

@@ -145,10 +145,11 @@ class Leadership(Share):
         to read the instances keeps what is held and is raised."""
         if not self.shared:
             return True
-        candidates = self._candidates(now)  # before the locks: the database away leaves them as they are
         with self._on_lock_connection(lost):
             if not self._confirm(lost):
                 return False
+        candidates = self._candidates(now)  # a failure here leaves the locks as they are
+        with self._on_lock_connection(lost):
             alive = self._alive(candidates)
             holding = {i.id: instances.led(i) for i in alive} | {self.instance_id: self.held}
             share = assign(self.count, [i.id for i in alive], holding).get(self.instance_id, set())
@@ -167,6 +168,17 @@ class Leadership(Share):
                 instances.leads(record, self.instance_id, self.held)
             self._recorded = self.held
         return share <= self.held
+
+    def confirm(self, lost: Callable[[set[int]], None]) -> bool:
+        """Whether this instance still holds its locks (a round trip on their connection; False once they
+        are gone, when it has stopped scheduling them)."""
+        if not self.shared:
+            return True
+        try:
+            with self._on_lock_connection(lost):
+                return self._confirm(lost)
+        except Exception:  # noqa: BLE001 - said, and the session dropped, by _on_lock_connection
+            return False
 
     @contextlib.contextmanager
     def _on_lock_connection(self, lost: Callable[[set[int]], None]):

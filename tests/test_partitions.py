@@ -268,3 +268,19 @@ def test_a_customers_change_is_copied_to_the_partitions_of_its_appointments(engi
     owner, other = (first, second) if ids["customer"] % 2 == 0 else (second, first)
     assert owner.drain(now) == 1 and other.drain(now) == 1  # the change, then its copy
     assert {j for (j,) in sql(engine, "SELECT id FROM apscheduler_jobs")} == {f"wf:1:appt:{a}" for a in booked}
+
+
+def test_a_workflow_added_in_another_partition_matches_the_bookings_after_it_at_once(engine):
+    """The edit's copy comes later than the bookings behind it: the consumer reloads the workflows first."""
+    ids = seed(engine)
+    parts, now = _halves(engine)
+    (first, _), (second, _) = parts
+    _book(engine, ids, now + dt.timedelta(days=1), 2)  # one in each partition
+    _drain_both(first, second, now)  # both have loaded the workflows: none
+    workflow = add_workflow(engine, {"name": "c", "trigger": {"type": "appointment_created"},
+                                     "actions": [{"type": "email", "to": ["customer"], "subject": "s", "body": "b"}]})
+    booked = _book(engine, ids, now + dt.timedelta(days=1), 2)
+    other = second if workflow % 2 == 0 else first  # the one not leading the workflow's event
+    other.drain(now)  # before the owner has consumed (and copied) the workflow's events
+    mine = [a for a in booked if (a % 2 == 1) == (other is second)]
+    assert sql(engine, "SELECT subject_id FROM deliveries") == [(a,) for a in mine]
