@@ -141,6 +141,9 @@ def test_instances_share_the_partitions_fire_their_own_and_take_over_a_killed_on
     three = [fleet.start() for _ in range(3)]
     wait_until(lambda: _settled(engine, 3), timeout=60)
     assert sorted(len(p) for p in _leads(engine).values()) == [2, 2, 2]
+    # the workflows' events (and their copies to the other partitions) consumed by whoever leads them
+    wait_until(lambda: sql(engine, "SELECT count(*) FROM change_events WHERE processed_at IS NULL") == [(0,)],
+               timeout=30)
     status = CliRunner().invoke(main, ["status"], env={"APPTFLOW_DATABASE_URL": fleet.db_url, "APPTFLOW_CONFIG": ""})
     lines = [line for line in status.output.splitlines() if line.startswith("daemon:")]
     assert status.exit_code == 0 and len(lines) == 3, status.output
