@@ -13,7 +13,7 @@ from sqlalchemy.engine import Connection
 from db.codes import RETRYABLE_STATUSES, CapturedTable, DeliveryStatus
 from db.errors import NotFound
 from db.records import Delivery
-from db.servers import server_for
+from db.servers import among, server_for
 from db.tables import deliveries
 
 
@@ -38,11 +38,14 @@ def claim_due(conn: Connection, now: dt.datetime, lease: dt.timedelta) -> Delive
     return claimed[0] if claimed else None
 
 
-def claim_due_batch(conn: Connection, now: dt.datetime, lease: dt.timedelta, limit: int) -> list[Delivery]:
-    """Take up to *limit* due pending deliveries, soonest due first, in one statement (see claim_due)."""
+def claim_due_batch(conn: Connection, now: dt.datetime, lease: dt.timedelta, limit: int,
+                    keys: list[str] | None = None) -> list[Delivery]:
+    """Take up to *limit* due pending deliveries, soonest due first, in one statement (see claim_due); only
+    those of idempotency *keys*, if given (the ones a consumer has just written, to hand to a worker)."""
     due = (
         select(deliveries.c.id)
-        .where(deliveries.c.status == DeliveryStatus.PENDING, deliveries.c.next_attempt_at <= now)
+        .where(deliveries.c.status == DeliveryStatus.PENDING, deliveries.c.next_attempt_at <= now,
+               *([among(conn, deliveries.c.idempotency_key, keys)] if keys is not None else []))
         .order_by(deliveries.c.next_attempt_at, deliveries.c.id)
         .limit(limit)
         .with_for_update(skip_locked=True)

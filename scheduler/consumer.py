@@ -14,16 +14,17 @@ from sqlalchemy.engine import Connection, Engine
 
 from db import booking as bookings
 from db import deliveries, events
-from db.codes import WORKFLOW_TABLES, CapturedTable, Operation
+from db.codes import WORKFLOW_TABLES, CapturedTable, DeliveryStatus, Operation
 from db.errors import describe, unavailable
 from db.options import TIMEOUTS_OPTION
-from db.records import ChangeEvent
+from db.records import Booking, ChangeEvent, Delivery
 from db.servers import server_for
 from engine.matching import match_event
 from engine.outbox import MAX_CHAIN_DEPTH, plan_deliveries
 from engine.windows import Window
 from scheduler.leader import Share
 from scheduler.metrics import Metrics
+from scheduler.workers import Handoff, Loaded
 
 logger = logging.getLogger(__name__)
 
@@ -43,8 +44,11 @@ class EventConsumer:
                  after_commit: Callable[[list[ChangeEvent], dt.datetime], None] | None = None,
                  on_deliveries: Callable[[], None] = lambda: None, metrics: Metrics | None = None,
                  send_window: Window | None = None, share: Share | None = None,
-                 follows_customers: Callable[[], bool] = lambda: False):
+                 follows_customers: Callable[[], bool] = lambda: False, handoff: Handoff | None = None):
         self.engine = engine
+        # Where the deliveries due at once go, claimed in the transaction that writes them, with the
+        # workflows and bookings just read: to a worker of this process, without its claim and reads.
+        self.handoff = handoff
         # The partitions whose events this consumer claims (docs/scale-out.md).
         self.share = share or Share()
         # Whether the planning of a customer's own jobs (birthday, recall) follows their appointments'
@@ -73,13 +77,14 @@ class EventConsumer:
             batch = events.claim_events(conn, self.batch_size, count, held)
             if any(e.table_name in WORKFLOW_TABLES for e in batch) or self._edited_elsewhere(conn, batch):
                 self.catalogue.invalidate()
-            written = self._handle_batch(conn, batch, now) if batch else 0
-            copies = self._copies(conn, batch) if count > 1 else []
+            written, handed = self._handle_batch(conn, batch, now) if batch else (0, None)
+            copies = self._copies(batch) if count > 1 else []
             if copies:
                 events.copy_events(conn, copies, now)
                 if server_for(conn).notify:  # the other partitions' leaders wake at once
                     server_for(conn).notify_consumer(conn, CapturedTable.WORKFLOWS)
-        if written:
+        wake = self.handoff.put(*handed, now, time.monotonic()) if handed else 0
+        for _ in range(max(wake, 1 if written else 0)):  # a worker for each batch handed over
             self.on_deliveries()
         for partition, consumed in Counter(event_partition(e, count) for e in batch).items():
             self.metrics.consumed(consumed, partition)
@@ -97,7 +102,7 @@ class EventConsumer:
         self._seen = max(seen, last)
         return last > seen and events.workflows_changed(conn, seen, last)
 
-    def _copies(self, conn: Connection, batch: list[ChangeEvent]) -> list[tuple[ChangeEvent, int]]:
+    def _copies(self, batch: list[ChangeEvent]) -> list[tuple[ChangeEvent, int]]:
         """The copies of a batch's events other partitions plan from (docs/scale-out.md): a workflow's edit
         and a customer's change to every other partition, an appointment's change to its customer's."""
         count, copies = self.share.count, []
@@ -124,31 +129,54 @@ class EventConsumer:
             total += count
         return total
 
-    def _handle_batch(self, conn: Connection, batch: list[ChangeEvent], now: dt.datetime) -> int:
+    def _handle_batch(self, conn: Connection, batch: list[ChangeEvent],
+                      now: dt.datetime) -> tuple[int, tuple[list[Delivery], Loaded] | None]:
+        """How many deliveries the batch wrote, and those of them claimed to hand over (if any)."""
         try:
             with conn.begin_nested():
-                written = self._handle_together(conn, batch, now)
+                written, handed = self._handle_together(conn, batch, now)
             events.mark_processed_many(conn, [e.id for e in batch], now)
-            return written
+            return written, handed
         except Exception as error:  # noqa: BLE001 - find the bad event, one at a time
             if unavailable(error):
                 raise
             logger.info("a batch of %d events failed together; handling them one by one", len(batch))
-            return sum(self._handle_isolated(conn, event, now) for event in batch)
+            return sum(self._handle_isolated(conn, event, now) for event in batch), None
 
-    def _handle_together(self, conn: Connection, batch: list[ChangeEvent], now: dt.datetime) -> int:
+    def _handle_together(self, conn: Connection, batch: list[ChangeEvent],
+                         now: dt.datetime) -> tuple[int, tuple[list[Delivery], Loaded] | None]:
         for event in batch:
             self._on_workflow_deleted(conn, event, now)
         found = bookings.bookings_by_id(conn, {e.subject_id for e in batch if e.op != Operation.DELETE
                                                and e.subject_table == CapturedTable.APPOINTMENTS and not e.copy})
+        people: dict[int, Booking] = {}
         workflows = self.catalogue.workflows(conn)
         rows = []
         for event in batch:
             if event.table_name not in WORKFLOW_TABLES and event.op != Operation.DELETE and not event.copy:
-                booking = (found.get(event.subject_id) if event.subject_table == CapturedTable.APPOINTMENTS
-                           else bookings.load_customer_booking(conn, event.subject_id))
+                if event.subject_table == CapturedTable.APPOINTMENTS:
+                    booking = found.get(event.subject_id)
+                elif (booking := bookings.load_customer_booking(conn, event.subject_id)) is not None:
+                    people[event.subject_id] = booking
                 rows += self._plan(conn, event, workflows, booking, now)
-        return self._write(conn, rows, batch[0].id if len(batch) == 1 else None)
+        written = self._write(conn, rows, batch[0].id if len(batch) == 1 else None)
+        claims = self._claim_fresh(conn, rows, now)
+        if not claims:
+            return written, None
+        used = {c.workflow_id for c in claims}
+        return written, (claims, Loaded(workflows={w.id: w for w in workflows if w.id in used},
+                                        bookings=found, customers=people))
+
+    def _claim_fresh(self, conn: Connection, rows: list[dict], now: dt.datetime) -> list[Delivery]:
+        """Claim the deliveries just written that are due at once, as many as the handoff has room for."""
+        if self.handoff is None:
+            return []
+        due = [row["idempotency_key"] for row in rows
+               if row["status"] == DeliveryStatus.PENDING and row["next_attempt_at"] <= now]
+        room = self.handoff.room()
+        if not due or not room:
+            return []
+        return deliveries.claim_due_batch(conn, now, self.handoff.lease, min(room, len(due)), keys=due)
 
     def _handle_isolated(self, conn: Connection, event: ChangeEvent, now: dt.datetime) -> int:
         try:

@@ -34,7 +34,7 @@ from scheduler.systemd import Liveness, Watchdog, watchdog_interval
 from scheduler.systemd import notify as notify_systemd
 from scheduler.telegram_replies import TelegramReplies, start_polling
 from scheduler.transports import Transports
-from scheduler.workers import DeliveryWorker
+from scheduler.workers import DeliveryWorker, Handoff
 
 logger = logging.getLogger(__name__)
 
@@ -123,20 +123,22 @@ class Daemon:
                                company_zone=config.get("company", "timezone"),
                                horizon=2 * dt.timedelta(seconds=self.reconcile_every),
                                send_window=config.get("workflows", "send_window"), share=self.leadership)
+        self.worker_count = max(1, daemon["workers"])
+        self.handoff = Handoff(daemon["lease"], WORKER_BATCH, self.worker_count)
         self.consumer = EventConsumer(self.engine, self.catalogue, max_depth=daemon["max_chain_depth"],
                                       after_commit=self.planner.after_batch, on_deliveries=self.work_ready.set,
                                       metrics=self.metrics, send_window=config.get("workflows", "send_window"),
-                                      share=self.leadership, follows_customers=self.planner.recurring.follows_customers)
+                                      share=self.leadership, follows_customers=self.planner.recurring.follows_customers,
+                                      handoff=self.handoff)
         self._gained: set[int] = set()  # partitions taken since the consumer last reconciled (it does them whole)
         self.event_retention = daemon["event_retention"]
         self._capture_seen, self._capture_reported = 0, False  # the capture_errors already logged
         self.worker = DeliveryWorker(self.engine, self.transports, company=dict(config.section("company")),
                                      policy=retry_policy(config), lease=daemon["lease"],
                                      batch=WORKER_BATCH, clock=clock, outage=self.outage, metrics=self.metrics,
-                                     send_window=config.get("workflows", "send_window"))
+                                     send_window=config.get("workflows", "send_window"), handoff=self.handoff)
         self.poll = seconds(daemon["poll_interval"])
         self.heartbeat = seconds(daemon["heartbeat"])
-        self.worker_count = max(1, daemon["workers"])
         self.stopping = threading.Event()
         self._threads: list[threading.Thread] = []
         self._workers: dict[int, threading.Thread] = {}
@@ -438,6 +440,7 @@ class Daemon:
                 config.get("workflows", "send_window")
         if "workers" in daemon_keys:
             self.worker_count = daemon["workers"]
+            self.handoff.capacity = WORKER_BATCH * max(1, self.worker_count)
             self._spawn_workers()  # more: started now; fewer: the extra ones end after their batch
             self.work_ready.wake_all()
 
@@ -452,6 +455,10 @@ class Daemon:
             self.inbound.stop()
         for thread in self._threads:
             thread.join(timeout)
+        try:  # handed over by the consumer, not yet taken by a worker: pending again, for the next instance
+            self.worker.give_back(self.handoff.take_all(), self.clock())
+        except Exception as error:  # noqa: BLE001 - the database may be the reason we stop
+            logger.warning("could not give back the deliveries handed to the workers: %s", describe(error))
         if self.telegram_replies is not None:
             self.telegram_replies.stop()
         if self.watchdog is not None:

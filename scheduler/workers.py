@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import collections
 import datetime as dt
 import logging
 import random
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -25,7 +27,7 @@ from engine.errors import InvalidWorkflow, RenderError
 from engine.actions import action_type
 from engine.render import describe_recipients, duplicate_entry, keywords_used, recipient_count, render_action
 from engine.retry import DEFAULT_POLICY, RetryPolicy
-from engine.workflow import Action
+from engine.workflow import Action, Workflow
 from scheduler.catalogue import parsed
 from scheduler.conversation import optout_refusal, refusal_followups
 from scheduler.metrics import Metrics
@@ -66,13 +68,74 @@ class _Unrecorded:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class _Loaded:
-    """What a batch of claimed deliveries refers to, read in one go: workflow rows and bookings by id."""
+class Loaded:
+    """What a batch of claimed deliveries refers to, read in one go: workflows (their rows, or as the
+    consumer parsed them) and bookings by id."""
 
     workflows: dict[int, Any]
     bookings: dict[int, Booking]
     customers: dict[int, Booking]
     agendas: dict[int, Booking] = field(default_factory=dict)  # a schedule's, by delivery id
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Handed:
+    """Deliveries a consumer claimed in the transaction that wrote them, with what they refer to."""
+
+    claims: list[Delivery]
+    loaded: Loaded
+    now: dt.datetime  # when they were claimed: their lease runs from then
+    claimed: float  # the same, on the monotonic clock
+
+
+class Handoff:
+    """Deliveries the consumer has just written and claimed, waiting for a worker of the same process.
+
+    This spares a fresh delivery the worker's claim and reads: the consumer
+    claims the ones due at once in its own transaction and hands them over
+    with the workflows and bookings it has just read. Room is kept for as
+    many as the workers take in one batch each, so no more wait here under
+    a lease than the workers would hold claimed anyway; the rest stay
+    pending for any worker of any instance. What is still here when the
+    daemon stops is given back (see :meth:`DeliveryWorker.give_back`).
+    """
+
+    def __init__(self, lease: dt.timedelta, batch: int, workers: int):
+        self.lease, self.batch = lease, batch
+        self.capacity = batch * workers
+        self._lock = threading.Lock()
+        self._waiting: collections.deque[Handed] = collections.deque()
+        self._count = 0
+
+    def room(self) -> int:
+        """How many more deliveries may be handed over now."""
+        with self._lock:
+            return max(0, self.capacity - self._count)
+
+    def put(self, claims: list[Delivery], loaded: Loaded, now: dt.datetime, claimed: float) -> int:
+        """Hand these claims over, a worker's batch at a time; return how many batches that makes."""
+        parts = [claims[i:i + self.batch] for i in range(0, len(claims), self.batch)]
+        with self._lock:
+            for part in parts:
+                self._waiting.append(Handed(claims=part, loaded=loaded, now=now, claimed=claimed))
+                self._count += len(part)
+        return len(parts)
+
+    def take(self) -> Handed | None:
+        """The oldest batch waiting, if any."""
+        with self._lock:
+            if not self._waiting:
+                return None
+            handed = self._waiting.popleft()
+            self._count -= len(handed.claims)
+            return handed
+
+    def take_all(self) -> list[Handed]:
+        """Everything still waiting (the daemon stops)."""
+        taken = []
+        while (handed := self.take()) is not None:
+            taken.append(handed)
+        return taken
 
 
 def _subject(delivery: Delivery) -> str:
@@ -103,8 +166,10 @@ class DeliveryWorker:
                  policy: RetryPolicy = DEFAULT_POLICY, lease: dt.timedelta = dt.timedelta(minutes=2),
                  rng: random.Random | None = None, batch: int = 1,
                  clock: Callable[[], dt.datetime] | None = None, outage: Outage | None = None,
-                 metrics: Metrics | None = None, send_window: windows.Window | None = None):
+                 metrics: Metrics | None = None, send_window: windows.Window | None = None,
+                 handoff: Handoff | None = None):
         self.engine = engine
+        self.handoff = handoff  # deliveries the consumer claimed for us: taken before claiming any
         self.send_window = send_window  # [workflows] send_window: quiet hours where an action has none
         self.transports = transports
         self.company = company
@@ -127,14 +192,22 @@ class DeliveryWorker:
         return outcomes[0] if outcomes else None
 
     def work(self, now: dt.datetime, *, limit: int | None = None) -> list[Outcome]:
-        """Claim up to *limit* (the batch size) due deliveries and attempt them; [] when nothing is due."""
+        """Attempt a batch the consumer handed over, else claim up to *limit* (the batch size) due
+        deliveries and attempt them; [] when nothing is due."""
+        handed = self.handoff.take() if self.handoff is not None and limit is None else None
+        if handed is not None:
+            return self._attempt_all(handed.claims, handed.loaded, handed.now, self._deadline(handed.claimed))
         with self.engine.begin() as conn:
             claims = deliveries.claim_due_batch(conn, now, self.lease, limit or self.batch)
             loaded = self._load_all(conn, claims) if claims else None
         self.outage.answered()
         if not claims:
             return []
-        deadline = self._deadline(time.monotonic())
+        return self._attempt_all(claims, loaded, now, self._deadline(time.monotonic()))
+
+    def _attempt_all(self, claims: list[Delivery], loaded: Loaded, now: dt.datetime,
+                     deadline: float) -> list[Outcome]:
+        """Attempt claims made at *now*, one after the other, each recorded before the next."""
         outcomes: list[Outcome] = []
         for n, claim in enumerate(claims):
             at = self.clock() if self.clock else now
@@ -192,7 +265,14 @@ class DeliveryWorker:
         return self._counted(u.delivery, Outcome(status=DeliveryStatus.LOST, error="outcome not recorded: the "
                                                  "database was away until the lease ended"))
 
-    def _give_back(self, claims: list[Delivery], now: dt.datetime, deadline: float) -> None:
+    def give_back(self, handed: list[Handed], now: dt.datetime) -> None:
+        """Give back deliveries handed over but not attempted (the daemon stops): pending again."""
+        claims = [claim for batch in handed for claim in batch.claims]
+        if claims:
+            self._give_back(claims, now, min(self._deadline(batch.claimed) for batch in handed), why="not attempted")
+
+    def _give_back(self, claims: list[Delivery], now: dt.datetime, deadline: float,
+                   why: str = "half their lease had gone") -> None:
         def release() -> None:
             with self.engine.begin() as conn:
                 for claim in claims:
@@ -202,10 +282,10 @@ class DeliveryWorker:
             self.outage.persist(f"giving back {len(claims)} claimed deliveries", release, deadline=deadline)
         except GaveUp:
             return  # unattempted: reclaimed when their lease ends, and sent once then
-        logger.info("gave back %d claimed deliveries unattempted: half their lease had gone", len(claims))
+        logger.info("gave back %d claimed deliveries unattempted: %s", len(claims), why)
 
     @staticmethod
-    def _load_all(conn: Connection, claims: list[Delivery]) -> _Loaded:
+    def _load_all(conn: Connection, claims: list[Delivery]) -> Loaded:
         appointments = {c.subject_id for c in claims if c.subject_table == CapturedTable.APPOINTMENTS}
         customers = {c.subject_id for c in claims if c.subject_table == CapturedTable.CUSTOMERS}
         rows = store.get_workflows(conn, {c.workflow_id for c in claims})
@@ -213,10 +293,10 @@ class DeliveryWorker:
         people = {i: bookings.load_customer_booking(conn, i) for i in customers}
         agendas = {c.id: recurring.load_agenda(conn, c.subject_table, c.subject_id, c.context.get("appointment_ids", []))
                    for c in claims if c.subject_table in recurring.AGENDA_TABLES}
-        return _Loaded(workflows=rows, bookings=found, customers={i: b for i, b in people.items() if b},
+        return Loaded(workflows=rows, bookings=found, customers={i: b for i, b in people.items() if b},
                        agendas={i: b for i, b in agendas.items() if b})
 
-    def _attempt(self, delivery: Delivery, loaded: _Loaded, now: dt.datetime,
+    def _attempt(self, delivery: Delivery, loaded: Loaded, now: dt.datetime,
                  deadline: float) -> Outcome | _Unrecorded:
         extra = {"delivery": delivery.id, "workflow": delivery.workflow_id}
         rendered = recipients = address = None
@@ -307,7 +387,7 @@ class DeliveryWorker:
                        outcome, extra={"delivery": delivery.id})
         return self._counted(delivery, Outcome(status=DeliveryStatus.LOST, error="lease expired during the attempt"))
 
-    def _resolve(self, delivery: Delivery, loaded: _Loaded) -> tuple[Action, Booking]:
+    def _resolve(self, delivery: Delivery, loaded: Loaded) -> tuple[Action, Booking]:
         row = loaded.workflows.get(delivery.workflow_id)
         if row is None:
             raise Skip("workflow deleted")
@@ -319,7 +399,7 @@ class DeliveryWorker:
             booking = loaded.agendas.get(delivery.id)
         if not row.enabled:
             raise Skip("workflow disabled")
-        workflow = parsed(row)
+        workflow = row if isinstance(row, Workflow) else parsed(row)  # handed over parsed by the consumer
         action = next((a for a in workflow.actions if a.id == delivery.action_id), None)
         if action is None:
             raise Skip("the action no longer exists in the workflow")

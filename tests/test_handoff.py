@@ -1,0 +1,107 @@
+"""The consumer hands the deliveries it has just written, claimed in its own transaction, to a worker of its
+process with the workflows and bookings it has read (docs/pipeline.md, "Handed to a worker")."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+
+from scheduler.workers import Handoff
+from tests.booking import insert, seed
+from tests.conftest import sql
+from tests.pipeline import NOW, Pipeline, add_workflow, make_config
+
+LEASE = dt.timedelta(minutes=2)
+
+
+@pytest.fixture
+def pipeline(engine, db_url):
+    pipeline = Pipeline(engine, make_config(db_url))
+    yield pipeline
+    pipeline.close()
+
+
+def _hand_off(pipeline, *, batch: int, workers: int) -> Handoff:
+    handoff = Handoff(LEASE, batch, workers)
+    pipeline.consumer.handoff = pipeline.worker.handoff = handoff
+    return handoff
+
+
+def _book(engine, ids, how_many: int, **extra) -> list[int]:
+    with engine.begin() as conn:  # one transaction, as an application books several at once
+        return [insert(conn, "appointments", customer_id=ids["customer"], service_id=ids["service"],
+                       staff_id=ids["staff"], location_id=ids["location"], status="approved",
+                       starts_at="2026-12-01T10:00:00+00:00", ends_at="2026-12-01T10:45:00+00:00", **extra)
+                for _ in range(how_many)]
+
+
+def _rows(engine) -> list[tuple]:
+    return sql(engine, "SELECT subject_id, status, attempts FROM deliveries ORDER BY subject_id")
+
+
+def _confirmation(engine, **action) -> None:
+    add_workflow(engine, {"name": "Confirmation", "trigger": {"type": "appointment_created"},
+                          "actions": [{"type": "email", "to": ["customer"], "subject": "{{ service_name }} booked",
+                                       "body": "Hello {{ customer_first_name }}", **action}]})
+
+
+def test_the_consumer_claims_what_the_handoff_has_room_for_and_a_worker_sends_it_without_claiming(
+        engine, pipeline):
+    _confirmation(engine)
+    booked = _book(engine, seed(engine), 3)
+    handoff = _hand_off(pipeline, batch=1, workers=2)  # room for two
+    pipeline.consumer.drain(NOW)
+    # two claimed in the consumer's transaction (one attempt counted each), the third left for any worker
+    assert _rows(engine) == [(booked[0], "sending", 1), (booked[1], "sending", 1), (booked[2], "pending", 0)]
+    assert handoff.room() == 0
+    # a worker takes the handed ones first, one batch each, and claims nothing while it has them
+    for n in range(2):
+        [outcome] = pipeline.worker.work(NOW)
+        assert outcome.status == "sent"
+        assert _rows(engine)[2] == (booked[2], "pending", 0)
+    assert handoff.room() == 2
+    [outcome] = pipeline.worker.work(NOW)  # then the third, claimed from the table
+    assert outcome.status == "sent"
+    assert pipeline.worker.work(NOW) == []
+    assert _rows(engine) == [(a, "sent", 1) for a in booked]
+    sent = pipeline.sent("smtp")
+    assert [m.subject for m in sent] == ["Haircut booked"] * 3  # rendered from the booking handed over
+    assert {m.text for m in sent} == {"Hello Ada"}
+
+
+def test_a_delivery_not_due_yet_is_not_claimed(engine, pipeline):
+    # outside its send window now (09:00 UTC is 10:00 in Paris): it waits, pending, for the window
+    _confirmation(engine, send_window="14:00-18:00")
+    [booked] = _book(engine, seed(engine), 1)
+    handoff = _hand_off(pipeline, batch=10, workers=1)
+    pipeline.consumer.drain(NOW)
+    assert _rows(engine) == [(booked, "pending", 0)]
+    assert handoff.take() is None
+
+
+def test_handed_deliveries_no_worker_took_are_given_back_and_sent_once_later(engine, pipeline):
+    _confirmation(engine)
+    booked = _book(engine, seed(engine), 2)
+    handoff = _hand_off(pipeline, batch=10, workers=1)
+    pipeline.consumer.drain(NOW)
+    assert [status for _, status, _ in _rows(engine)] == ["sending", "sending"]
+    pipeline.worker.give_back(handoff.take_all(), NOW)  # as the daemon does when it stops
+    assert _rows(engine) == [(a, "pending", 0) for a in booked]
+    pipeline.worker.handoff = None  # another instance's worker
+    assert [o.status for o in pipeline.run()] == ["sent", "sent"]
+    assert _rows(engine) == [(a, "sent", 1) for a in booked]
+    assert len(pipeline.sent("smtp")) == 2
+
+
+def test_a_handed_batch_taken_after_half_its_lease_is_given_back_unattempted(engine, pipeline):
+    _confirmation(engine)
+    [booked] = _book(engine, seed(engine), 1)
+    _hand_off(pipeline, batch=10, workers=1)
+    pipeline.consumer.drain(NOW)
+    # the lease runs from the consumer's claim, not from when a worker took the batch
+    pipeline.worker.clock = lambda: NOW + LEASE / 2 + dt.timedelta(seconds=1)
+    assert pipeline.worker.work(NOW + LEASE / 2 + dt.timedelta(seconds=1)) == []
+    assert _rows(engine) == [(booked, "pending", 0)]
+    assert pipeline.sent("smtp") == []
+
