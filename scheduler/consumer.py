@@ -14,7 +14,7 @@ from sqlalchemy.engine import Connection, Engine
 
 from db import booking as bookings
 from db import deliveries, events
-from db.codes import WORKFLOW_TABLES, CapturedTable, DeliveryStatus, Operation
+from db.codes import WORKFLOW_TABLES, CapturedTable, Operation
 from db.errors import describe, unavailable
 from db.options import TIMEOUTS_OPTION
 from db.records import Booking, ChangeEvent, Delivery
@@ -83,8 +83,10 @@ class EventConsumer:
                 events.copy_events(conn, copies, now)
                 if server_for(conn).notify:  # the other partitions' leaders wake at once
                     server_for(conn).notify_consumer(conn, CapturedTable.WORKFLOWS)
-        wake = self.handoff.put(*handed, now, time.monotonic()) if handed else 0
-        for _ in range(max(wake, 1 if written else 0)):  # a worker for each batch handed over
+        if self.handoff is not None:
+            claims, loaded = handed or ([], None)
+            self.handoff.committed(claims, loaded, now, written, self.on_deliveries)
+        elif written:
             self.on_deliveries()
         for partition, consumed in Counter(event_partition(e, count) for e in batch).items():
             self.metrics.consumed(consumed, partition)
@@ -160,23 +162,12 @@ class EventConsumer:
                     people[event.subject_id] = booking
                 rows += self._plan(conn, event, workflows, booking, now)
         written = self._write(conn, rows, batch[0].id if len(batch) == 1 else None)
-        claims = self._claim_fresh(conn, rows, now)
+        claims = self.handoff.claim(conn, rows, now) if self.handoff is not None else []
         if not claims:
             return written, None
         used = {c.workflow_id for c in claims}
         return written, (claims, Loaded(workflows={w.id: w for w in workflows if w.id in used},
                                         bookings=found, customers=people))
-
-    def _claim_fresh(self, conn: Connection, rows: list[dict], now: dt.datetime) -> list[Delivery]:
-        """Claim the deliveries just written that are due at once, as many as the handoff has room for."""
-        if self.handoff is None:
-            return []
-        due = [row["idempotency_key"] for row in rows
-               if row["status"] == DeliveryStatus.PENDING and row["next_attempt_at"] <= now]
-        room = self.handoff.room()
-        if not due or not room:
-            return []
-        return deliveries.claim_due_batch(conn, now, self.handoff.lease, min(room, len(due)), keys=due)
 
     def _handle_isolated(self, conn: Connection, event: ChangeEvent, now: dt.datetime) -> int:
         try:

@@ -117,14 +117,16 @@ class Daemon:
         # The partitions this instance leads (docs/scale-out.md), read by the consumer, planner and jobstore.
         self.leadership = Leadership(self.engine, self.metrics, instance_id=self.instance_id,
                                      partitions=daemon["partitions"])
+        self.worker_count = max(1, daemon["workers"])
+        # What the consumer and the firings write due at once, claimed, for the workers of this process.
+        self.handoff = Handoff(daemon["lease"], WORKER_BATCH, self.worker_count)
         self.planner = Planner(self.engine, self.catalogue, clock=clock, on_deliveries=self.work_ready.set,
                                max_depth=daemon["max_chain_depth"], threads=daemon["job_threads"],
                                outage=self.outage, metrics=self.metrics,
                                company_zone=config.get("company", "timezone"),
                                horizon=2 * dt.timedelta(seconds=self.reconcile_every),
-                               send_window=config.get("workflows", "send_window"), share=self.leadership)
-        self.worker_count = max(1, daemon["workers"])
-        self.handoff = Handoff(daemon["lease"], WORKER_BATCH, self.worker_count)
+                               send_window=config.get("workflows", "send_window"), share=self.leadership,
+                               handoff=self.handoff)
         self.consumer = EventConsumer(self.engine, self.catalogue, max_depth=daemon["max_chain_depth"],
                                       after_commit=self.planner.after_batch, on_deliveries=self.work_ready.set,
                                       metrics=self.metrics, send_window=config.get("workflows", "send_window"),

@@ -56,6 +56,7 @@ from scheduler.leader import Share
 from scheduler.metrics import Metrics
 from scheduler.outage import GaveUp, Outage
 from scheduler.recurring import DEFAULT_HORIZON, RecurringPlanner
+from scheduler.workers import Handoff, Loaded
 
 logger = logging.getLogger(__name__)
 
@@ -86,8 +87,11 @@ class Planner:
                  on_deliveries: Callable[[], None] = lambda: None, max_depth: int = MAX_CHAIN_DEPTH, threads: int = 4,
                  outage: Outage | None = None, metrics: Metrics | None = None, company_zone: str = "UTC",
                  horizon: dt.timedelta = DEFAULT_HORIZON, send_window: Window | None = None,
-                 share: Share | None = None):
+                 share: Share | None = None, handoff: Handoff | None = None):
         self.engine = engine
+        # Where the deliveries a firing writes due at once go, claimed, with the workflows and bookings
+        # just read: to a worker of this process (see Handoff).
+        self.handoff = handoff
         # The partitions this instance leads (docs/scale-out.md): it plans and fires their jobs only.
         self.share = share or Share()
         self.outage = outage or Outage()
@@ -345,10 +349,11 @@ class Planner:
 
         A job already due is APScheduler's to run or to record as missed: left alone.
         """
-        desired, scope = self.only_ours(desired, scope)
         if not desired and not scope:
             return 0, 0
         with apscheduler_lock(self.scheduler):  # its loop must not run a job we are rewriting
+            # under the lock lose() takes: a partition given back meanwhile is not written to
+            desired, scope = self.only_ours(desired, scope)
             self.store.flush_removals()  # a fired job's removal must not delete the job we write
             with read_only(self.engine) as conn:
                 existing = job_queries.run_times_of(conn, desired.keys() | scope)
@@ -493,6 +498,7 @@ class Planner:
         """Re-read everything, re-check each firing, write their deliveries in one transaction; return how many."""
         rows: list[dict] = []
         ran: list[_Due] = []
+        claims = []
         with self.engine.begin() as conn:
             workflows = store.get_workflows(conn, {d.workflow_id for d in due})
             found = bookings.bookings_by_id(conn, {d.appointment_id for d in due})
@@ -506,11 +512,16 @@ class Planner:
                 rows += self._firing_rows(workflow, item, found.get(item.appointment_id), now)
                 ran.append(item)
             written = deliveries.insert_deliveries(conn, rows)
+            if self.handoff is not None:  # those due at once go to a worker with what was just read
+                claims = self.handoff.claim(conn, rows, now)
         for item in ran:
             self.metrics.firings("missed" if item.missed else "fired", partition=item.appointment_id % self.share.count)
             if not item.missed:
                 self.metrics.late((now - item.planned_at).total_seconds())
-        if written:
+        if self.handoff is not None:
+            self.handoff.committed(claims, Loaded(workflows=workflows, bookings=found, customers={}), now,
+                                  written, self.on_deliveries)
+        elif written:
             self.on_deliveries()
         return written
 

@@ -256,12 +256,13 @@ class RecurringPlanner:
                from_job: bool = False) -> tuple[int, int]:
         """Write the desired jobs that differ, remove the in-scope ones no longer desired; a job already
         due is APScheduler's to run or to record missed."""
-        desired, scope = self.planner.only_ours(desired, scope)
         if not desired and not scope:
             return 0, 0
         planner = self.planner
         lock = apscheduler_lock_from_job if from_job else apscheduler_lock
         with lock(planner.scheduler):  # its loop must not run a job we are rewriting
+            # under the lock lose() takes: a partition given back meanwhile is not written to
+            desired, scope = planner.only_ours(desired, scope)
             planner.store.flush_removals()  # a fired job's removal must not delete the job we write
             with read_only(planner.engine) as conn:
                 existing = job_queries.run_times_of(conn, desired.keys() | scope)

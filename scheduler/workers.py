@@ -112,14 +112,32 @@ class Handoff:
         with self._lock:
             return max(0, self.capacity - self._count)
 
-    def put(self, claims: list[Delivery], loaded: Loaded, now: dt.datetime, claimed: float) -> int:
-        """Hand these claims over, a worker's batch at a time; return how many batches that makes."""
+    def claim(self, conn: Connection, rows: list[dict[str, Any]], now: dt.datetime) -> list[Delivery]:
+        """In the transaction that wrote these outbox *rows*: claim those due at once, as many as there
+        is room for (to :meth:`put` once it commits)."""
+        due = [row["idempotency_key"] for row in rows
+               if row["status"] == DeliveryStatus.PENDING and row["next_attempt_at"] <= now]
+        room = self.room()
+        if not due or not room:
+            return []
+        return deliveries.claim_due_batch(conn, now, self.lease, min(room, len(due)), keys=due)
+
+    def put(self, claims: list[Delivery], loaded: Loaded, now: dt.datetime) -> int:
+        """Hand over claims made at *now* (committed), a worker's batch at a time; return how many batches."""
+        claimed = time.monotonic()
         parts = [claims[i:i + self.batch] for i in range(0, len(claims), self.batch)]
         with self._lock:
             for part in parts:
                 self._waiting.append(Handed(claims=part, loaded=loaded, now=now, claimed=claimed))
                 self._count += len(part)
         return len(parts)
+
+    def committed(self, claims: list[Delivery], loaded: Loaded | None, now: dt.datetime, written: int,
+                  wake: Callable[[], None]) -> None:
+        """Once the transaction that wrote *written* deliveries and made *claims* commits: hand the claims
+        over, and wake a worker for each batch of them (one for the rest written, if none)."""
+        for _ in range(self.put(claims, loaded, now) if claims else min(written, 1)):
+            wake()
 
     def take(self) -> Handed | None:
         """The oldest batch waiting, if any."""

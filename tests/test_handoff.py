@@ -105,3 +105,26 @@ def test_a_handed_batch_taken_after_half_its_lease_is_given_back_unattempted(eng
     assert _rows(engine) == [(booked, "pending", 0)]
     assert pipeline.sent("smtp") == []
 
+
+
+def test_a_firing_hands_its_deliveries_over_as_the_consumer_does(engine, pipeline):
+    from scheduler.planner import Planner, _Due
+
+    workflow = add_workflow(engine, {"name": "Reminder", "trigger": {"type": "appointment_starts", "offset": "-1d"},
+                          "actions": [{"type": "email", "to": ["customer"], "subject": "Tomorrow: {{ service_name }}",
+                                       "body": "b"}]})
+    [booked] = _book(engine, seed(engine), 1)
+    handoff = _hand_off(pipeline, batch=10, workers=1)
+    planner = Planner(engine, pipeline.catalogue, clock=lambda: NOW, handoff=handoff)
+    planned = dt.datetime(2026, 11, 30, 10, 0, tzinfo=dt.timezone.utc)
+    # a stale firing (the appointment is not a day after it) writes nothing and hands nothing over
+    stale = _Due(missed=False, workflow_id=workflow, appointment_id=booked, planned_at=planned - dt.timedelta(hours=1))
+    assert planner.fire_batch([stale], planned) == 0
+    assert handoff.take() is None
+    assert planner.fire_batch([_Due(missed=False, workflow_id=workflow, appointment_id=booked, planned_at=planned)],
+                              planned) == 1
+    assert _rows(engine) == [(booked, "sending", 1)]
+    [outcome] = pipeline.worker.work(planned)
+    assert outcome.status == "sent"
+    assert _rows(engine) == [(booked, "sent", 1)]
+    assert [m.subject for m in pipeline.sent("smtp")] == ["Tomorrow: Haircut"]

@@ -68,6 +68,32 @@ def test_sqlite_refuses_more_than_one_partition(tmp_path):
         "the one partition; several need PostgreSQL or MySQL/MariaDB")
 
 
+
+def test_two_installations_in_one_database_do_not_share_their_locks(db_url, backend):
+    """Partition 0 of the installation in schema (PostgreSQL) or with prefix (MySQL/MariaDB) "a" and that of
+    "b" are two locks; two sessions of one installation exclude each other."""
+    if backend == "sqlite":
+        pytest.skip("SQLite serves one instance and takes no lock")
+    from db import leader
+    from db.connect import connect
+
+    option = "schema" if backend == "postgresql" else "prefix"
+    engines = [connect(db_url, **{option: name}) for name in ("a_", "b_", "a_")]
+    connections = [e.connect().execution_options(isolation_level="AUTOCOMMIT") for e in engines]
+    try:
+        first, other, same = connections
+        assert leader.try_lock(first, leader.PARTITION, 0)
+        assert leader.try_lock(other, leader.PARTITION, 0)  # another installation's partition 0
+        assert not leader.try_lock(same, leader.PARTITION, 0)
+        assert leader.taken(same, leader.PARTITION, range(3)) == {0}
+        leader.unlock(first, leader.PARTITION, 0)
+        assert leader.try_lock(same, leader.PARTITION, 0)
+    finally:
+        for conn, engine in zip(connections, engines):
+            conn.close()
+            engine.dispose()
+
+
 # --- real daemon processes -------------------------------------------------------------------------------
 
 PARTITIONS, HEARTBEAT = 6, 1.0

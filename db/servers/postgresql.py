@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime as dt
 import functools
 import inspect
+import zlib
 from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -29,8 +30,6 @@ if TYPE_CHECKING:
     from db.capture import Watch
 
 NOTIFY_CHANNEL = "apptflow_events"
-# Advisory locks of two 32-bit keys: the first says the kind ("appt" and "flow" in ASCII), the second the number.
-LOCK_CLASS = {"partition": 0x61707074, "instance": 0x666C6F77}
 
 
 class PostgreSQL(Server):
@@ -145,23 +144,31 @@ class PostgreSQL(Server):
 
     def try_lock(self, conn: Connection, kind: str, number: int) -> bool:
         return bool(conn.execute(text("SELECT pg_try_advisory_lock(:class, :number)"),
-                                 {"class": LOCK_CLASS[kind], "number": number}).scalar())
+                                 {"class": _lock_class(conn, kind), "number": number}).scalar())
 
     def held(self, conn: Connection, kind: str, numbers: Iterable[int]) -> set[int]:
         found = conn.execute(text(
             "SELECT objid::bigint FROM pg_locks WHERE locktype = 'advisory' AND pid = pg_backend_pid() "
-            "AND granted AND classid = :class AND objsubid = 2"), {"class": LOCK_CLASS[kind]}).scalars()
+            "AND granted AND classid = :class AND objsubid = 2"), {"class": _lock_class(conn, kind)}).scalars()
         return set(found) & set(numbers)
 
     def taken(self, conn: Connection, kind: str, numbers: Iterable[int]) -> set[int]:
         found = conn.execute(text(
             "SELECT objid::bigint FROM pg_locks WHERE locktype = 'advisory' AND granted AND classid = :class "
             "AND objsubid = 2 AND database = (SELECT oid FROM pg_database WHERE datname = current_database())"),
-            {"class": LOCK_CLASS[kind]}).scalars()
+            {"class": _lock_class(conn, kind)}).scalars()
         return set(found) & set(numbers)
 
     def unlock(self, conn: Connection, kind: str, number: int) -> None:
-        conn.execute(text("SELECT pg_advisory_unlock(:class, :number)"), {"class": LOCK_CLASS[kind], "number": number})
+        conn.execute(text("SELECT pg_advisory_unlock(:class, :number)"),
+                     {"class": _lock_class(conn, kind), "number": number})
+
+
+def _lock_class(conn: Connection, kind: str) -> int:
+    """The first of an advisory lock's two 32-bit keys (the second is the number): the kind and the
+    installation, i.e. apptflow's schema, since advisory locks are the database's and two installations
+    may share one database. Non-negative, so that ``pg_locks.classid`` (an oid) reads the same number."""
+    return zlib.crc32(f"apptflow {kind} {own_schema(conn)}".encode()) & 0x7FFFFFFF
 
 
 def _client_keepalive(timeouts: Timeouts) -> dict[str, int]:
