@@ -106,38 +106,53 @@ def _set_status_stamping_after(conn: Connection, appointment_id: int, status: st
     return written
 
 
-# One query reads a booking whole: the appointment and the four rows it refers to, each row's
-# columns side by side in the order of _PARTS.
-_PARTS = ((appointments, Appointment), (customers, Customer), (services, Service), (staff, Staff),
-          (locations, Location))
-_BOOKING_QUERY = select(*(column for table, _ in _PARTS for column in _columns(table))).select_from(
-    appointments.outerjoin(customers, customers.c.id == appointments.c.customer_id)
-    .outerjoin(services, services.c.id == appointments.c.service_id)
-    .outerjoin(staff, staff.c.id == appointments.c.staff_id)
-    .outerjoin(locations, locations.c.id == appointments.c.location_id))
+class _Joined:
+    """One query that reads bookings: the appointment and some of the rows it refers to, each row's columns
+    side by side in the order of *parts* (a Booking's field and its table, record class and foreign key)."""
+
+    def __init__(self, *parts: tuple[str, Any, type, Any]):
+        self.layout, start = [], 0
+        joined = appointments
+        for field, table, kind, key in parts:
+            names = table.c.keys()
+            self.layout.append((field, kind, names, start, start + len(names), "custom" in names))
+            start += len(names)
+            if key is not None:
+                joined = joined.outerjoin(table, table.c.id == key)
+        self.query = select(*(column for _, table, _, _ in parts for column in _columns(table))).select_from(joined)
+
+    def booking(self, row) -> Booking:
+        records = {}
+        for field, kind, names, start, end, custom in self.layout:
+            values = dict(zip(names, row[start:end]))
+            if values["id"] is None:  # a dangling or empty reference
+                records[field] = None
+                continue
+            if custom:
+                values["custom"] = _custom(values["custom"])
+            records[field] = kind(**values)
+        return Booking(**records)
 
 
-def _booking(row) -> Booking:
-    records, offset = [], 0
-    for table, kind in _PARTS:
-        values = dict(zip(table.c.keys(), row[offset:offset + len(table.c)]))
-        offset += len(table.c)
-        if values["id"] is None:  # a dangling or empty reference
-            records.append(None)
-            continue
-        if "custom" in values:
-            values["custom"] = _custom(values["custom"])
-        records.append(kind(**values))
-    appointment, customer, service, member, location = records
-    return Booking(appointment=appointment, customer=customer, service=service, staff=member, location=location)
+_WHOLE = _Joined(("appointment", appointments, Appointment, None),
+                 ("customer", customers, Customer, appointments.c.customer_id),
+                 ("service", services, Service, appointments.c.service_id),
+                 ("staff", staff, Staff, appointments.c.staff_id),
+                 ("location", locations, Location, appointments.c.location_id))
+# What planning a time-offset firing reads (engine/planning.py): the appointment (its times, filters),
+# the customer's locale and time zone and the location's time zone (send windows). The firing itself
+# reads the whole booking again.
+_FOR_PLANNING = _Joined(("appointment", appointments, Appointment, None),
+                        ("customer", customers, Customer, appointments.c.customer_id),
+                        ("location", locations, Location, appointments.c.location_id))
 
 
-def load_bookings(conn: Connection, appointment_ids: list[int]) -> list[Booking]:
+def load_bookings(conn: Connection, appointment_ids: list[int], joined: _Joined = _WHOLE) -> list[Booking]:
     """Many bookings at once, in the order asked (the gone ones left out): one query per 500."""
     found = {}
     for start in range(0, len(appointment_ids), 500):
-        query = _BOOKING_QUERY.where(among(conn, appointments.c.id, appointment_ids[start:start + 500]))
-        found.update((b.appointment.id, b) for b in map(_booking, conn.execute(query)))
+        query = joined.query.where(among(conn, appointments.c.id, appointment_ids[start:start + 500]))
+        found.update((b.appointment.id, b) for b in map(joined.booking, conn.execute(query)))
     return [found[i] for i in appointment_ids if i in found]
 
 
@@ -150,7 +165,8 @@ def booking_pages(conn: Connection, anchor: str, earliest, size: int, latest=Non
                   partitions: tuple[int, Collection[int]] = (1, (0,))) -> Iterator[list[Booking]]:
     """Every appointment whose *anchor* column (starts_at or ends_at) is at or after *earliest* (and at
     or before *latest*, if given), *size* bookings at a time in id order, so that memory holds one page
-    whatever the table's size; only those of the given partitions (how many, which)."""
+    whatever the table's size; only those of the given partitions (how many, which). Each booking holds
+    what planning reads: the appointment, its customer and its location."""
     column, last = appointments.c[anchor], 0
     mine = in_partitions(appointments.c.id, *partitions)
     while True:
@@ -170,7 +186,7 @@ def booking_pages(conn: Connection, anchor: str, earliest, size: int, latest=Non
             return
         last = rows[-1].id
         if ids:
-            yield load_bookings(conn, ids)
+            yield load_bookings(conn, ids, _FOR_PLANNING)
 
 
 def existing_appointments(conn: Connection, ids: set[int]) -> set[int]:
