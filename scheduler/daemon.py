@@ -450,6 +450,7 @@ class Daemon:
         """Stop claiming work, let in-flight sends finish, and record the stop."""
         notify_systemd("STOPPING=1")
         self.stopping.set()
+        self.handoff.capacity = 0  # what is written from now on stays pending: the workers are stopping
         self.work_ready.close()
         if self.wakeup is not None:
             self.wakeup.poke()
@@ -457,15 +458,15 @@ class Daemon:
             self.inbound.stop()
         for thread in self._threads:
             thread.join(timeout)
-        try:  # handed over by the consumer, not yet taken by a worker: pending again, for the next instance
-            self.worker.give_back(self.handoff.take_all(), self.clock())
-        except Exception as error:  # noqa: BLE001 - the database may be the reason we stop
-            logger.warning("could not give back the deliveries handed to the workers: %s", describe(error))
         if self.telegram_replies is not None:
             self.telegram_replies.stop()
         if self.watchdog is not None:
             self.watchdog.join(timeout)
         self.planner.stop()  # paused, if this instance had stopped leading
+        try:  # handed over, not taken by a worker before they stopped: pending again, for the next instance
+            self.worker.give_back(self.handoff.take_all(), self.clock())
+        except Exception as error:  # noqa: BLE001 - the database may be the reason we stop
+            logger.warning("could not give back the deliveries handed to the workers: %s", describe(error))
         try:
             self.leadership.release(self._lose)  # its own lock too: no longer counted alive
         except Exception as error:  # noqa: BLE001 - the database may be the reason we stop

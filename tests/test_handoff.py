@@ -7,6 +7,7 @@ import datetime as dt
 
 import pytest
 
+from db import instances
 from scheduler.workers import Handoff
 from tests.booking import insert, seed
 from tests.conftest import sql
@@ -128,3 +129,20 @@ def test_a_firing_hands_its_deliveries_over_as_the_consumer_does(engine, pipelin
     assert outcome.status == "sent"
     assert _rows(engine) == [(booked, "sent", 1)]
     assert [m.subject for m in pipeline.sent("smtp")] == ["Tomorrow: Haircut"]
+
+
+def test_a_stopping_daemon_gives_back_what_it_handed_over_and_no_worker_took(engine, db_url):
+    from scheduler.daemon import Daemon
+
+    _confirmation(engine)
+    booked = _book(engine, seed(engine), 3)
+    daemon = Daemon(make_config(db_url), engine=engine)
+    with engine.begin() as conn:  # registered and leading, as its start and first step make it
+        instances.register(conn, daemon.instance_id, "host", 1, NOW, daemon.leadership.count)
+    daemon.leadership.join(NOW)
+    daemon.leadership.step(NOW, daemon._gain, daemon._lose)
+    daemon.consumer.drain(NOW)  # no worker runs: the three wait in the handoff, claimed
+    assert _rows(engine) == [(a, "sending", 1) for a in booked]
+    daemon.stop()
+    assert _rows(engine) == [(a, "pending", 0) for a in booked]
+    assert daemon.handoff.take() is None
