@@ -136,17 +136,20 @@ class EventConsumer:
         """How many deliveries the batch wrote, and those of them claimed to hand over (if any)."""
         try:
             with conn.begin_nested():
-                written, handed = self._handle_together(conn, batch, now)
+                written, rows, loaded = self._handle_together(conn, batch, now)
             events.mark_processed_many(conn, [e.id for e in batch], now)
-            return written, handed
         except Exception as error:  # noqa: BLE001 - find the bad event, one at a time
             if unavailable(error):
                 raise
             logger.info("a batch of %d events failed together; handling them one by one", len(batch))
             return sum(self._handle_isolated(conn, event, now) for event in batch), None
+        # claimed once nothing of the batch can fail any more: a claim is only ever made to be handed over
+        claims = self.handoff.claim(conn, rows, now) if self.handoff is not None else []
+        return written, (claims, loaded) if claims else None
 
     def _handle_together(self, conn: Connection, batch: list[ChangeEvent],
-                         now: dt.datetime) -> tuple[int, tuple[list[Delivery], Loaded] | None]:
+                         now: dt.datetime) -> tuple[int, list[dict], Loaded]:
+        """How many deliveries the batch wrote, their rows, and what they refer to, as read here."""
         for event in batch:
             self._on_workflow_deleted(conn, event, now)
         found = bookings.bookings_by_id(conn, {e.subject_id for e in batch if e.op != Operation.DELETE
@@ -162,12 +165,7 @@ class EventConsumer:
                     people[event.subject_id] = booking
                 rows += self._plan(conn, event, workflows, booking, now)
         written = self._write(conn, rows, batch[0].id if len(batch) == 1 else None)
-        claims = self.handoff.claim(conn, rows, now) if self.handoff is not None else []
-        if not claims:
-            return written, None
-        used = {c.workflow_id for c in claims}
-        return written, (claims, Loaded(workflows={w.id: w for w in workflows if w.id in used},
-                                        bookings=found, customers=people))
+        return written, rows, Loaded(workflows={w.id: w for w in workflows}, bookings=found, customers=people)
 
     def _handle_isolated(self, conn: Connection, event: ChangeEvent, now: dt.datetime) -> int:
         try:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import collections
 import datetime as dt
+import itertools
 import logging
 import random
 import threading
@@ -85,7 +86,7 @@ class Handed:
     claims: list[Delivery]
     loaded: Loaded
     now: dt.datetime  # when they were claimed: their lease runs from then
-    claimed: float  # the same, on the monotonic clock
+    claimed: float  # on the monotonic clock, when they were handed over (just after the commit)
 
 
 class Handoff:
@@ -187,7 +188,8 @@ class DeliveryWorker:
                  metrics: Metrics | None = None, send_window: windows.Window | None = None,
                  handoff: Handoff | None = None):
         self.engine = engine
-        self.handoff = handoff  # deliveries the consumer claimed for us: taken before claiming any
+        self.handoff = handoff  # deliveries the consumer and the firings claimed for us
+        self._turns = itertools.count()  # every other batch is claimed from the table first (see work)
         self.send_window = send_window  # [workflows] send_window: quiet hours where an action has none
         self.transports = transports
         self.company = company
@@ -210,18 +212,27 @@ class DeliveryWorker:
         return outcomes[0] if outcomes else None
 
     def work(self, now: dt.datetime, *, limit: int | None = None) -> list[Outcome]:
-        """Attempt a batch the consumer handed over, else claim up to *limit* (the batch size) due
-        deliveries and attempt them; [] when nothing is due."""
-        handed = self.handoff.take() if self.handoff is not None and limit is None else None
-        if handed is not None:
-            return self._attempt_all(handed.claims, handed.loaded, handed.now, self._deadline(handed.claimed))
+        """Attempt a batch handed over, or claim up to *limit* (the batch size) due deliveries and attempt
+        them; [] when nothing is due.
+
+        Every other batch is claimed from the table first: while fresh deliveries keep being handed
+        over, the retries, a burst's overflow and those whose send window opened still go out.
+        """
+        handoff = self.handoff if limit is None else None
+        if handoff is not None and next(self._turns) % 2 == 0 and (handed := handoff.take()) is not None:
+            return self._attempt_handed(handed)
         with self.engine.begin() as conn:
             claims = deliveries.claim_due_batch(conn, now, self.lease, limit or self.batch)
             loaded = self._load_all(conn, claims) if claims else None
         self.outage.answered()
-        if not claims:
-            return []
-        return self._attempt_all(claims, loaded, now, self._deadline(time.monotonic()))
+        if claims:
+            return self._attempt_all(claims, loaded, now, self._deadline(time.monotonic()))
+        if handoff is not None and (handed := handoff.take()) is not None:
+            return self._attempt_handed(handed)
+        return []
+
+    def _attempt_handed(self, handed: Handed) -> list[Outcome]:
+        return self._attempt_all(handed.claims, handed.loaded, handed.now, self._deadline(handed.claimed))
 
     def _attempt_all(self, claims: list[Delivery], loaded: Loaded, now: dt.datetime,
                      deadline: float) -> list[Outcome]:
