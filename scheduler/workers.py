@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import collections
 import datetime as dt
-import itertools
 import logging
 import random
 import threading
@@ -36,6 +35,8 @@ from scheduler.outage import GaveUp, Outage
 
 logger = logging.getLogger(__name__)
 
+# How often (seconds) a worker claims from the table before taking a batch handed over (see work).
+TABLE_LOOK = 1.0
 # A known outcome is retried while the database is away until this close to the end of its lease
 # (at most): past it, the delivery may be reclaimed and attempted again.
 LEASE_MARGIN = 5.0
@@ -189,7 +190,9 @@ class DeliveryWorker:
                  handoff: Handoff | None = None):
         self.engine = engine
         self.handoff = handoff  # deliveries the consumer and the firings claimed for us
-        self._turns = itertools.count()  # every other batch is claimed from the table first (see work)
+        # Under a stream of handed batches, the table is still looked at first this often (see work).
+        self.table_look = TABLE_LOOK
+        self._next_table_look = 0.0  # on the monotonic clock
         self.send_window = send_window  # [workflows] send_window: quiet hours where an action has none
         self.transports = transports
         self.company = company
@@ -215,12 +218,17 @@ class DeliveryWorker:
         """Attempt a batch handed over, or claim up to *limit* (the batch size) due deliveries and attempt
         them; [] when nothing is due.
 
-        Every other batch is claimed from the table first: while fresh deliveries keep being handed
-        over, the retries, a burst's overflow and those whose send window opened still go out.
+        A handed batch comes first, but at least every :attr:`table_look` seconds one batch is claimed
+        from the table first: while fresh deliveries keep being handed over, the retries, a burst's
+        overflow and those whose send window opened still go out, at the cost of one claim a second.
         """
         handoff = self.handoff if limit is None else None
-        if handoff is not None and next(self._turns) % 2 == 0 and (handed := handoff.take()) is not None:
-            return self._attempt_handed(handed)
+        if handoff is not None:
+            look = time.monotonic() >= self._next_table_look
+            if look:
+                self._next_table_look = time.monotonic() + self.table_look
+            elif (handed := handoff.take()) is not None:
+                return self._attempt_handed(handed)
         with self.engine.begin() as conn:
             claims = deliveries.claim_due_batch(conn, now, self.lease, limit or self.batch)
             loaded = self._load_all(conn, claims) if claims else None
